@@ -294,7 +294,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
     prefix = args.out.rstrip("/")
     with tempfile.TemporaryDirectory() as scratch:
         split = prepare_split(config, Path(scratch))
-        written = write_split(split, prefix, args.shard_size)
+        written = write_split(split, prefix, args.shard_size, config.seed)
         tf.io.gfile.copy(str(Path(scratch) / "skipped_files.csv"), f"{prefix}/skipped_files.csv", overwrite=True)
     for name, shards in written.items():
         print(f"{name:>10}: {shards.count} images in {len(shards.files)} shards {shards.counts}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from .sources import ImageSet
@@ -141,6 +142,13 @@ def augment(image: tf.Tensor, seed: tf.Tensor, zoom: float = 0.2, jitter: float 
     return tf.clip_by_value(image, 0.0, 1.0) * 255.0
 
 
+def training_order(count: int, seed: int) -> np.ndarray:
+    """The order a cached training pipeline stores its images in (and training shards are
+    written in): mixed once, from ``seed``. In the given order, a set sorted by class (a folder
+    per class) larger than the shuffle buffer gives one-class batches, and the model collapses."""
+    return np.random.default_rng(seed).permutation(count)
+
+
 def make_dataset(images: ImageSet, image_size: Sequence[int] = (128, 128), batch_size: int = 32,
                  training: bool = False, augment_images: bool | None = None,
                  cache: bool | str = False, shuffle_buffer: int = 2048, seed: int = 0) -> tf.data.Dataset:
@@ -152,13 +160,12 @@ def make_dataset(images: ImageSet, image_size: Sequence[int] = (128, 128), batch
     """
     if len(images) == 0:
         raise ValueError("cannot build a pipeline over an empty image set")
+    if training and cache:
+        images = images.subset(training_order(len(images), seed))
     files = tf.data.Dataset.from_tensor_slices((images.frame["path"].to_numpy(dtype=str),
                                                 images.label_ids.to_numpy()))
     if training and not cache:  # shuffling paths is cheap: shuffle them all
         files = files.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    elif training:  # cached: mix the order once before the cache, or a set sorted by class (a folder
-        # per class) larger than the shuffle buffer gives one-class batches, and the model collapses
-        files = files.shuffle(len(images), seed=seed, reshuffle_each_iteration=False)
     encoded = files.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=AUTOTUNE)
     return batches(encoded, image_size, batch_size, training, augment_images, cache,
                    min(shuffle_buffer, len(images)) if cache else 0, seed)

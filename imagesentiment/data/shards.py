@@ -21,7 +21,7 @@ from typing import Sequence
 import pandas as pd
 import tensorflow as tf
 
-from .pipeline import AUTOTUNE, batches, make_dataset
+from .pipeline import AUTOTUNE, batches, make_dataset, training_order
 from .sources import ImageSet
 from .splits import Split
 
@@ -107,8 +107,9 @@ def make_shard_dataset(shards: Shards, image_size: Sequence[int] = (128, 128), b
     (in a new order each epoch when training), then the shared decode/augment/batch tail.
 
     ``ordered`` reads the files one after the other instead, so that the images come in the
-    order they were written (the shard set's table); a single shard read with ``cache`` gives
-    exactly :func:`make_dataset`'s batches of the same table.
+    order they were written (the shard set's table). A training side written by
+    :func:`write_split` in one shard, read with ``cache``, gives exactly :func:`make_dataset`'s
+    batches of the split's training side (the same seed).
     """
     files = tf.data.Dataset.from_tensor_slices(shards.files)
     if training and not ordered:
@@ -143,10 +144,13 @@ def read_images(prefix: str) -> ShardedImages:
     return ShardedImages(frame, shards.classes, shards=shards)
 
 
-def write_split(split: Split, prefix: str, shard_size: int = 1000) -> dict[str, Shards]:
-    """``PREFIX/train``, ``PREFIX/validation`` and ``PREFIX/test`` shard sets (an empty side is left out)."""
-    return {name: write_shards(getattr(split, name), f"{prefix.rstrip('/')}/{name}", shard_size)
-            for name in SPLITS if len(getattr(split, name))}
+def write_split(split: Split, prefix: str, shard_size: int = 1000, seed: int = 0) -> dict[str, Shards]:
+    """``PREFIX/train``, ``PREFIX/validation`` and ``PREFIX/test`` shard sets (an empty side is left
+    out). The training side is written in :func:`training_order` of ``seed``, so that readers see
+    the classes mixed (and, from one shard, in the order training from the files uses)."""
+    sides = {name: getattr(split, name) for name in SPLITS if len(getattr(split, name))}
+    sides["train"] = sides["train"].subset(training_order(len(sides["train"]), seed))
+    return {name: write_shards(images, f"{prefix.rstrip('/')}/{name}", shard_size) for name, images in sides.items()}
 
 
 def read_split(prefix: str) -> Split:
