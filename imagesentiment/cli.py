@@ -126,15 +126,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _explain_images(model, args: argparse.Namespace) -> int:
-    import numpy as np
-    import pandas as pd
-    from PIL import Image
-    from tqdm import tqdm
-
     from .data import check_images
-    from .explain import (class_names, explanation_figure, feature_maps_figure, filters_figure, get_explainer,
-                          grid_figure, load_images, overlay, save_figure)
-
+    from .explain import class_names, explain_files
     from .predict import collect_images
 
     checks = check_images(collect_images(args.images))
@@ -143,38 +136,10 @@ def _explain_images(model, args: argparse.Namespace) -> int:
     paths = checks.loc[checks.reason == "", "path"].tolist()
     if not paths:
         raise SystemExit("error: no usable image to explain")
-    out, methods = Path(args.out), args.method or ["gradcam"]
-    out.mkdir(parents=True, exist_ok=True)
-    classes = class_names(model, args.classes)
-    explainers = {m: get_explainer(model, m, classes=classes) for m in methods}
-    stems = [Path(p).stem for p in paths]
-    names = stems if len(set(stems)) == len(stems) else [f"{i:04d}_{s}" for i, s in enumerate(stems)]
-    if args.filters:
-        save_figure(filters_figure(model), out / "filters.png")
-    rows = []
-    with tqdm(total=len(paths) * len(methods), unit="map", disable=len(paths) <= args.batch_size) as bar:
-        for start in range(0, len(paths), args.batch_size):
-            batch, originals = load_images(paths[start:start + args.batch_size], model.input_shape[1:3])
-            chunk = names[start:start + args.batch_size]
-            probabilities = np.asarray(model(batch, training=False))
-            labels, confidences = [classes[i] for i in probabilities.argmax(-1)], probabilities.max(-1)
-            for method, explainer in explainers.items():
-                maps = explainer(batch, args.target)
-                for name, image, heatmap, label, confidence in zip(chunk, originals, maps, labels, confidences):
-                    save_figure(explanation_figure(image, heatmap, label, confidence, args.cmap, args.alpha),
-                                out / f"{name}_{method}.png")
-                    Image.fromarray(overlay(image, heatmap, args.cmap, args.alpha)).save(
-                        out / f"{name}_{method}_overlay.png")
-                save_figure(grid_figure(originals, maps, labels, confidences, cmap=args.cmap, alpha=args.alpha),
-                            out / f"grid_{method}_{start // args.batch_size:03d}.png")
-                bar.update(len(chunk))
-            if args.feature_maps:
-                for name, image in zip(chunk, batch):
-                    save_figure(feature_maps_figure(model, image, args.feature_maps), out / f"{name}_features.png")
-            rows += [{"path": path, "predicted": label, "confidence": round(float(confidence), 4)}
-                     for path, label, confidence in zip(paths[start:], labels, confidences)]
-    pd.DataFrame(rows).to_csv(out / "predictions.csv", index=False)
-    print(f"{len(paths)} images explained with {', '.join(methods)}; pictures written to {out}")
+    methods = args.method or ["gradcam"]
+    explain_files(model, paths, args.out, class_names(model, args.classes), methods, args.target, args.batch_size,
+                  args.cmap, args.alpha, args.filters, args.feature_maps or (), progress=len(paths) > args.batch_size)
+    print(f"{len(paths)} images explained with {', '.join(methods)}; pictures written to {args.out}")
     return 0
 
 

@@ -118,7 +118,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     """Score ``paths`` into ``out`` (.csv, .jsonl or .parquet) and return the whole table.
 
     Columns: path, label, confidence, one probability per class, ``heatmap`` (with ``explain_dir``:
-    the overlay image; a figure per image is written there too) and ``error`` (why an image could
+    the overlay image; a panel per image, image | heat map | overlay, is written there too) and ``error`` (why an image could
     not be scored). With ``resume``, paths already in ``out`` are skipped; with ``overwrite`` an
     existing ``out`` is replaced; otherwise it is an error, so nothing done is lost by accident.
     """
@@ -141,8 +141,13 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     todo = [p for p in paths if p not in done]
     explainer = predictor.explainer() if explain_dir else None
     if explain_dir:
-        from .explain.plots import explanation_figure, overlay, save_figure
+        from .explain.plots import save_explanation
         Path(explain_dir).mkdir(parents=True, exist_ok=True)
+
+        def explained(path: str, heatmap: np.ndarray, label: str, confidence: float) -> str:
+            original = tf.io.decode_image(Path(path).read_bytes(), 3, expand_animations=False).numpy()
+            return str(save_explanation(Path(explain_dir) / _figure_name(path), original, heatmap, label,
+                                        confidence)[1])
     start, scored = time.perf_counter(), 0
     with ThreadPoolExecutor(workers or min(8, 2 * (os.cpu_count() or 1))) as pool, \
             tqdm(total=len(todo), unit="img", disable=not progress) as bar:
@@ -160,14 +165,10 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
                 rows.loc[good, "label"] = [classes[i] for i in probabilities.argmax(axis=1)]
                 rows.loc[good, "confidence"] = probabilities.max(axis=1)
                 rows.loc[good, classes] = probabilities
-                if explainer is not None:
-                    for k, i in enumerate(good):
-                        name = Path(explain_dir) / _figure_name(chunk[i])
-                        original = tf.io.decode_image(Path(chunk[i]).read_bytes(), 3, expand_animations=False).numpy()
-                        label, confidence = rows.at[i, "label"], float(rows.at[i, "confidence"])
-                        save_figure(explanation_figure(original, heatmaps[k], label, confidence), f"{name}.png")
-                        tf.io.write_file(f"{name}.overlay.jpg", tf.io.encode_jpeg(overlay(original, heatmaps[k])))
-                        rows.at[i, "heatmap"] = f"{name}.overlay.jpg"
+                if explainer is not None:  # the pictures written in parallel, a panel and an overlay each
+                    rows.loc[good, "heatmap"] = list(pool.map(
+                        explained, [chunk[i] for i in good], heatmaps, rows.loc[good, "label"],
+                        rows.loc[good, "confidence"].astype(float)))
             journal.append(rows)
             scored += len(chunk)
             bar.update(len(chunk))

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from imagesentiment.cli import main
-from imagesentiment.explain import (explain, explanation_figure, feature_maps_figure, filters_figure, grid_figure,
-                                    load_images, overlay, resize_map, save_figure)
+from imagesentiment.explain import (explain, explanation_figure, explanation_panel, feature_maps_figure, filters_figure,
+                                    grid_figure, load_images, overlay, resize_map, save_explanation, save_figure)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,23 @@ def test_overlay_is_drawn_at_the_original_resolution():
     np.testing.assert_allclose(blended[70, 90], 0.5 * 100 + 0.5 * blue, atol=1)  # cold corner: jet's blue
     np.testing.assert_array_equal(overlay(image, hot_spot(), alpha=0.0), image)
     assert resize_map(hot_spot(), (80, 100)).shape == (80, 100)
+
+
+def test_panel_shows_image_heat_map_and_overlay_under_a_caption(tmp_path):
+    image = np.full((80, 100, 3), 100, np.uint8)
+    panel = explanation_panel(image, hot_spot(), "positive", 0.87, cmap="jet", alpha=0.5, height=160)
+    assert panel.shape == (20 + 160, 3 * 200 + 2 * 4, 3) and panel.dtype == np.uint8
+    red, blue = (np.array(matplotlib.colormaps["jet"](v)[:3]) * 255 for v in (1.0, 0.0))
+    body = panel[20:]
+    np.testing.assert_allclose(body[20, 20], [100, 100, 100], atol=1)  # the image, scaled to 160 px high
+    np.testing.assert_allclose(body[20, 204 + 20], red, atol=2)  # the heat map: the hot quarter
+    np.testing.assert_allclose(body[140, 204 + 180], blue, atol=2)
+    np.testing.assert_allclose(body[20, 408 + 20], 0.5 * 100 + 0.5 * red, atol=2)  # the overlay
+    caption = panel[:20]
+    assert (caption < 128).any() and (caption == 255).mean() > 0.8  # dark caption text on white
+    panel_path, overlay_path = save_explanation(tmp_path / "a" / "photo", image, hot_spot(), "positive", 0.87)
+    with Image.open(panel_path) as png, Image.open(overlay_path) as jpeg:
+        assert (png.format, jpeg.format, jpeg.size) == ("PNG", "JPEG", (100, 80))
 
 
 def test_overlay_refuses_bad_opacity_and_colour_map():
@@ -93,8 +110,8 @@ def test_cli_writes_figures_overlays_and_grid(tmp_path, model_file, large_images
         assert (out / f"grid_{method}_000.png").is_file()
         for stem in ("positive", "negative"):
             assert (out / f"{stem}_{method}.png").is_file()
-            with Image.open(out / f"{stem}_{method}_overlay.png") as png:
-                assert png.size == (100, 80)
+            with Image.open(out / f"{stem}_{method}_overlay.jpg") as overlay_file:
+                assert overlay_file.size == (100, 80)
     assert (out / "filters.png").is_file() and (out / "positive_features.png").is_file()
     predictions = pd.read_csv(out / "predictions.csv")
     assert list(predictions["predicted"]) == ["positive", "negative"]

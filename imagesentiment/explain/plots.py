@@ -1,4 +1,6 @@
-"""Pictures of explanations on matplotlib's Agg canvas (no display needed), saved as PNG.
+"""Pictures of explanations: matplotlib figures (Agg canvas, no display needed) to look at, and
+:func:`explanation_panel`, the same three pictures drawn straight into pixels, to write one per
+image fast (:func:`save_explanation`).
 
 Overlays are drawn at the original image's resolution: the heat map, computed
 at the model's input size, is resized up to the image.
@@ -36,15 +38,51 @@ def colour_map(name: str) -> matplotlib.colors.Colormap:
     return matplotlib.colormaps[name]
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, cmap: str = "jet", alpha: float = 0.4) -> np.ndarray:
+def coloured(heatmap: np.ndarray, size: Sequence[int], cmap: str = "jet") -> np.ndarray:
+    """The heat map resized to ``size`` in the colours of ``cmap``: float32 RGB in [0, 255]."""
+    return colour_map(cmap)(resize_map(heatmap, size))[..., :3].astype(np.float32) * 255.0
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, cmap: str = "jet", alpha: float = 0.4,
+            colours: np.ndarray | None = None) -> np.ndarray:
     """The heat map in colour blended over ``image`` (``(H, W, 3)``, any resolution) with opacity
-    ``alpha``; a uint8 image at the image's resolution.
+    ``alpha``; a uint8 image at the image's resolution (``colours``: :func:`coloured`, if made already).
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha (the heat map's opacity) must be between 0 and 1, not {alpha}")
     image = np.asarray(image, np.float32)
-    colours = colour_map(cmap)(resize_map(heatmap, image.shape[:2]))[..., :3] * 255.0
+    colours = coloured(heatmap, image.shape[:2], cmap) if colours is None else colours
     return _uint8((1.0 - alpha) * image + alpha * colours)
+
+
+def explanation_panel(image: np.ndarray, heatmap: np.ndarray, label: str, confidence: float,
+                      cmap: str = "jet", alpha: float = 0.4, height: int = 224) -> np.ndarray:
+    """Image, heat map and overlay side by side, ``height`` pixels high, under a caption with the
+    label and its confidence: one uint8 RGB picture (:func:`explanation_figure` without matplotlib)."""
+    from PIL import Image, ImageDraw
+
+    image = np.asarray(image, np.float32)
+    colours = coloured(heatmap, image.shape[:2], cmap)
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    gap, caption = 4, 20
+    canvas = Image.new("RGB", (3 * width + 2 * gap, height + caption), "white")
+    for i, picture in enumerate((_uint8(image), _uint8(colours), overlay(image, heatmap, cmap, alpha, colours))):
+        canvas.paste(Image.fromarray(picture).resize((width, height), Image.BILINEAR), (i * (width + gap), caption))
+    ImageDraw.Draw(canvas).text((4, 4), f"{label} ({confidence:.0%})  image | heat map | overlay", fill="black")
+    return np.asarray(canvas)
+
+
+def save_explanation(stem: str | os.PathLike, image: np.ndarray, heatmap: np.ndarray, label: str,
+                     confidence: float, cmap: str = "jet", alpha: float = 0.4) -> tuple[Path, Path]:
+    """Write ``STEM.png`` (:func:`explanation_panel`) and ``STEM_overlay.jpg`` (the overlay at the
+    image's resolution); returns both paths."""
+    from PIL import Image
+
+    panel, blended = Path(f"{stem}.png"), Path(f"{stem}_overlay.jpg")
+    panel.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(explanation_panel(image, heatmap, label, confidence, cmap, alpha)).save(panel)
+    Image.fromarray(overlay(image, heatmap, cmap, alpha)).save(blended, quality=90)
+    return panel, blended
 
 
 def explanation_figure(image: np.ndarray, heatmap: np.ndarray, label: str, confidence: float,

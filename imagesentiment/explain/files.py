@@ -1,0 +1,57 @@
+"""Explain a list of image files into a folder: per image and method a panel and an overlay
+(:func:`~imagesentiment.explain.plots.save_explanation`), a grid per batch, and a table of the
+predictions. What ``imagesentiment explain`` runs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from .base import load_images
+from .methods import get_explainer
+from .plots import feature_maps_figure, filters_figure, grid_figure, save_explanation, save_figure
+
+
+def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLike, classes: Sequence[str],
+                  methods: Sequence[str] = ("gradcam",), target: int | str | None = None, batch_size: int = 16,
+                  cmap: str = "jet", alpha: float = 0.4, filters: bool = False,
+                  feature_maps: Sequence[str] = (), progress: bool = True) -> pd.DataFrame:
+    """Write ``NAME_METHOD.png`` and ``NAME_METHOD_overlay.jpg`` per image and method,
+    ``grid_METHOD_NNN.png`` per batch (``filters.png``, ``NAME_features.png`` on request) and
+    ``predictions.csv``; returns the predictions (path, predicted, confidence).
+
+    NAME is the file's stem, numbered when two files share one.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    explainers = {m: get_explainer(model, m, classes=classes) for m in methods}
+    stems = [Path(p).stem for p in paths]
+    names = stems if len(set(stems)) == len(stems) else [f"{i:04d}_{s}" for i, s in enumerate(stems)]
+    if filters:
+        save_figure(filters_figure(model), out / "filters.png")
+    rows = []
+    with tqdm(total=len(paths) * len(methods), unit="map", disable=not progress) as bar:
+        for start in range(0, len(paths), batch_size):
+            batch, originals = load_images(paths[start:start + batch_size], model.input_shape[1:3])
+            chunk = names[start:start + batch_size]
+            probabilities = np.asarray(model(batch, training=False))
+            labels, confidences = [classes[i] for i in probabilities.argmax(-1)], probabilities.max(-1)
+            for method, explainer in explainers.items():
+                maps = explainer(batch, target)
+                for name, image, heatmap, label, confidence in zip(chunk, originals, maps, labels, confidences):
+                    save_explanation(out / f"{name}_{method}", image, heatmap, label, confidence, cmap, alpha)
+                save_figure(grid_figure(originals, maps, labels, confidences, cmap=cmap, alpha=alpha),
+                            out / f"grid_{method}_{start // batch_size:03d}.png")
+                bar.update(len(chunk))
+            for name, image in zip(chunk, batch) if feature_maps else ():
+                save_figure(feature_maps_figure(model, image, feature_maps), out / f"{name}_features.png")
+            rows += [{"path": path, "predicted": label, "confidence": round(float(confidence), 4)}
+                     for path, label, confidence in zip(paths[start:], labels, confidences)]
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "predictions.csv", index=False)
+    return table
