@@ -23,7 +23,6 @@ process CPU time are recorded beside the wall-clock figures.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import tempfile
 import time
@@ -52,25 +51,25 @@ def timed_phases(config, split: Split, epochs: int, out: Path) -> dict:
     model = T.build_model(config)
     figures = {}
     one_off = 0.0
+    store = T.ActivationStore(config.train.activation_cache)
     if config.train.cached_views:  # the one-off pass of the frozen part, timed on its own
         bottom, _ = T.split_frozen(model, config)
         sample = split.train.subset(range(min(args.frozen_images, len(split.train))))
         start = time.perf_counter()
-        T.frozen_activations(bottom, sample, dataclasses.replace(
-            config, train=dataclasses.replace(config.train, activation_cache=None)), 2)
+        T.ActivationStore().activations(bottom, sample, config, 2)
         rate = 2 * len(sample) / (time.perf_counter() - start)
         figures["frozen_part_images_per_s"] = round(rate, 1)
         # the whole one-off pass of a run: every training image's views and the validation images
         one_off = (len(split.train) * config.train.cached_views + len(split.validation)) / rate
         figures["frozen_part_s_estimated"] = round(one_off, 1)
-        T.frozen_activations(bottom, split.train, config, config.train.cached_views)  # from --activation-cache
-        T.frozen_activations(bottom, split.validation, config, 1)
-    head = T.fit_phase(model, split, config, out, "phase1", epochs, config.train.learning_rate)
+        store.activations(bottom, split.train, config, config.train.cached_views)  # from --activation-cache
+        store.activations(bottom, split.validation, config, 1)
+    head = T.fit_phase(model, split, config, out, "phase1", epochs, config.train.learning_rate, store)
     figures["head_images_per_s"] = round(steady(head, slice(0, epochs)), 1)
     fine = config.train.fine_tune
     figures["fine_tune_layers_trained"] = unfreeze_top(model, fine.layers)
     start = time.perf_counter()
-    history = T.fit_phase(model, split, config, out, "phase2", epochs, fine.learning_rate)
+    history = T.fit_phase(model, split, config, out, "phase2", epochs, fine.learning_rate, store)
     phase_s = time.perf_counter() - start
     figures["fine_tune_images_per_s"] = round(steady(history, slice(0, epochs)), 1)
     if config.train.cached_views:

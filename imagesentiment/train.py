@@ -128,11 +128,6 @@ def _best_so_far(run_dir: Path) -> float | None:
     return float(losses.min()) if len(losses) else None
 
 
-# Activations of the frozen lower backbone (train.cached_views), kept for the whole process so
-# that the folds of a cross-validation compute each image's views once.
-_ACTIVATIONS: dict[tuple, np.ndarray] = {}
-
-
 def split_frozen(model: keras.Model, config: Config) -> tuple[keras.Model, keras.Model]:
     """The frozen lower part of a transfer model and the part above it that the phases train
     (sharing the model's layers), cut below the lowest layer that fine_tune.layers unfreezes."""
@@ -144,47 +139,56 @@ def split_frozen(model: keras.Model, config: Config) -> tuple[keras.Model, keras
     return keras.Model(model.inputs, tensor, name="frozen_part"), keras.Model(tensor, model.output, name="trained_part")
 
 
-def frozen_activations(bottom: keras.Model, images: ImageSet, config: Config, views: int) -> np.ndarray:
-    """``(len(images), views, *activation shape)`` float16 outputs of the frozen part: view 0 of
-    each image as is, view v > 0 augmented as in training, seeded by (v, the image's hash) only, so
-    that the members of an ensemble (other seeds) share them."""
-    size = [config.model.input_size] * 2
-    frame = images.frame
-    keys = frame["sha1"].tolist() if "sha1" in frame else frame["path"].tolist()
-    tag = (config.model.backbone, config.model.weights, bottom.layers[-1].name, tuple(size), config.train.augment)
-    forward = tf.function(lambda x: bottom(x, training=False))
-    store = config.train.activation_cache
-    if store:
-        import hashlib
-        store = Path(store) / hashlib.sha1(repr(tag).encode()).hexdigest()[:16]
-        store.mkdir(parents=True, exist_ok=True)
-        for k in keys:
-            for view in range(views):
-                file = store / f"{k}_{view}.npy"
-                if (*tag, k, view) not in _ACTIVATIONS and file.is_file():
-                    _ACTIVATIONS[(*tag, k, view)] = np.load(file)
-    for view in range(views):
-        todo = [i for i, k in enumerate(keys) if (*tag, k, view) not in _ACTIVATIONS]
-        if not todo:
-            continue
-        start = time.perf_counter()
-        seeds = np.array([[view, int(str(keys[i])[-12:].encode().hex()[-15:], 16)]
-                          for i in todo], np.int64)
-        ds = tf.data.Dataset.from_tensor_slices((frame["path"].to_numpy(dtype=str)[todo], seeds))
+class ActivationStore:
+    """Outputs of the frozen lower backbone (``train.cached_views``) per image and view, computed
+    once: kept in memory while the store lives (a cross-validation passes one store to every fold
+    and ensemble member) and, with ``folder`` (``train.activation_cache``), on disk for later runs."""
 
-        def load(path, seed, view=view):
-            image = decode_and_resize(tf.io.read_file(path), size)
-            return augment(image, seed) if view and config.train.augment else tf.cast(image, tf.float32)
+    def __init__(self, folder: str | Path | None = None) -> None:
+        self.folder = Path(folder) if folder else None
+        self.memory: dict[tuple, np.ndarray] = {}
 
-        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(64).prefetch(tf.data.AUTOTUNE)
-        out = np.concatenate([forward(x).numpy().astype(np.float16) for x in ds])
-        for i, a in zip(todo, out):
-            _ACTIVATIONS[(*tag, keys[i], view)] = a
-            if store:
-                np.save(store / f"{keys[i]}_{view}.npy", a)
-        print(f"frozen part, view {view}: {len(todo)} images, "
-              f"{len(todo) / (time.perf_counter() - start):.1f} images/s")
-    return np.stack([np.stack([_ACTIVATIONS[(*tag, k, v)] for v in range(views)]) for k in keys])
+    def activations(self, bottom: keras.Model, images: ImageSet, config: Config, views: int) -> np.ndarray:
+        """``(len(images), views, *activation shape)`` float16 outputs of ``bottom``: view 0 of each
+        image as is, view v > 0 augmented as in training, seeded by (v, the image's hash) only, so
+        that the members of an ensemble (other seeds) share them."""
+        size = [config.model.input_size] * 2
+        frame = images.frame
+        keys = frame["sha1"].tolist() if "sha1" in frame else frame["path"].tolist()
+        tag = (config.model.backbone, config.model.weights, bottom.layers[-1].name, tuple(size), config.train.augment)
+        forward = tf.function(lambda x: bottom(x, training=False))
+        store = None
+        if self.folder:
+            import hashlib
+            store = self.folder / hashlib.sha1(repr(tag).encode()).hexdigest()[:16]
+            store.mkdir(parents=True, exist_ok=True)
+            for k in keys:
+                for view in range(views):
+                    file = store / f"{k}_{view}.npy"
+                    if (*tag, k, view) not in self.memory and file.is_file():
+                        self.memory[(*tag, k, view)] = np.load(file)
+        for view in range(views):
+            todo = [i for i, k in enumerate(keys) if (*tag, k, view) not in self.memory]
+            if not todo:
+                continue
+            start = time.perf_counter()
+            seeds = np.array([[view, int(str(keys[i])[-12:].encode().hex()[-15:], 16)]
+                              for i in todo], np.int64)
+            ds = tf.data.Dataset.from_tensor_slices((frame["path"].to_numpy(dtype=str)[todo], seeds))
+
+            def load(path, seed, view=view):
+                image = decode_and_resize(tf.io.read_file(path), size)
+                return augment(image, seed) if view and config.train.augment else tf.cast(image, tf.float32)
+
+            ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(64).prefetch(tf.data.AUTOTUNE)
+            out = np.concatenate([forward(x).numpy().astype(np.float16) for x in ds])
+            for i, a in zip(todo, out):
+                self.memory[(*tag, keys[i], view)] = a
+                if store:
+                    np.save(store / f"{keys[i]}_{view}.npy", a)
+            print(f"frozen part, view {view}: {len(todo)} images, "
+                  f"{len(todo) / (time.perf_counter() - start):.1f} images/s")
+        return np.stack([np.stack([self.memory[(*tag, k, v)] for v in range(views)]) for k in keys])
 
 
 def cached_dataset(activations: np.ndarray, labels: np.ndarray, batch_size: int, training: bool = False,
@@ -204,16 +208,18 @@ def cached_dataset(activations: np.ndarray, labels: np.ndarray, batch_size: int,
 
 
 def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, phase: str,
-              epochs: int, learning_rate: float) -> pd.DataFrame:
-    """One ``model.fit`` with every callback; returns this phase's history."""
+              epochs: int, learning_rate: float, store: ActivationStore | None = None) -> pd.DataFrame:
+    """One ``model.fit`` with every callback; returns this phase's history. With ``train.cached_views``
+    the frozen part's activations come from ``store`` (a new one if None)."""
     t, size = config.train, (config.model.input_size,) * 2
     strategy = tf.distribute.get_strategy()  # the one train() entered: batch_size is per replica
     batch = t.batch_size * strategy.num_replicas_in_sync
     if t.cached_views:  # the cheaper fine-tune: fit the trained part on the frozen part's activations
         bottom, model = split_frozen(model, config)
-        train_ds = cached_dataset(frozen_activations(bottom, split.train, config, t.cached_views),
+        store = store or ActivationStore(t.activation_cache)
+        train_ds = cached_dataset(store.activations(bottom, split.train, config, t.cached_views),
                                   split.train.label_ids.to_numpy(), batch, True, config.seed)
-        val_ds = cached_dataset(frozen_activations(bottom, split.validation, config, 1),
+        val_ds = cached_dataset(store.activations(bottom, split.validation, config, 1),
                                 split.validation.label_ids.to_numpy(), batch)
     else:  # from the image files, or from their TFRecord shards (data.shards)
         train_ds = image_batches(split.train, size, batch, training=True, augment_images=t.augment,
@@ -258,13 +264,15 @@ def _write_inputs(config: Config, split: Split, run_dir: Path) -> None:
         getattr(split, name).frame.to_csv(run_dir / f"split_{name}.csv", index=False)
 
 
-def train_split(config: Config, split: Split, run_dir: Path) -> dict:
-    """Train on ``split`` into ``run_dir`` (resuming if it holds an interrupted run); evaluate on its test side."""
+def train_split(config: Config, split: Split, run_dir: Path, store: ActivationStore | None = None) -> dict:
+    """Train on ``split`` into ``run_dir`` (resuming if it holds an interrupted run); evaluate on its
+    test side. ``store``: the frozen part's activations (``train.cached_views``), shared by the members."""
     run_dir = Path(run_dir)
     if (run_dir / "model.keras").is_file():
         raise TrainingError(f"{run_dir} already holds a finished run; choose another output folder")
     _write_inputs(config, split, run_dir)
-    model = fit_member(config, split, run_dir)
+    store = store or ActivationStore(config.train.activation_cache)
+    model = fit_member(config, split, run_dir, store)
     history = pd.concat([pd.read_csv(p) for p in sorted(run_dir.glob("history_phase*.csv"))], ignore_index=True)
     history.to_csv(run_dir / "history.csv", index=False)
     plot_history(history, run_dir / "training_curves.png")
@@ -276,7 +284,7 @@ def train_split(config: Config, split: Split, run_dir: Path) -> dict:
                 members.append(keras.models.load_model(member_dir / "model.keras", safe_mode=True))
                 continue
             print(f"ensemble member {m}: seed {config.seed + m}")
-            members.append(fit_member(dataclasses.replace(config, seed=config.seed + m), split, member_dir))
+            members.append(fit_member(dataclasses.replace(config, seed=config.seed + m), split, member_dir, store))
             members[-1].save(member_dir / "model.keras")
         model = average_models(members)
     metrics = evaluate_model(model, split.test, run_dir / "test", config.evaluate.flip_tta) if len(split.test) else {}
@@ -286,7 +294,7 @@ def train_split(config: Config, split: Split, run_dir: Path) -> dict:
     return metrics
 
 
-def fit_member(config: Config, split: Split, run_dir: Path) -> keras.Model:
+def fit_member(config: Config, split: Split, run_dir: Path, store: ActivationStore | None = None) -> keras.Model:
     """Build the configured model and run its phases into ``run_dir`` (resuming after phase 1)."""
     keras.utils.set_random_seed(config.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -296,14 +304,14 @@ def fit_member(config: Config, split: Split, run_dir: Path) -> keras.Model:
         model.load_weights(str(head_weights))
         print(f"phase 1 already done; weights from {head_weights}")
     else:
-        fit_phase(model, split, config, run_dir, "phase1", config.train.epochs, config.train.learning_rate)
+        fit_phase(model, split, config, run_dir, "phase1", config.train.epochs, config.train.learning_rate, store)
         partial = head_weights.with_name("phase1.partial.weights.h5")  # renamed whole: never a torn file
         model.save_weights(str(partial))
         partial.replace(head_weights)
     fine = config.train.fine_tune
     if fine.epochs > 0:
         print(f"phase 2: {unfreeze_top(model, fine.layers)} layers unfrozen, learning rate {fine.learning_rate}")
-        fit_phase(model, split, config, run_dir, "phase2", fine.epochs, fine.learning_rate)
+        fit_phase(model, split, config, run_dir, "phase2", fine.epochs, fine.learning_rate, store)
     return model
 
 
@@ -346,6 +354,7 @@ def cross_validate(config: Config, run_dir: str | Path) -> pd.DataFrame:
         raise TrainingError("cross-validation splits the image files in one process: it does not take "
                             "data.shards or a train.strategy other than default")
     sources = load_sources(config, run_dir)
+    store = ActivationStore(config.train.activation_cache)  # each image's views computed once for all folds
     rows = []
     for fold, (rest, held) in enumerate(k_fold(sources.images, config.split.folds, config.seed)):
         inner = train_val_test_split(rest, config.split.validation, 0.0, config.seed)
@@ -356,7 +365,7 @@ def cross_validate(config: Config, run_dir: str | Path) -> pd.DataFrame:
             print(f"fold {fold}: already done")
         else:
             print(f"fold {fold}: {len(train_side)} training, {len(inner.validation)} validation, {len(held)} held out")
-            metrics = train_split(config, Split(train_side, inner.validation, held), fold_dir)
+            metrics = train_split(config, Split(train_side, inner.validation, held), fold_dir, store)
         rows.append({"fold": fold, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro"]["f1"],
                      "weighted_f1": metrics["weighted"]["f1"], "single_class": metrics["single_class"]})
     table = pd.DataFrame(rows)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from imagesentiment.config import load_config
-from imagesentiment.data import DataError
-from imagesentiment.train import TrainingError, cross_validate, train
+from imagesentiment.data import DataError, from_folder
+from imagesentiment.train import ActivationStore, TrainingError, cross_validate, train
 
 from conftest import SHARED_WEIGHTS
 
@@ -126,3 +126,23 @@ def test_cached_views_and_an_ensemble_train_and_predict_as_one_model(tmp_path, s
     x = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
     p = model(x, training=False).numpy()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)  # the averaged ensemble is one model
+
+
+def test_activation_store_computes_each_view_once_and_reuses_its_folder(tmp_path, synthetic_root, capsys):
+    config = load_config(write_config(tmp_path, synthetic_root))  # 48 px, augmentation on
+    images = from_folder(synthetic_root).subset(range(0, 90, 15))
+    bottom = keras.Sequential([keras.Input((48, 48, 3)), keras.layers.AveragePooling2D(8, name="pool")])
+    store = ActivationStore(tmp_path / "cache")
+    first = store.activations(bottom, images, config, 2)
+    assert first.shape == (6, 2, 6, 6, 3) and first.dtype == np.float16
+    assert capsys.readouterr().out.count("frozen part") == 2  # one pass per view
+    view0 = keras.ops.convert_to_numpy(bottom(np.stack([np.asarray(keras.utils.load_img(p), np.float32)
+                                                        for p in images.frame["path"]])))
+    np.testing.assert_allclose(first[:, 0], view0, rtol=1e-2, atol=0.5)  # view 0: the image as is
+    assert np.abs(first[:, 1].astype(np.float32) - first[:, 0]).mean() > 1.0  # view 1: augmented
+    again = store.activations(bottom, images.subset(range(3)), config, 2)
+    assert capsys.readouterr().out == "" and np.array_equal(again, first[:3])  # from memory
+    from_disk = ActivationStore(tmp_path / "cache").activations(bottom, images, config, 2)
+    assert capsys.readouterr().out == "" and np.array_equal(from_disk, first)  # a later run: from the folder
+    ActivationStore().activations(bottom, images, config, 1)
+    assert "frozen part, view 0: 6 images" in capsys.readouterr().out  # a store of its own computes anew
