@@ -1,9 +1,11 @@
 """Training from TFRecord shards, and under MultiWorkerMirroredStrategy with two local workers."""
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -79,28 +81,40 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def start_workers(config: Path, shards: Path, run: Path, logs: Path) -> list[subprocess.Popen]:
+    """Two local worker processes training ``config`` from ``shards`` into ``run`` under
+    MultiWorkerMirroredStrategy (TF_CONFIG, loopback ports); their output in ``logs``/workerN.log."""
+    workers = [f"localhost:{port}" for port in free_ports(2)]
+    command = [sys.executable, "-m", "imagesentiment.cli", "train", str(config), "--out", str(run),
+               "--set", f"data.shards={shards}", "--set", "train.strategy=multi_worker"]
+    logs.mkdir(parents=True, exist_ok=True)
+    processes = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": tf_config(workers, index), "TF_CPP_MIN_LOG_LEVEL": "2",
+               "CUDA_VISIBLE_DEVICES": "-1"}
+        with open(logs / f"worker{index}.log", "w") as log:
+            processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return processes
+
+
+def finish(processes: list[subprocess.Popen], logs: Path) -> list[str]:
+    """Wait for the workers; their logs, after checking that both ended well."""
+    try:
+        codes = [process.wait(timeout=300) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    texts = [(logs / f"worker{i}.log").read_text() for i in range(len(processes))]
+    assert codes == [0] * len(processes), texts[codes.index(next(c for c in codes if c))][-3000:]
+    return texts
+
+
 def test_two_workers_train_from_shards_and_only_the_chief_writes(tmp_path, synthetic_root):
     config = small_config(tmp_path, synthetic_root, epochs=1)
     shards = tmp_path / "shards"
     assert main(["shard", str(config), "--out", str(shards), "--shard-size", "7"]) == 0  # uneven files
     run = tmp_path / "run"
-    workers = [f"localhost:{port}" for port in free_ports(2)]
-    command = [sys.executable, "-m", "imagesentiment.cli", "train", str(config), "--out", str(run),
-               "--set", f"data.shards={shards}", "--set", "train.strategy=multi_worker"]
-    processes = []
-    for index in range(2):
-        env = {**os.environ, "TF_CONFIG": tf_config(workers, index), "TF_CPP_MIN_LOG_LEVEL": "2",
-               "CUDA_VISIBLE_DEVICES": "-1"}
-        log = open(tmp_path / f"worker{index}.log", "w")
-        processes.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log))
-    try:
-        codes = [process.wait(timeout=300) for process, _ in processes]
-    finally:
-        for process, log in processes:
-            process.kill()
-            log.close()
-    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
-    assert codes == [0, 0], logs[codes.index(next(c for c in codes if c))][-3000:]
+    logs = finish(start_workers(config, shards, run, tmp_path), tmp_path)
     for log in logs:
         assert "multi_worker: 2 replicas, global batch 16" in log
     # one synchronised model: both workers logged the same losses
@@ -113,3 +127,27 @@ def test_two_workers_train_from_shards_and_only_the_chief_writes(tmp_path, synth
 
     model = keras.models.load_model(run / "model.keras")
     assert model.predict(np.zeros((1, 32, 32, 3), np.float32), verbose=0).shape == (1, 3)
+
+
+def test_two_workers_killed_after_an_epoch_resume_from_the_backup(tmp_path, synthetic_root):
+    config = small_config(tmp_path, synthetic_root, epochs=4)
+    shards = tmp_path / "shards"
+    assert main(["shard", str(config), "--out", str(shards), "--shard-size", "10"]) == 0
+    run = tmp_path / "run"
+    history = run / "history_phase1.csv"
+    processes = start_workers(config, shards, run, tmp_path / "first")
+    deadline = time.time() + 240
+    while not (history.is_file() and len(history.read_text().splitlines()) >= 2):  # epoch 1 logged
+        assert all(p.poll() is None for p in processes), "a worker ended before it could be killed"
+        assert time.time() < deadline, "no epoch finished in time"
+        time.sleep(0.01)
+    for process in processes:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    done = len(pd.read_csv(history))
+    assert 1 <= done < 4 and not (run / "model.keras").exists()
+    logs = finish(start_workers(config, shards, run, tmp_path / "second"), tmp_path / "second")
+    for log in logs:  # both workers go on from the chief's backup, not from epoch 1
+        assert re.findall(r"Epoch (\d+)/4", log)[0] == str(done + 1), log[-2000:]
+    table = pd.read_csv(run / "history.csv")
+    assert table["epoch"].tolist() == [0, 1, 2, 3] and (run / "model.keras").is_file()
