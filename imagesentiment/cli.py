@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "else negative,neutral,positive)")
     p.add_argument("--version", type=int, help="savedmodel: the version number (default: the next one)")
     p.add_argument("--overwrite", action="store_true", help="savedmodel: replace an existing version")
-    p.add_argument("--quantize", nargs="+", choices=["float32", "dynamic", "int8"], default=["float32"],
+    p.add_argument("--quantize", nargs="+", choices=["float32", "float16", "dynamic", "int8"], default=["float32"],
                    help="tflite: one file per choice")
     p.add_argument("--data", help="tflite: a labelled data set, split as in training (--seed): calibration "
                    "images from its training side, checks on its test side (default: the run's split tables)")

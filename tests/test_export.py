@@ -213,6 +213,7 @@ def test_tflite_conversions_meet_their_targets(tflite_files):
     assert json.loads((written["int8"][0].parent / "classes.json").read_text()) == ["negative", "neutral", "positive"]
     sizes = {q: p.stat().st_size for q, (p, _) in written.items()}
     assert sizes["int8"] < sizes["float32"] and sizes["dynamic"] < sizes["float32"]
+    assert sizes["float16"] < 0.75 * sizes["float32"] and written["float16"][1].agreement >= 0.995
 
 
 def test_tflite_signatures_and_int8_pixel_input(trained_cnn, tflite_files):
@@ -233,6 +234,8 @@ def test_tflite_signatures_and_int8_pixel_input(trained_cnn, tflite_files):
         heatmap, expected = out["heatmap"], reference["heatmap"].numpy()
         if quantization == "float32":
             np.testing.assert_allclose(heatmap, expected, atol=1e-4)
+        elif quantization == "float16":
+            np.testing.assert_allclose(heatmap, expected, atol=0.02)
         else:
             assert min(np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(heatmap, expected)) > 0.9
 

@@ -28,9 +28,10 @@ import tensorflow as tf
 from ..data import SENTIMENTS, ImageSet, make_dataset
 from .savedmodel import EXPLAIN, PIXELS_INPUT, SERVING, ExportError, PixelFunctions, check_classes
 
-QUANTIZATIONS = ("float32", "dynamic", "int8")
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+FLOAT = ("float32", "float16")  # float computation (float16: the weights stored in half precision)
 METADATA_NAME = "imagesentiment"
-MIN_AGREEMENT = 0.995      # float32: share of test images where TFLite predicts the Keras class
+MIN_AGREEMENT = 0.995      # float: share of test images where TFLite predicts the Keras class
 MAX_ACCURACY_LOSS = 0.01   # quantized models: accuracy points lost against the Keras model
 
 
@@ -47,12 +48,12 @@ class Check:
 
     @property
     def passed(self) -> bool:
-        if self.quantization == "float32":
+        if self.quantization in FLOAT:
             return self.agreement >= MIN_AGREEMENT
         return self.keras_accuracy - self.tflite_accuracy <= MAX_ACCURACY_LOSS
 
     def __str__(self) -> str:
-        target = (f"target agreement >= {MIN_AGREEMENT:.1%}" if self.quantization == "float32"
+        target = (f"target agreement >= {MIN_AGREEMENT:.1%}" if self.quantization in FLOAT
                   else f"target accuracy loss <= {MAX_ACCURACY_LOSS * 100:.0f} point")
         return (f"{self.quantization}: same class as Keras on {self.agreement:.2%} of {self.images} test images; "
                 f"accuracy {self.tflite_accuracy:.2%} vs Keras {self.keras_accuracy:.2%} "
@@ -105,6 +106,8 @@ def convert(model: keras.Model, quantization: str = "float32", representative: n
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=[SERVING, EXPLAIN])
         if quantization != "float32":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
         if quantization == "int8":
             samples = _representative(representative)
             converter.representative_dataset = lambda: iter(samples)
