@@ -29,8 +29,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     operation runs in the process (TensorFlow configures its collectives at start-up)."""
     if name == "default":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+    if name == "mirrored":  # every GPU; without GPUs, every logical CPU device (one unless configured)
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multi_worker":
         patch_keras_for_multi_worker()
         return tf.distribute.MultiWorkerMirroredStrategy()

@@ -151,3 +151,26 @@ def test_two_workers_killed_after_an_epoch_resume_from_the_backup(tmp_path, synt
         assert re.findall(r"Epoch (\d+)/4", log)[0] == str(done + 1), log[-2000:]
     table = pd.read_csv(run / "history.csv")
     assert table["epoch"].tolist() == [0, 1, 2, 3] and (run / "model.keras").is_file()
+
+
+MIRRORED_ON_TWO_CPUS = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from imagesentiment.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_mirrored_strategy_trains_on_two_replicas(tmp_path, synthetic_root):
+    """MirroredStrategy as on a machine with two GPUs: here two logical CPU devices in one process."""
+    config = small_config(tmp_path, synthetic_root, epochs=2)
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-c", MIRRORED_ON_TWO_CPUS, "train", str(config), "--out", str(run),
+                           "--set", "train.strategy=mirrored"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "mirrored: 2 replicas, global batch 16" in done.stdout
+    assert len(pd.read_csv(run / "history.csv")) == 2 and (run / "model.keras").is_file()
+    assert (run / "test" / "metrics.json").is_file()
