@@ -8,6 +8,7 @@ Scores the Twitter photos in ../shared/data (JPEG, 100-600 px) with the shipped 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ if __name__ == "__main__":
     if not DATA.is_dir():
         raise SystemExit(f"the Twitter photos are not at {DATA}")
     paths = collect_images([DATA])[:args.images]
+    load_before = os.getloadavg()[0]
     predictor = load()
     rate(predictor, paths[:64])  # compile once
     plain = rate(predictor, paths)
@@ -45,4 +47,8 @@ if __name__ == "__main__":
         "images": f"{len(paths)} Twitter JPEGs (heat maps: {args.explained})",
         "images_per_s": round(plain, 1),
         "images_per_s_with_heatmap_figures": round(explained, 1),
+        "heatmap_figures_cost": f"{plain / explained:.2f}x the time per image",
+        "pictures_per_image": "a panel (image | heat map | overlay, PNG) and the overlay (JPEG)",
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
     })
