@@ -14,7 +14,7 @@ import tensorflow as tf
 import imagesentiment
 from imagesentiment.data import make_dataset
 from imagesentiment.export import export_savedmodel, export_tflite, image_arrays
-from imagesentiment.inference import KerasPredictor, SavedModelPredictor, TFLitePredictor
+from imagesentiment.inference import SHIPPED_MODELS, KerasPredictor, SavedModelPredictor, TFLitePredictor
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 CLASSES = ["sad", "meh", "glad"]
@@ -106,3 +106,22 @@ def test_cli_predict_writes_a_csv(forms, files, tmp_path, capsys):
     assert main(["predict", paths[0], "--model", str(forms["int8"]), "--out", str(tmp_path / "one.jsonl")]) == 0
     assert list(pd.read_json(tmp_path / "one.jsonl", lines=True).columns)[:6] == ["path", "label", "confidence",
                                                                                    "sad", "meh", "glad"]
+
+
+SHIPPED = SHIPPED_MODELS / "imagesentiment"
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+@pytest.mark.skipif(not any(SHIPPED.glob("[0-9]*/saved_model.pb")), reason="this checkout ships no default model")
+def test_the_shipped_model_labels_the_examples_alike_in_both_forms(tmp_path):
+    """`imagesentiment predict examples` (the default: the shipped SavedModel) and the shipped
+    float16 TFLite file give the same labels and close probabilities on the example photos."""
+    from imagesentiment.cli import main
+
+    assert main(["predict", str(EXAMPLES), "--out", str(tmp_path / "p.csv")]) == 0
+    table = pd.read_csv(tmp_path / "p.csv").sort_values("path", ignore_index=True)
+    assert len(table) == 6 and table["error"].isna().all()
+    lite = imagesentiment.load(SHIPPED_MODELS / "imagesentiment-float16.tflite").predict(table["path"].tolist())
+    assert lite["label"].tolist() == table["label"].tolist()
+    np.testing.assert_allclose(lite[["negative", "neutral", "positive"]], table[["negative", "neutral", "positive"]],
+                               atol=0.02)
