@@ -29,3 +29,20 @@ def test_training_reads_shards_in_a_new_order_each_epoch(synthetic_root, tmp_pat
 def test_missing_shard_set_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no shard set"):
         read_shards(str(tmp_path / "nothing"))
+
+
+def test_shards_on_a_file_system_url(synthetic_root):
+    """Shards go through TensorFlow's file systems: ``ram://`` (built in) stands in for ``gs://``."""
+    import tensorflow as tf
+
+    images = from_folder(synthetic_root).subset(range(0, 90, 3))
+    prefix = "ram://imagesentiment-test/shards/train"
+    try:
+        write_shards(images, prefix, shard_size=12)
+        shards = read_shards(prefix)
+        assert [f.rsplit("/", 1)[-1] for f in shards.files] == [f"train-0000{i}-of-00003.tfrecord" for i in range(3)]
+        assert all(f.startswith("ram://") for f in shards.files)
+        labels = np.concatenate([y.numpy() for _, y in make_shard_dataset(shards, (32, 32), 8, ordered=True)])
+        assert labels.tolist() == images.label_ids.tolist()
+    finally:
+        tf.io.gfile.rmtree("ram://imagesentiment-test")
