@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence, Union
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .data import SENTIMENTS, decode_and_resize
+from .data import SENTIMENTS, decode_or_reason
 
 if TYPE_CHECKING:
     import keras
@@ -83,12 +82,10 @@ def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int]) -> np.
                 tf.saturate_cast(tf.round(tf.image.resize(image, size, antialias=True)), tf.uint8), tf.float32).numpy()
         else:
             data = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) else image
-            try:
-                pixels = tf.cast(decode_and_resize(tf.constant(data), size), tf.float32).numpy()
-            except tf.errors.InvalidArgumentError as exc:
+            pixels, reason = decode_or_reason(data, size)
+            if pixels is None:
                 name = image if isinstance(image, (str, os.PathLike)) else f"{len(data)} bytes given as an image"
-                reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message.splitlines()[0])
-                raise ValueError(f"{name}: not a readable image ({reason})") from None
+                raise ValueError(f"{name}: not a readable image ({reason})")
         batch.append(pixels)
     return np.stack(batch) if batch else np.zeros([0, *size, 3], np.float32)
 

@@ -18,7 +18,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
-from .data.pipeline import decode_and_resize
+from .data.pipeline import decode_or_reason
 from .data.sources import IMAGE_EXTENSIONS, DataError
 from .inference import Predictor
 
@@ -89,10 +89,8 @@ class Journal:
 def decode_pixels(data: bytes, size: Sequence[int]) -> tuple[np.ndarray | None, str]:
     """Float32 ``(H, W, 3)`` pixels of encoded bytes as the model takes them, and ``""``; or None
     and why they are not a readable image."""
-    try:
-        return tf.cast(decode_and_resize(tf.constant(data), size), tf.float32).numpy(), ""
-    except tf.errors.InvalidArgumentError as exc:
-        return None, "not a readable image: " + str(exc.message).split("\n")[0].split("}}")[-1].split(" [Op:")[0].strip()
+    pixels, reason = decode_or_reason(data, size)
+    return pixels, f"not a readable image: {reason}" if pixels is None else ""
 
 
 def _load(path: str, size: Sequence[int]) -> tuple[np.ndarray | None, str]:

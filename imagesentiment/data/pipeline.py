@@ -7,6 +7,7 @@ takes the same input. Nothing is held in memory unless ``cache`` asks for it.
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -124,6 +125,16 @@ def decode_and_resize(data: tf.Tensor, image_size: Sequence[int], max_pixels: in
     image.set_shape([None, None, 3])
     resized = tf.image.resize(image, image_size, antialias=True)
     return tf.saturate_cast(tf.round(resized), tf.uint8)
+
+
+def decode_or_reason(data: bytes, image_size: Sequence[int]) -> tuple[np.ndarray | None, str]:
+    """Float32 ``(H, W, 3)`` pixels of encoded bytes, as :func:`decode_and_resize` makes them, and
+    ``""``; or None and why the decoder refused them (the first line of its message, without
+    TensorFlow's function and op names)."""
+    try:
+        return tf.cast(decode_and_resize(tf.constant(data), image_size), tf.float32).numpy(), ""
+    except tf.errors.InvalidArgumentError as exc:
+        return None, re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message.splitlines()[0]).strip()
 
 
 def augment(image: tf.Tensor, seed: tf.Tensor, zoom: float = 0.2, jitter: float = 0.1) -> tf.Tensor:

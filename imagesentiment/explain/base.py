@@ -11,7 +11,6 @@ and an image without any spatial variation (blank or constant) gets a map of zer
 from __future__ import annotations
 
 import os
-import re
 from functools import cached_property
 from typing import Any, ClassVar, Sequence, Union
 
@@ -21,7 +20,7 @@ import tensorflow as tf
 from tf_keras_vis import ModelVisualization
 from tf_keras_vis.utils.scores import CategoricalScore
 
-from ..data import SENTIMENTS, decode_and_resize
+from ..data import SENTIMENTS, decode_or_reason
 from ..model import find_target_layer, logits_model
 from .onepass import normalize_maps
 
@@ -85,12 +84,11 @@ def load_images(paths: Sequence[str | os.PathLike], image_size: Sequence[int]) -
     """
     batch, originals = [], []
     for path in paths:
-        data = tf.io.read_file(str(path))
-        try:
-            batch.append(tf.cast(decode_and_resize(data, image_size), tf.float32).numpy())
-        except tf.errors.InvalidArgumentError as exc:  # checked before decoding: no full-size decode of a bomb
-            reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message.splitlines()[0])
-            raise ValueError(f"{path}: not a readable image ({reason})") from None
+        data = tf.io.read_file(str(path)).numpy()
+        pixels, reason = decode_or_reason(data, image_size)
+        if pixels is None:  # checked before decoding: no full-size decode of a bomb
+            raise ValueError(f"{path}: not a readable image ({reason})")
+        batch.append(pixels)
         originals.append(tf.io.decode_image(data, channels=3, expand_animations=False).numpy())
     return np.stack(batch), originals
 
