@@ -55,21 +55,37 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, cmap: str = "jet", alpha: fl
     return _uint8((1.0 - alpha) * image + alpha * colours)
 
 
+def explanation_pictures(image: np.ndarray, heatmap: np.ndarray, cmap: str = "jet",
+                         alpha: float = 0.4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The image, its heat map in colour and their overlay, uint8 at the image's resolution:
+    the three pictures every explanation shows."""
+    image = np.asarray(image, np.float32)
+    colours = coloured(heatmap, image.shape[:2], cmap)
+    return _uint8(image), _uint8(colours), overlay(image, heatmap, cmap, alpha, colours)
+
+
+def _caption(label: str, confidence: float) -> str:
+    return f"{label} ({confidence:.0%})"
+
+
+def _panel(pictures: Sequence[np.ndarray], label: str, confidence: float, height: int = 224) -> np.ndarray:
+    """:func:`explanation_pictures` side by side, ``height`` pixels high, under the caption."""
+    from PIL import Image, ImageDraw
+
+    width = max(1, round(pictures[0].shape[1] * height / pictures[0].shape[0]))
+    gap, top = 4, 20
+    canvas = Image.new("RGB", (len(pictures) * (width + gap) - gap, height + top), "white")
+    for i, picture in enumerate(pictures):
+        canvas.paste(Image.fromarray(picture).resize((width, height), Image.BILINEAR), (i * (width + gap), top))
+    ImageDraw.Draw(canvas).text((4, 4), f"{_caption(label, confidence)}  image | heat map | overlay", fill="black")
+    return np.asarray(canvas)
+
+
 def explanation_panel(image: np.ndarray, heatmap: np.ndarray, label: str, confidence: float,
                       cmap: str = "jet", alpha: float = 0.4, height: int = 224) -> np.ndarray:
     """Image, heat map and overlay side by side, ``height`` pixels high, under a caption with the
     label and its confidence: one uint8 RGB picture (:func:`explanation_figure` without matplotlib)."""
-    from PIL import Image, ImageDraw
-
-    image = np.asarray(image, np.float32)
-    colours = coloured(heatmap, image.shape[:2], cmap)
-    width = max(1, round(image.shape[1] * height / image.shape[0]))
-    gap, caption = 4, 20
-    canvas = Image.new("RGB", (3 * width + 2 * gap, height + caption), "white")
-    for i, picture in enumerate((_uint8(image), _uint8(colours), overlay(image, heatmap, cmap, alpha, colours))):
-        canvas.paste(Image.fromarray(picture).resize((width, height), Image.BILINEAR), (i * (width + gap), caption))
-    ImageDraw.Draw(canvas).text((4, 4), f"{label} ({confidence:.0%})  image | heat map | overlay", fill="black")
-    return np.asarray(canvas)
+    return _panel(explanation_pictures(image, heatmap, cmap, alpha), label, confidence, height)
 
 
 def save_explanation(stem: str | os.PathLike, image: np.ndarray, heatmap: np.ndarray, label: str,
@@ -78,10 +94,11 @@ def save_explanation(stem: str | os.PathLike, image: np.ndarray, heatmap: np.nda
     image's resolution); returns both paths."""
     from PIL import Image
 
+    pictures = explanation_pictures(image, heatmap, cmap, alpha)  # made once for both files
     panel, blended = Path(f"{stem}.png"), Path(f"{stem}_overlay.jpg")
     panel.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(explanation_panel(image, heatmap, label, confidence, cmap, alpha)).save(panel)
-    Image.fromarray(overlay(image, heatmap, cmap, alpha)).save(blended, quality=90)
+    Image.fromarray(_panel(pictures, label, confidence)).save(panel)
+    Image.fromarray(pictures[2]).save(blended, quality=90)
     return panel, blended
 
 
@@ -89,14 +106,12 @@ def explanation_figure(image: np.ndarray, heatmap: np.ndarray, label: str, confi
                        cmap: str = "jet", alpha: float = 0.4) -> Figure:
     """Image, heat map and overlay side by side, titled with the predicted label and its confidence."""
     figure = Figure(figsize=(9, 3.4))
-    heat = resize_map(heatmap, np.shape(image)[:2])
-    panels = [("image", _uint8(image), {}), ("heat map", heat, {"cmap": colour_map(cmap), "vmin": 0, "vmax": 1}),
-              ("overlay", overlay(image, heatmap, cmap, alpha), {})]
-    for axis, (title, picture, style) in zip(figure.subplots(1, 3), panels):
-        axis.imshow(picture, **style)
+    titles = ("image", "heat map", "overlay")
+    for axis, title, picture in zip(figure.subplots(1, 3), titles, explanation_pictures(image, heatmap, cmap, alpha)):
+        axis.imshow(picture)
         axis.set_title(title)
         axis.axis("off")
-    figure.suptitle(f"{label} ({confidence:.0%})")
+    figure.suptitle(_caption(label, confidence))
     return figure
 
 
@@ -111,7 +126,7 @@ def grid_figure(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray], la
         axis.axis("off")
     for axis, image, heatmap, label, confidence in zip(axes, images, heatmaps, labels, confidences):
         axis.imshow(overlay(image, heatmap, cmap, alpha))
-        axis.set_title(f"{label} ({confidence:.0%})", fontsize=9)
+        axis.set_title(_caption(label, confidence), fontsize=9)
     return figure
 
 
