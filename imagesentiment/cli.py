@@ -96,23 +96,17 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a trained model: metrics per class and averaged, confusion matrix, predictions."""
-    import json
-
-    import keras
-    import pandas as pd
-
-    from .data import ImageSet, check_set, load_source
+    from .data import check_set, load_source
     from .evaluate import evaluate_model, summary
     from .inference import load_keras
 
     model_path = Path(args.model)
     run_dir = model_path if model_path.is_dir() else None
-    model = load_keras(model_path)[0]  # safe mode; a file that is not a model gets an error naming it
-    classes = json.loads((run_dir / "classes.json").read_text()) if run_dir else None
+    model, classes = load_keras(model_path)  # safe mode; a file that is not a model gets an error naming it
     if args.data:
         images = load_source(args.data, args.format, **parse_options(args.option))
     elif run_dir and (run_dir / "split_test.csv").is_file():
-        images = ImageSet(pd.read_csv(run_dir / "split_test.csv"), tuple(classes))
+        images = _run_side(run_dir, "test", classes)
     else:
         raise SystemExit("error: give --data, or a run directory that holds split_test.csv")
     checked = check_set(images)
@@ -166,7 +160,7 @@ def _explain_evaluate(model, args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    """Heat maps of a model's predictions: a figure and an overlay per image and a grid per batch,
+    """Heat maps of a model's predictions: a panel and an overlay per image and a grid per batch,
     or with --evaluate a table of each method's faithfulness (deletion/insertion AUC) on a data set."""
     from .inference import load_keras
 
@@ -186,11 +180,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_sets(args: argparse.Namespace, classes: Sequence[str]):
-    """(training side for int8 calibration, test side for the LiteRT checks) of --data or the run directory."""
+def _run_side(run_dir: Path, name: str, classes: Sequence[str]):
+    """The ``name`` side (train, validation, test) of the split a training run wrote (``split_NAME.csv``)."""
     import pandas as pd
 
-    from .data import ImageSet, check_set, load_source, train_val_test_split
+    from .data import ImageSet
+
+    return ImageSet(pd.read_csv(run_dir / f"split_{name}.csv"), tuple(classes))
+
+
+def _export_sets(args: argparse.Namespace, classes: Sequence[str]):
+    """(training side for int8 calibration, test side for the LiteRT checks) of --data or the run directory."""
+    from .data import check_set, load_source, train_val_test_split
 
     if args.data:
         images = check_set(load_source(args.data, args.data_format, **parse_options(args.option))).images
@@ -198,14 +199,14 @@ def _export_sets(args: argparse.Namespace, classes: Sequence[str]):
         return split.train, split.test
     run_dir = Path(args.model)
     if all((run_dir / f"split_{name}.csv").is_file() for name in ("train", "test")):
-        return tuple(ImageSet(pd.read_csv(run_dir / f"split_{name}.csv"), tuple(classes)) for name in ("train", "test"))
+        return _run_side(run_dir, "train", classes), _run_side(run_dir, "test", classes)
     raise SystemExit("error: a TFLite export is checked on labelled test images: give --data, "
                      "or a run directory that holds split_train.csv and split_test.csv")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a trained model: a SavedModel version for TF Serving (BASE/NAME/VERSION), or TFLite
-    files (float32, dynamic-range, int8), each checked with the LiteRT interpreter against the model."""
+    files (float32, float16, dynamic-range, int8), each checked with the LiteRT interpreter against the model."""
     from .export import export_savedmodel, export_tflite, image_arrays, input_size
     from .inference import load_keras
 

@@ -17,6 +17,8 @@ import yaml
 
 from .data.sources import SENTIMENTS
 
+STRATEGIES = ("default", "mirrored", "multi_worker")  # train.strategy (imagesentiment.distribute)
+
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the key."""
@@ -165,8 +167,8 @@ def _check(config: Config) -> Config:
                           f"got {config.train.cached_views} with model.kind {config.model.kind!r}")
     if config.train.ensemble < 1:
         raise ConfigError(f"train.ensemble: need at least 1 model, got {config.train.ensemble}")
-    if config.train.strategy not in ("default", "mirrored", "multi_worker"):
-        raise ConfigError(f"train.strategy: expected 'default', 'mirrored' or 'multi_worker', "
+    if config.train.strategy not in STRATEGIES:
+        raise ConfigError(f"train.strategy: expected one of {', '.join(map(repr, STRATEGIES))}, "
                           f"got {config.train.strategy!r}")
     return config
 

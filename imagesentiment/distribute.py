@@ -21,7 +21,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+from .config import STRATEGIES
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

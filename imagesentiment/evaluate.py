@@ -23,7 +23,6 @@ from .data import ImageSet
 from .data.shards import image_batches
 
 
-
 def predict_probabilities(model: keras.Model, images: ImageSet, batch_size: int = 64,
                           flip_tta: bool = False) -> np.ndarray:
     """Class probabilities ``(N, C)`` for every image, optionally averaged with the mirrored image."""

@@ -116,9 +116,10 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     """Score ``paths`` into ``out`` (.csv, .jsonl or .parquet) and return the whole table.
 
     Columns: path, label, confidence, one probability per class, ``heatmap`` (with ``explain_dir``:
-    the overlay image; a panel per image, image | heat map | overlay, is written there too) and ``error`` (why an image could
-    not be scored). With ``resume``, paths already in ``out`` are skipped; with ``overwrite`` an
-    existing ``out`` is replaced; otherwise it is an error, so nothing done is lost by accident.
+    the overlay image; a panel per image, image | heat map | overlay, is written there too) and
+    ``error`` (why an image could not be scored). With ``resume``, paths already in ``out`` are
+    skipped; with ``overwrite`` an existing ``out`` is replaced; otherwise it is an error, so nothing
+    done is lost by accident.
     """
     out = Path(out)
     if out.suffix not in FORMATS:

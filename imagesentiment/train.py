@@ -8,6 +8,7 @@ same command again after an interruption resumes where it stopped (``BackupAndRe
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import shutil
@@ -157,14 +158,12 @@ class ActivationStore:
         keys = frame["sha1"].tolist() if "sha1" in frame else frame["path"].tolist()
         tag = (config.model.backbone, config.model.weights, bottom.layers[-1].name, tuple(size), config.train.augment)
         forward = tf.function(lambda x: bottom(x, training=False))
-        store = None
-        if self.folder:
-            import hashlib
-            store = self.folder / hashlib.sha1(repr(tag).encode()).hexdigest()[:16]
-            store.mkdir(parents=True, exist_ok=True)
+        folder = self.folder / hashlib.sha1(repr(tag).encode()).hexdigest()[:16] if self.folder else None
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
             for k in keys:
                 for view in range(views):
-                    file = store / f"{k}_{view}.npy"
+                    file = folder / f"{k}_{view}.npy"
                     if (*tag, k, view) not in self.memory and file.is_file():
                         self.memory[(*tag, k, view)] = np.load(file)
         for view in range(views):
@@ -184,8 +183,8 @@ class ActivationStore:
             out = np.concatenate([forward(x).numpy().astype(np.float16) for x in ds])
             for i, a in zip(todo, out):
                 self.memory[(*tag, keys[i], view)] = a
-                if store:
-                    np.save(store / f"{keys[i]}_{view}.npy", a)
+                if folder:
+                    np.save(folder / f"{keys[i]}_{view}.npy", a)
             print(f"frozen part, view {view}: {len(todo)} images, "
                   f"{len(todo) / (time.perf_counter() - start):.1f} images/s")
         return np.stack([np.stack([self.memory[(*tag, k, v)] for v in range(views)]) for k in keys])

@@ -1,9 +1,10 @@
-"""TFLite export: float32, dynamic-range or full-integer int8, each checked with the LiteRT interpreter.
+"""TFLite export: float32, float16 (half-precision weights), dynamic-range or full-integer int8,
+each checked with the LiteRT interpreter.
 
 A TFLite model holds two signatures named as in the SavedModel, ``serving_default``
 (-> ``class_id``, ``probabilities``, ``confidence``) and ``explain`` (the same plus
 ``heatmap``), both taking decoded pixels ``images`` of shape ``(B, H, W, 3)``: image decoding
-cannot go into TFLite. The float32 and dynamic-range models take float32 in [0, 255], the
+cannot go into TFLite. The float32, float16 and dynamic-range models take float32 in [0, 255], the
 int8 model uint8 pixels (its input scale is 1 and zero point 0, so the raw pixels go in).
 
 The class names go beside the model (``classes.json``) and inside it, as a model metadata
