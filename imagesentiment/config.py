@@ -89,6 +89,9 @@ class TrainConfig:
     # models trained per split, with seeds seed, seed + 1, ...; the run's model averages their
     # probabilities (1: one model, as before)
     ensemble: int = 1
+    # with ensemble > 1: each member draws its own validation side from the training photos
+    # (seed + member; the test side stays), so the ensemble as a whole trains on all of them
+    ensemble_resplit: bool = False
     # with cached_views: a folder that also keeps the activations on disk, for later runs on the
     # same images (e.g. the other Twitter agreement levels); none: kept for this process only
     activation_cache: str | None = None

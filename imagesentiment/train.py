@@ -8,6 +8,7 @@ same command again after an interruption resumes where it stopped (``BackupAndRe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -15,6 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -79,16 +81,29 @@ def _concat(*parts: ImageSet) -> ImageSet:
 
 
 def prepare_split(config: Config, run_dir: Path) -> Split:
-    """Split the checked data (or use the fixed test set), then add the extra training data."""
-    sources = load_sources(config, run_dir)
+    """Load and check the configured data, then split it (:func:`split_sources`)."""
+    return split_sources(config, load_sources(config, run_dir))
+
+
+def split_sources(config: Config, sources: Sources, member: int = 0) -> Split:
+    """Split the checked data (or use the fixed test set), then add the extra training data.
+
+    ``member`` > 0 keeps the test side and draws another validation side (seed + member).
+    """
+    seed, validation = config.seed, config.split.validation
     if sources.test is not None:
-        rest = train_val_test_split(_without(sources.images, sources.test), config.split.validation,
-                                    0.0, config.seed)
+        rest = train_val_test_split(_without(sources.images, sources.test), validation, 0.0, seed, seed + member)
         split = Split(rest.train, rest.validation, sources.test)
     else:
-        split = train_val_test_split(sources.images, config.split.validation, config.split.test, config.seed)
-    split.train = _concat(split.train, *(_without(e, split.validation, split.test) for e in sources.extras))
-    return split
+        split = train_val_test_split(sources.images, validation, config.split.test, seed, seed + member)
+    return with_extras(split, sources.extras)
+
+
+def with_extras(split: Split, extras: list[ImageSet]) -> Split:
+    """``split`` with the extra training sets added to its training side, less any image that is
+    also on its validation or test side (no leak through extras)."""
+    return Split(_concat(split.train, *(_without(e, split.validation, split.test) for e in extras)),
+                 split.validation, split.test)
 
 
 def build_model(config: Config) -> keras.Model:
@@ -259,13 +274,23 @@ def _write_inputs(config: Config, split: Split, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     (run_dir / "classes.json").write_text(json.dumps(list(config.data.classes)))
+    _write_split(split, run_dir)
+
+
+def _write_split(split: Split, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     for name in ("train", "validation", "test"):
-        getattr(split, name).frame.to_csv(run_dir / f"split_{name}.csv", index=False)
+        getattr(split, name).frame.to_csv(folder / f"split_{name}.csv", index=False)
 
 
-def train_split(config: Config, split: Split, run_dir: Path, store: ActivationStore | None = None) -> dict:
+def train_split(config: Config, split: Split, run_dir: Path, store: ActivationStore | None = None,
+                resplit: Callable[[int], Split] | None = None) -> dict:
     """Train on ``split`` into ``run_dir`` (resuming if it holds an interrupted run); evaluate on its
-    test side. ``store``: the frozen part's activations (``train.cached_views``), shared by the members."""
+    test side. ``store``: the frozen part's activations (``train.cached_views``), shared by the members.
+    ``resplit(m)``: ensemble member m's own split (same test side), for ``train.ensemble_resplit``."""
+    if config.train.ensemble_resplit and config.train.ensemble > 1 and resplit is None:
+        raise TrainingError("train.ensemble_resplit draws each member's validation side from the image "
+                            "files: it cannot be used with data.shards")
     run_dir = Path(run_dir)
     if (run_dir / "model.keras").is_file():
         raise TrainingError(f"{run_dir} already holds a finished run; choose another output folder")
@@ -283,7 +308,12 @@ def train_split(config: Config, split: Split, run_dir: Path, store: ActivationSt
                 members.append(keras.models.load_model(member_dir / "model.keras", safe_mode=True))
                 continue
             print(f"ensemble member {m}: seed {config.seed + m}")
-            members.append(fit_member(dataclasses.replace(config, seed=config.seed + m), split, member_dir, store))
+            member_split = split
+            if config.train.ensemble_resplit:
+                member_split = resplit(m)
+                _write_split(member_split, member_dir)
+            members.append(fit_member(dataclasses.replace(config, seed=config.seed + m), member_split,
+                                      member_dir, store))
             members[-1].save(member_dir / "model.keras")
         model = average_models(members)
     metrics = evaluate_model(model, split.test, run_dir / "test", config.evaluate.flip_tta) if len(split.test) else {}
@@ -326,18 +356,20 @@ def train(config: Config, run_dir: str | Path) -> dict:
         raise TrainingError("train.cached_views reads the image files: it cannot be used with data.shards")
     with strategy.scope():
         if config.data.shards:
-            split = read_split(config.data.shards)
+            split, resplit = read_split(config.data.shards), None
             if list(split.train.classes) != list(config.data.classes):
                 raise DataError(f"{config.data.shards}: its classes {list(split.train.classes)} differ from "
                                 f"data.classes {list(config.data.classes)}")
             print(f"shards at {config.data.shards}: " + ", ".join(
                 f"{len(getattr(split, name))} {name}" for name in ("train", "validation", "test")))
         else:
-            split = prepare_split(config, out)
+            sources = load_sources(config, out)
+            split = split_sources(config, sources)
+            resplit = functools.partial(split_sources, config, sources)
         if strategy.num_replicas_in_sync > 1:
             print(f"{config.train.strategy}: {strategy.num_replicas_in_sync} replicas, global batch "
                   f"{config.train.batch_size * strategy.num_replicas_in_sync}; chief: {is_chief(strategy)}")
-        metrics = train_split(config, split, out)
+        metrics = train_split(config, split, out, resplit=resplit)
     if not is_chief(strategy):
         shutil.rmtree(out, ignore_errors=True)
     return metrics
@@ -356,15 +388,18 @@ def cross_validate(config: Config, run_dir: str | Path) -> pd.DataFrame:
     store = ActivationStore(config.train.activation_cache)  # each image's views computed once for all folds
     rows = []
     for fold, (rest, held) in enumerate(k_fold(sources.images, config.split.folds, config.seed)):
-        inner = train_val_test_split(rest, config.split.validation, 0.0, config.seed)
-        train_side = _concat(inner.train, *(_without(e, inner.validation, held) for e in sources.extras))
+        def fold_split(member: int, rest: ImageSet = rest, held: ImageSet = held) -> Split:
+            inner = train_val_test_split(rest, config.split.validation, 0.0, config.seed, config.seed + member)
+            return with_extras(Split(inner.train, inner.validation, held), sources.extras)
+
+        split = fold_split(0)
         fold_dir = run_dir / f"fold{fold}"
         if (fold_dir / "model.keras").is_file():
             metrics = json.loads((fold_dir / "test" / "metrics.json").read_text())
             print(f"fold {fold}: already done")
         else:
-            print(f"fold {fold}: {len(train_side)} training, {len(inner.validation)} validation, {len(held)} held out")
-            metrics = train_split(config, Split(train_side, inner.validation, held), fold_dir, store)
+            print(f"fold {fold}: {len(split.train)} training, {len(split.validation)} validation, {len(held)} held out")
+            metrics = train_split(config, split, fold_dir, store, fold_split)
         rows.append({"fold": fold, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro"]["f1"],
                      "weighted_f1": metrics["weighted"]["f1"], "single_class": metrics["single_class"]})
     table = pd.DataFrame(rows)

@@ -27,6 +27,9 @@ def test_split_is_stratified_complete_and_reproducible(checked):
     assert again.test.frame["path"].tolist() == split.test.frame["path"].tolist()
     other = train_val_test_split(checked, validation=0.2, test=0.2, seed=4)
     assert other.test.frame["path"].tolist() != split.test.frame["path"].tolist()
+    member = train_val_test_split(checked, validation=0.2, test=0.2, seed=3, validation_seed=4)
+    assert set(member.test.frame["path"]) == paths[2] and set(member.validation.frame["path"]) != paths[1]
+    assert member.validation.counts() == split.validation.counts()
 
 
 @pytest.mark.parametrize("seed", range(5))

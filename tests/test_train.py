@@ -117,11 +117,16 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path, synthetic_root):
 
 def test_cached_views_and_an_ensemble_train_and_predict_as_one_model(tmp_path, synthetic_root):
     config = transfer_config(tmp_path, synthetic_root, random_backbone(tmp_path),
-                             "epochs: 3, cached_views: 2, ensemble: 2")
+                             "epochs: 3, cached_views: 2, ensemble: 2, ensemble_resplit: true")
     run = tmp_path / "run"
     metrics = train(load_config(config), run)
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert [p.parent.name for p in run.glob("member*/model.keras")] == ["member1"], "member 1 (seed + 1) is kept"
+    sides = [{name: set(pd.read_csv(folder / f"split_{name}.csv")["path"]) for name in ("train", "validation", "test")}
+             for folder in (run, run / "member1")]
+    assert sides[0]["test"] == sides[1]["test"], "every member is judged on the same test side"
+    assert sides[0]["validation"] != sides[1]["validation"] and not sides[1]["validation"] & sides[1]["train"]
+    assert sides[0]["train"] | sides[0]["validation"] == sides[1]["train"] | sides[1]["validation"]
     model = keras.models.load_model(run / "model.keras", safe_mode=True)
     x = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
     p = model(x, training=False).numpy()

@@ -57,8 +57,12 @@ def _stratify(labels: pd.Series) -> pd.Series | None:
 
 
 def train_val_test_split(images: ImageSet, validation: float = 0.15, test: float = 0.15,
-                         seed: int = 0) -> Split:
-    """Split by group, stratified by label, reproducibly from ``seed``."""
+                         seed: int = 0, validation_seed: int | None = None) -> Split:
+    """Split by group, stratified by label, reproducibly from ``seed``.
+
+    ``validation_seed`` (default ``seed``) draws the validation side alone: other values keep
+    the same test side and carve another validation side from the rest.
+    """
     if not (0 <= validation < 1 and 0 <= test < 1 and validation + test < 1):
         raise ValueError(f"validation ({validation}) and test ({test}) must be fractions summing below 1")
     _require_classes(images, 3, "a train/validation/test split")
@@ -68,7 +72,8 @@ def train_val_test_split(images: ImageSet, validation: float = 0.15, test: float
         ids, test_size=test, random_state=seed, stratify=_stratify(labels))
     rest_labels = labels.loc[rest]
     train_ids, val_ids = (rest, rest[:0]) if validation == 0 else train_test_split(
-        rest, test_size=validation / (1 - test), random_state=seed, stratify=_stratify(rest_labels))
+        rest, test_size=validation / (1 - test), random_state=seed if validation_seed is None else validation_seed,
+        stratify=_stratify(rest_labels))
     return Split(*(images.subset(_rows(codes, g)) for g in (train_ids, val_ids, test_ids)))
 
 
