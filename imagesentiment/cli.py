@@ -190,8 +190,11 @@ def _run_side(run_dir: Path, name: str, classes: Sequence[str]):
 
 
 def _export_sets(args: argparse.Namespace, classes: Sequence[str]):
-    """(training side for int8 calibration, test side for the LiteRT checks) of --data or the run directory."""
-    from .data import check_set, load_source, train_val_test_split
+    """(training side for int8 calibration, held-out images for the LiteRT checks) of --data (its test
+    side) or the run directory (its test and validation sides: no weight was fitted on either)."""
+    import pandas as pd
+
+    from .data import ImageSet, check_set, load_source, train_val_test_split
 
     if args.data:
         images = check_set(load_source(args.data, args.data_format, **parse_options(args.option))).images
@@ -199,9 +202,20 @@ def _export_sets(args: argparse.Namespace, classes: Sequence[str]):
         return split.train, split.test
     run_dir = Path(args.model)
     if all((run_dir / f"split_{name}.csv").is_file() for name in ("train", "test")):
-        return _run_side(run_dir, "train", classes), _run_side(run_dir, "test", classes)
-    raise SystemExit("error: a TFLite export is checked on labelled test images: give --data, "
+        held_out = [_run_side(run_dir, name, classes) for name in ("validation", "test")
+                    if (run_dir / f"split_{name}.csv").is_file()]
+        return _run_side(run_dir, "train", classes), ImageSet(pd.concat([s.frame for s in held_out],
+                                                                        ignore_index=True), tuple(classes))
+    raise SystemExit("error: a TFLite export is checked on labelled held-out images: give --data, "
                      "or a run directory that holds split_train.csv and split_test.csv")
+
+
+def _max_layer_error(args: argparse.Namespace) -> float | None:
+    from .export.tflite import MAX_LAYER_ERROR
+
+    if args.all_integer and args.max_layer_error is not None:
+        raise SystemExit("error: --all-integer quantizes every layer: it cannot go with --max-layer-error")
+    return None if args.all_integer else (MAX_LAYER_ERROR if args.max_layer_error is None else args.max_layer_error)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -221,8 +235,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     checks = image_arrays(test, size, classes, args.check_images, args.seed)
     representative = (image_arrays(train, size, classes, args.representative_images, args.seed)[0]
                       if "int8" in args.quantize else None)
-    for quantization, (path, _) in export_tflite(model, args.out, args.quantize, checks, representative,
-                                                 classes, args.name).items():
+    for quantization, (path, _) in export_tflite(model, args.out, args.quantize, checks, representative, classes,
+                                                 args.name, _max_layer_error(args)).items():
         print(f"{quantization} model written to {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
 
@@ -386,6 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the split seed (the training run's)")
     p.add_argument("--check-images", type=int, help="tflite: test images to check on (default: all)")
     p.add_argument("--representative-images", type=int, default=200, help="int8: calibration images")
+    p.add_argument("--max-layer-error", type=float, help="int8: layers whose quantization error exceeds "
+                   "this many steps stay in float (default 0.4; rounding alone gives 0.29)")
+    p.add_argument("--all-integer", action="store_true", help="int8: quantize every layer (for "
+                   "integer-only accelerators), however large its error")
 
     p = _add(sub, "predict", cmd_predict)
     p.add_argument("images", nargs="+", help="image files, folders (searched recursively), globs, or CSV files "

@@ -201,12 +201,15 @@ def tflite_files(trained_cnn, tmp_path_factory):
     return export_tflite(model, tmp_path_factory.mktemp("tflite"), QUANTIZATIONS, (x, y), x, name=NAME), x
 
 
-def test_tflite_conversions_meet_their_targets(tflite_files):
+def test_tflite_conversions_meet_their_targets(trained_cnn, tflite_files):
     written, x = tflite_files
     assert sorted(written) == sorted(QUANTIZATIONS)
     for quantization, (path, check) in written.items():
         assert path.name == f"{NAME}-{quantization}.tflite" and check.passed and check.images == len(x)
-        assert read_metadata(path.read_bytes()) == {
+        metadata = read_metadata(path.read_bytes())
+        if quantization == "int8":  # the layers kept in float are the model's, by name
+            assert set(metadata.pop("float_layers")) <= {layer.name for layer in trained_cnn[0].layers}
+        assert metadata == {
             "classes": ["negative", "neutral", "positive"], "image_size": [48, 48], "quantization": quantization}
     assert written["float32"][1].agreement >= 0.995 and written["float32"][1].max_probability_difference < 1e-4
     assert written["int8"][1].keras_accuracy - written["int8"][1].tflite_accuracy <= 0.01
@@ -238,6 +241,25 @@ def test_tflite_signatures_and_int8_pixel_input(trained_cnn, tflite_files):
             np.testing.assert_allclose(heatmap, expected, atol=0.02)
         else:
             assert min(np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(heatmap, expected)) > 0.9
+
+
+def test_int8_keeps_the_layers_that_quantize_badly_in_float(trained_cnn, tflite_files):
+    from ai_edge_litert.interpreter import Interpreter
+
+    model, _ = trained_cnn
+    written, x = tflite_files
+    keras_probabilities = model(x, training=False).numpy()
+    every_layer = convert(model, "int8", x, max_layer_error=0.0)  # all but the error-free ops in float
+    assert {"last_conv", "logits"} <= set(read_metadata(every_layer)["float_layers"])
+    assert "float_layers" not in read_metadata(convert(model, "int8", x, max_layer_error=None))
+    interpreter = Interpreter(model_content=every_layer)
+    runner = interpreter.get_signature_runner(EXPLAIN)
+    assert runner.get_input_details()["images"]["dtype"] == np.uint8  # still raw pixels in
+    out = runner(images=x.astype(np.uint8))
+    integer = Interpreter(model_path=str(written["int8"][0])).get_signature_runner(EXPLAIN)(images=x.astype(np.uint8))
+    float_error = np.abs(out["probabilities"] - keras_probabilities).max()
+    assert float_error < np.abs(integer["probabilities"] - keras_probabilities).max()
+    assert len(every_layer) > 1.5 * written["int8"][0].stat().st_size  # float weights take 4 bytes, not 1
 
 
 def test_missed_targets_fail_the_check():
@@ -274,6 +296,7 @@ def test_cli_export_both_formats(trained_cnn, tmp_path, capsys):
     (run / "classes.json").write_text(json.dumps(["sad", "meh", "glad"]))
     images.frame.to_csv(run / "split_train.csv", index=False)
     images.frame.iloc[::3].to_csv(run / "split_test.csv", index=False)
+    images.frame.iloc[1::3].to_csv(run / "split_validation.csv", index=False)
     assert main(["export", str(run), "--out", str(tmp_path / "serving"), "--name", "m"]) == 0
     assert savedmodel_module.saved_class_names(tmp_path / "serving" / "m" / "1") == ["sad", "meh", "glad"]
     assert main(["export", str(run), "--out", str(tmp_path / "serving"), "--name", "m", "--version", "1"]) == 2
@@ -281,5 +304,5 @@ def test_cli_export_both_formats(trained_cnn, tmp_path, capsys):
     assert main(["export", str(run), "--format", "tflite", "--quantize", "float32", "--out", str(tmp_path / "lite"),
                  "--classes", "negative,neutral,positive"]) == 0
     printed = capsys.readouterr().out
-    assert "float32: same class as Keras on 100.00% of 30 test images" in printed
+    assert "float32: same class as Keras on 100.00% of 60 held-out images" in printed  # test and validation sides
     assert (tmp_path / "lite" / "imagesentiment-float32.tflite").is_file()

@@ -5,7 +5,8 @@ A TFLite model holds two signatures named as in the SavedModel, ``serving_defaul
 (-> ``class_id``, ``probabilities``, ``confidence``) and ``explain`` (the same plus
 ``heatmap``), both taking decoded pixels ``images`` of shape ``(B, H, W, 3)``: image decoding
 cannot go into TFLite. The float32, float16 and dynamic-range models take float32 in [0, 255], the
-int8 model uint8 pixels (its input scale is 1 and zero point 0, so the raw pixels go in).
+int8 model uint8 pixels (its input scale is 1 and zero point 0, so the raw pixels go in). int8 keeps
+in float the layers that quantize badly (:data:`MAX_LAYER_ERROR`), unless told to quantize them all.
 
 The class names go beside the model (``classes.json``) and inside it, as a model metadata
 entry named ``imagesentiment`` (JSON: classes, image size, quantization), written with
@@ -15,8 +16,10 @@ LiteRT's own flatbuffer tools. The TFLite Support metadata format (``tflite-supp
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import Sequence
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from ..data import SENTIMENTS, ImageSet, make_dataset
@@ -34,6 +38,10 @@ FLOAT = ("float32", "float16")  # float computation (float16: the weights stored
 METADATA_NAME = "imagesentiment"
 MIN_AGREEMENT = 0.995      # float: share of test images where TFLite predicts the Keras class
 MAX_ACCURACY_LOSS = 0.01   # quantized models: accuracy points lost against the Keras model
+# int8: a layer whose own output, fed the quantized input, is off by more than this many quantization
+# steps (RMSE; rounding alone gives 1/sqrt(12) = 0.29) is kept in float (selective quantization)
+MAX_LAYER_ERROR = 0.4
+DEBUG_IMAGES = 16          # calibration images on which each layer's quantization error is measured
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ class Check:
     def __str__(self) -> str:
         target = (f"target agreement >= {MIN_AGREEMENT:.1%}" if self.quantization in FLOAT
                   else f"target accuracy loss <= {MAX_ACCURACY_LOSS * 100:.0f} point")
-        return (f"{self.quantization}: same class as Keras on {self.agreement:.2%} of {self.images} test images; "
+        return (f"{self.quantization}: same class as Keras on {self.agreement:.2%} of {self.images} held-out images; "
                 f"accuracy {self.tflite_accuracy:.2%} vs Keras {self.keras_accuracy:.2%} "
                 f"({(self.tflite_accuracy - self.keras_accuracy) * 100:+.2f} points); largest probability "
                 f"difference {self.max_probability_difference:.4f} ({target}: {'ok' if self.passed else 'FAILED'})")
@@ -87,10 +95,12 @@ def _representative(images: np.ndarray) -> list[tuple[str, dict[str, np.ndarray]
 
 
 def convert(model: keras.Model, quantization: str = "float32", representative: np.ndarray | None = None,
-            class_names: Sequence[str] = SENTIMENTS) -> bytes:
+            class_names: Sequence[str] = SENTIMENTS, max_layer_error: float | None = MAX_LAYER_ERROR) -> bytes:
     """The TFLite flatbuffer of ``model`` with both signatures and the class names as metadata.
 
-    ``representative`` (float32 training images) is needed for ``int8``.
+    ``representative`` (float32 training images) is needed for ``int8``. ``max_layer_error``:
+    int8 layers quantized worse than this (see :data:`MAX_LAYER_ERROR`) stay in float and are listed
+    in the metadata (``float_layers``); None quantizes every layer.
     """
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"unknown quantization {quantization!r}; choose one of {QUANTIZATIONS}")
@@ -109,18 +119,62 @@ def convert(model: keras.Model, quantization: str = "float32", representative: n
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
+        metadata = {"classes": names, "image_size": list(functions.image_size), "quantization": quantization}
         if quantization == "int8":
             samples = _representative(representative)
             converter.representative_dataset = lambda: iter(samples)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.uint8
         try:
-            content = converter.convert()
+            if quantization == "int8" and max_layer_error is not None:
+                content, metadata["float_layers"] = _selective_int8(
+                    converter, representative[:DEBUG_IMAGES], {layer.name for layer in model.layers}, max_layer_error)
+            else:
+                content = converter.convert()
         except Exception as exc:  # the converter raises several types, all with long logs
             raise ExportError(f"the TFLite converter could not take model {model.name!r} (input "
                               f"{tuple(model.inputs[0].shape)}, {quantization}): {str(exc).splitlines()[0]}") from exc
-    return with_metadata(content, {"classes": names, "image_size": list(functions.image_size),
-                                   "quantization": quantization})
+    return with_metadata(content, metadata)
+
+
+def _layer_of(tensor_name: str, layers: set[str]) -> str:
+    """The Keras layer that makes a TFLite tensor (the first of its fused ops), found by name in any
+    signature's graph (``f_1/block_1_expand_1/Relu6;...`` -> ``block_1_expand``); the tensor name
+    itself for ops outside the model's layers."""
+    for component in tensor_name.split(";")[0].split("/"):
+        for name in (re.sub(r"_\d+$", "", component), component):
+            if name in layers:
+                return name
+    return tensor_name
+
+
+def _selective_int8(converter: tf.lite.TFLiteConverter, images: np.ndarray, layers: set[str],
+                    max_layer_error: float) -> tuple[bytes, list[str]]:
+    """Full-integer int8 (uint8 pixels in, float32 out) except the ``layers`` whose quantization error
+    exceeds ``max_layer_error`` steps, measured on ``images`` with TensorFlow's quantization debugger;
+    returns the model and the layers (or ops) kept in float. The ops that read the pixels stay integer,
+    so that uint8 pixels go in."""
+    from ai_edge_litert.tools import flatbuffer_utils
+    from tensorflow.lite.python.util import modify_model_io_type
+
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=lambda: ([image[None].astype(np.float32)] for image in images))
+    debugger.run()
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    dump.seek(0)
+    measured = pd.read_csv(dump)
+    error = np.sqrt(measured["mean_squared_error"]) / measured["scale"]
+    calibrated = flatbuffer_utils.read_model_from_bytearray(bytearray(debugger.calibrated_model))
+    reading_pixels = {_layer_of(graph.tensors[op.outputs[0]].name.decode("utf-8"), layers)
+                      for graph in calibrated.subgraphs for op in graph.operators if set(op.inputs) & set(graph.inputs)}
+    bad = {_layer_of(name, layers) for name in measured.loc[error > max_layer_error, "tensor_name"]} - reading_pixels
+    if len(bad) == len({_layer_of(name, layers) for name in measured["tensor_name"]}):
+        raise ExportError(f"every layer quantizes worse than {max_layer_error} steps: export float16 instead")
+    tensors = {t.name.decode("utf-8") for graph in calibrated.subgraphs for t in graph.tensors}
+    debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=sorted(t for t in tensors if _layer_of(t, layers) in bad))
+    return modify_model_io_type(debugger.get_nondebug_quantized_model(), tf.uint8, tf.float32), sorted(bad)
 
 
 def with_metadata(content: bytes, metadata: dict) -> bytes:
@@ -164,9 +218,10 @@ def check(content: bytes, quantization: str, keras_probabilities: np.ndarray, im
 def export_tflite(model: keras.Model, out_dir: str | os.PathLike, quantizations: Sequence[str] = ("float32",),
                   test: tuple[np.ndarray, np.ndarray] | None = None, representative: np.ndarray | None = None,
                   class_names: Sequence[str] = SENTIMENTS, name: str = "imagesentiment",
-                  ) -> dict[str, tuple[Path, Check]]:
+                  max_layer_error: float | None = MAX_LAYER_ERROR) -> dict[str, tuple[Path, Check]]:
     """Convert ``model`` once per quantization, check each on ``test`` (images, labels), write the ones
-    that pass as ``OUT/<name>-<quantization>.tflite`` with ``OUT/classes.json``.
+    that pass as ``OUT/<name>-<quantization>.tflite`` with ``OUT/classes.json``. ``max_layer_error``:
+    see :func:`convert`.
 
     Raises :class:`ExportError`, writing nothing more, on the first conversion that misses its target.
     """
@@ -181,8 +236,12 @@ def export_tflite(model: keras.Model, out_dir: str | os.PathLike, quantizations:
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     for quantization in quantizations:
-        content = convert(model, quantization, representative, names)
+        content = convert(model, quantization, representative, names, max_layer_error)
         result = check(content, quantization, reference, images, labels)
+        float_layers = (read_metadata(content) or {}).get("float_layers")
+        if float_layers:
+            print(f"{quantization}: kept in float, quantized worse than {max_layer_error} steps: "
+                  + ", ".join(float_layers))
         print(result)
         if not result.passed:
             raise ExportError(f"the {quantization} model missed its target, so it was not written: {result}")
