@@ -213,8 +213,6 @@ def _export_sets(args: argparse.Namespace, classes: Sequence[str]):
 def _max_layer_error(args: argparse.Namespace) -> float | None:
     from .export.tflite import MAX_LAYER_ERROR
 
-    if args.all_integer and args.max_layer_error is not None:
-        raise SystemExit("error: --all-integer quantizes every layer: it cannot go with --max-layer-error")
     return None if args.all_integer else (MAX_LAYER_ERROR if args.max_layer_error is None else args.max_layer_error)
 
 
@@ -400,10 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the split seed (the training run's)")
     p.add_argument("--check-images", type=int, help="tflite: test images to check on (default: all)")
     p.add_argument("--representative-images", type=int, default=200, help="int8: calibration images")
-    p.add_argument("--max-layer-error", type=float, help="int8: layers whose quantization error exceeds "
-                   "this many steps stay in float (default 0.4; rounding alone gives 0.29)")
-    p.add_argument("--all-integer", action="store_true", help="int8: quantize every layer (for "
-                   "integer-only accelerators), however large its error")
+    layers = p.add_mutually_exclusive_group()
+    layers.add_argument("--max-layer-error", type=float, help="int8: layers whose quantization error exceeds "
+                        "this many steps stay in float (default 0.4; rounding alone gives 0.29)")
+    layers.add_argument("--all-integer", action="store_true", help="int8: quantize every layer (for "
+                        "integer-only accelerators), however large its error")
 
     p = _add(sub, "predict", cmd_predict)
     p.add_argument("images", nargs="+", help="image files, folders (searched recursively), globs, or CSV files "

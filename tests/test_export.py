@@ -306,3 +306,8 @@ def test_cli_export_both_formats(trained_cnn, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "float32: same class as Keras on 100.00% of 60 held-out images" in printed  # test and validation sides
     assert (tmp_path / "lite" / "imagesentiment-float32.tflite").is_file()
+    for option, selective in ((["--all-integer"], False), (["--max-layer-error", "0"], True)):
+        out = tmp_path / option[0].strip("-")
+        assert main(["export", str(run), "--format", "tflite", "--quantize", "int8", "--out", str(out),
+                     "--classes", "negative,neutral,positive", *option]) == 0
+        assert ("float_layers" in read_metadata((out / "imagesentiment-int8.tflite").read_bytes())) == selective
