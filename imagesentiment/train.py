@@ -90,13 +90,18 @@ def split_sources(config: Config, sources: Sources, member: int = 0) -> Split:
 
     ``member`` > 0 keeps the test side and draws another validation side (seed + member).
     """
-    seed, validation = config.seed, config.split.validation
     if sources.test is not None:
-        rest = train_val_test_split(_without(sources.images, sources.test), validation, 0.0, seed, seed + member)
-        split = Split(rest.train, rest.validation, sources.test)
-    else:
-        split = train_val_test_split(sources.images, validation, config.split.test, seed, seed + member)
+        return inner_split(config, _without(sources.images, sources.test), sources.test, sources.extras, member)
+    split = train_val_test_split(sources.images, config.split.validation, config.split.test, config.seed,
+                                 config.seed + member)
     return with_extras(split, sources.extras)
+
+
+def inner_split(config: Config, rest: ImageSet, test: ImageSet, extras: list[ImageSet], member: int = 0) -> Split:
+    """A validation side carved from ``rest`` (seed + member), the rest for training with the extras,
+    and ``test`` as the test side (a fixed test set, or a cross-validation fold's held-out part)."""
+    inner = train_val_test_split(rest, config.split.validation, 0.0, config.seed, config.seed + member)
+    return with_extras(Split(inner.train, inner.validation, test), extras)
 
 
 def with_extras(split: Split, extras: list[ImageSet]) -> Split:
@@ -388,11 +393,8 @@ def cross_validate(config: Config, run_dir: str | Path) -> pd.DataFrame:
     store = ActivationStore(config.train.activation_cache)  # each image's views computed once for all folds
     rows = []
     for fold, (rest, held) in enumerate(k_fold(sources.images, config.split.folds, config.seed)):
-        def fold_split(member: int, rest: ImageSet = rest, held: ImageSet = held) -> Split:
-            inner = train_val_test_split(rest, config.split.validation, 0.0, config.seed, config.seed + member)
-            return with_extras(Split(inner.train, inner.validation, held), sources.extras)
-
-        split = fold_split(0)
+        fold_split = functools.partial(inner_split, config, rest, held, sources.extras)
+        split = fold_split()
         fold_dir = run_dir / f"fold{fold}"
         if (fold_dir / "model.keras").is_file():
             metrics = json.loads((fold_dir / "test" / "metrics.json").read_text())
