@@ -106,7 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.data:
         images = load_source(args.data, args.format, **parse_options(args.option))
     elif run_dir and (run_dir / "split_test.csv").is_file():
-        images = _run_side(run_dir, "test", classes)
+        images = _run_side(run_dir, classes, "test")
     else:
         raise SystemExit("error: give --data, or a run directory that holds split_test.csv")
     checked = check_set(images)
@@ -180,21 +180,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_side(run_dir: Path, name: str, classes: Sequence[str]):
-    """The ``name`` side (train, validation, test) of the split a training run wrote (``split_NAME.csv``)."""
+def _run_side(run_dir: Path, classes: Sequence[str], *names: str):
+    """The ``names`` sides (train, validation, test) of the split a training run wrote
+    (``split_NAME.csv``), as one set; a side without its file is left out."""
     import pandas as pd
 
     from .data import ImageSet
 
-    return ImageSet(pd.read_csv(run_dir / f"split_{name}.csv"), tuple(classes))
+    files = [run_dir / f"split_{name}.csv" for name in names]
+    return ImageSet(pd.concat([pd.read_csv(f) for f in files if f.is_file()], ignore_index=True), tuple(classes))
 
 
 def _export_sets(args: argparse.Namespace, classes: Sequence[str]):
     """(training side for int8 calibration, held-out images for the LiteRT checks) of --data (its test
     side) or the run directory (its test and validation sides: no weight was fitted on either)."""
-    import pandas as pd
-
-    from .data import ImageSet, check_set, load_source, train_val_test_split
+    from .data import check_set, load_source, train_val_test_split
 
     if args.data:
         images = check_set(load_source(args.data, args.data_format, **parse_options(args.option))).images
@@ -202,10 +202,7 @@ def _export_sets(args: argparse.Namespace, classes: Sequence[str]):
         return split.train, split.test
     run_dir = Path(args.model)
     if all((run_dir / f"split_{name}.csv").is_file() for name in ("train", "test")):
-        held_out = [_run_side(run_dir, name, classes) for name in ("validation", "test")
-                    if (run_dir / f"split_{name}.csv").is_file()]
-        return _run_side(run_dir, "train", classes), ImageSet(pd.concat([s.frame for s in held_out],
-                                                                        ignore_index=True), tuple(classes))
+        return _run_side(run_dir, classes, "train"), _run_side(run_dir, classes, "validation", "test")
     raise SystemExit("error: a TFLite export is checked on labelled held-out images: give --data, "
                      "or a run directory that holds split_train.csv and split_test.csv")
 
