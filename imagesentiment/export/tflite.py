@@ -155,7 +155,7 @@ def _selective_int8(converter: tf.lite.TFLiteConverter, images: np.ndarray, laye
     returns the model and the layers (or ops) kept in float. The ops that read the pixels stay integer,
     so that uint8 pixels go in."""
     from ai_edge_litert.tools import flatbuffer_utils
-    from tensorflow.lite.python.util import modify_model_io_type
+    from tensorflow.lite.python.convert import mlir_quantize  # the quantizer the converter itself calls
 
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=lambda: ([image[None].astype(np.float32)] for image in images))
@@ -172,9 +172,9 @@ def _selective_int8(converter: tf.lite.TFLiteConverter, images: np.ndarray, laye
     if len(bad) == len({_layer_of(name, layers) for name in measured["tensor_name"]}):
         raise ExportError(f"every layer quantizes worse than {max_layer_error} steps: export float16 instead")
     tensors = {t.name.decode("utf-8") for graph in calibrated.subgraphs for t in graph.tensors}
-    debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=sorted(t for t in tensors if _layer_of(t, layers) in bad))
-    return modify_model_io_type(debugger.get_nondebug_quantized_model(), tf.uint8, tf.float32), sorted(bad)
+    content = mlir_quantize(debugger.calibrated_model, input_data_type=tf.uint8, output_data_type=tf.float32,
+                            denylisted_nodes=sorted(t for t in tensors if _layer_of(t, layers) in bad))
+    return content, sorted(bad)
 
 
 def with_metadata(content: bytes, metadata: dict) -> bytes:
