@@ -266,6 +266,9 @@ def cmd_shard(args: argparse.Namespace) -> int:
 
     args.epochs = args.batch_size = args.learning_rate = None
     config, _ = _config(args)
+    if any(source.weight != 1.0 for source in config.data.extra_training):
+        raise SystemExit("error: shards keep no per-source weight; drop data.extra_training's weight "
+                         "to shard this configuration, or train from the files")
     prefix = args.out.rstrip("/")
     with tempfile.TemporaryDirectory() as scratch:
         split = prepare_split(config, Path(scratch))

@@ -31,6 +31,9 @@ class SourceConfig:
     path: str
     format: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # extra_training only: each of its images' weight in the training loss, relative to the
+    # main source's 1 (below 1: it helps, but the data to be judged on leads)
+    weight: float = 1.0
 
 
 @dataclass
@@ -170,6 +173,12 @@ def _check(config: Config) -> Config:
                           f"got {config.train.cached_views} with model.kind {config.model.kind!r}")
     if config.train.ensemble < 1:
         raise ConfigError(f"train.ensemble: need at least 1 model, got {config.train.ensemble}")
+    for key, source in (("data.source", config.data.source), ("data.test", config.data.test)):
+        if source is not None and source.weight != 1.0:
+            raise ConfigError(f"{key}.weight: only data.extra_training sources take a weight")
+    for i, source in enumerate(config.data.extra_training):
+        if not source.weight > 0:
+            raise ConfigError(f"data.extra_training[{i}].weight: a positive number, got {source.weight}")
     if config.train.strategy not in STRATEGIES:
         raise ConfigError(f"train.strategy: expected one of {', '.join(map(repr, STRATEGIES))}, "
                           f"got {config.train.strategy!r}")

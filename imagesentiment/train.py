@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 import yaml
-from sklearn.utils.class_weight import compute_class_weight
 
 from .config import Config, SourceConfig, to_dict
 from .data import (DataError, ImageSet, Split, augment, check_set, decode_and_resize, k_fold, load_source,
                    train_val_test_split)
+from .data.pipeline import unpack_weights, with_weights
 from .data.shards import image_batches, read_split
 from .distribute import for_strategy, is_chief, make_strategy, run_dir_of
 from .evaluate import evaluate_model, plot_history, summary
@@ -62,8 +62,10 @@ def load_sources(config: Config, run_dir: Path) -> Sources:
         return checked.images
 
     data = config.data
-    sources = Sources(load(data.source, "source"), load(data.test, "test") if data.test else None,
-                      [load(s, f"extra{i}") for i, s in enumerate(data.extra_training)])
+    extras = [load(s, f"extra{i}") for i, s in enumerate(data.extra_training)]
+    extras = [ImageSet(e.frame.assign(weight=s.weight), e.classes, e.notes)  # a column the main set lacks
+              for e, s in zip(extras, data.extra_training)]
+    sources = Sources(load(data.source, "source"), load(data.test, "test") if data.test else None, extras)
     run_dir.mkdir(parents=True, exist_ok=True)
     pd.concat(skipped, ignore_index=True).to_csv(run_dir / "skipped_files.csv", index=False)
     return sources
@@ -119,11 +121,18 @@ def build_model(config: Config) -> keras.Model:
     return build_transfer(classes, m.backbone, m.input_size, m.weights, m.dropout)
 
 
-def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
-    """Balanced weights for the classes present; 1.0 for absent ones."""
-    present = np.unique(labels)
-    weights = compute_class_weight("balanced", classes=present, y=labels)
-    return {i: float(dict(zip(present.tolist(), weights)).get(i, 1.0)) for i in range(num_classes)}
+def sample_weights(images: ImageSet, num_classes: int, balance: bool = True) -> np.ndarray | None:
+    """Each training image's weight in the loss: its source's ``weight`` (``extra_training``; 1 for
+    the rest) times, with ``balance``, its class's balanced weight over those weights, so that every
+    class present weighs the same in total. None when every weight is 1."""
+    frame = images.frame
+    weights = frame["weight"].fillna(1.0).to_numpy(float) if "weight" in frame else np.ones(len(frame))
+    labels = images.label_ids.to_numpy()
+    if balance:
+        mass = np.bincount(labels, weights=weights, minlength=num_classes)
+        present = mass > 0
+        weights = weights * (weights.sum() / (present.sum() * np.where(present, mass, 1.0)))[labels]
+    return None if np.allclose(weights, 1.0) else weights
 
 
 class Throughput(keras.callbacks.Callback):
@@ -211,10 +220,10 @@ class ActivationStore:
 
 
 def cached_dataset(activations: np.ndarray, labels: np.ndarray, batch_size: int, training: bool = False,
-                   seed: int = 0) -> tf.data.Dataset:
+                   seed: int = 0, weights: np.ndarray | None = None) -> tf.data.Dataset:
     """Batches of stored activations: for training a random view per image each epoch, shuffled;
-    else view 0."""
-    ds = tf.data.Dataset.from_tensor_slices((activations, labels.astype(np.int32)))
+    else view 0. ``weights`` (one per image): Keras's sample weights, as a third element."""
+    ds = tf.data.Dataset.from_tensor_slices((activations, with_weights(labels.astype(np.int32), weights)))
     if training:
         views = activations.shape[1]
         picks = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
@@ -223,7 +232,8 @@ def cached_dataset(activations: np.ndarray, labels: np.ndarray, batch_size: int,
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     else:
         ds = ds.map(lambda a, y: (tf.cast(a[0], tf.float32), y))
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds if weights is None else unpack_weights(ds)
 
 
 def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, phase: str,
@@ -231,18 +241,19 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, p
     """One ``model.fit`` with every callback; returns this phase's history. With ``train.cached_views``
     the frozen part's activations come from ``store`` (a new one if None)."""
     t, size = config.train, (config.model.input_size,) * 2
+    weights = sample_weights(split.train, len(config.data.classes), t.class_weights)
     strategy = tf.distribute.get_strategy()  # the one train() entered: batch_size is per replica
     batch = t.batch_size * strategy.num_replicas_in_sync
     if t.cached_views:  # the cheaper fine-tune: fit the trained part on the frozen part's activations
         bottom, model = split_frozen(model, config)
         store = store or ActivationStore(t.activation_cache)
         train_ds = cached_dataset(store.activations(bottom, split.train, config, t.cached_views),
-                                  split.train.label_ids.to_numpy(), batch, True, config.seed)
+                                  split.train.label_ids.to_numpy(), batch, True, config.seed, weights)
         val_ds = cached_dataset(store.activations(bottom, split.validation, config, 1),
                                 split.validation.label_ids.to_numpy(), batch)
     else:  # from the image files, or from their TFRecord shards (data.shards)
         train_ds = image_batches(split.train, size, batch, training=True, augment_images=t.augment,
-                                 cache=t.cache, seed=config.seed)
+                                 cache=t.cache, seed=config.seed, weights=weights)
         val_ds = image_batches(split.validation, size, batch, cache=t.cache)
     train_ds, val_ds = for_strategy(train_ds, strategy), for_strategy(val_ds, strategy)
     model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy",
@@ -262,8 +273,7 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, p
         keras.callbacks.CSVLogger(str(history), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs" / phase)),
     ]
-    weights = class_weights(split.train.label_ids.to_numpy(), len(config.data.classes)) if t.class_weights else None
-    result = model.fit(train_ds, validation_data=val_ds, epochs=epochs, class_weight=weights,
+    result = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                        callbacks=callbacks, shuffle=False, verbose=2)
     losses = result.history.get("loss", [])
     if any(not math.isfinite(v) for v in losses):

@@ -25,6 +25,8 @@ def test_paths_resolve_against_the_file_and_overrides_apply(tmp_path):
     ("model: {kind: cnn}\n", "missing key data"),
     ("data: {source: {path: x}}\nmodel: {kind: resnet}\n", "model.kind"),
     ("data: {source: {path: x}}\nmodel: {widths: [8, x]}\n", "model.widths\\[1\\]: expected int"),
+    ("data: {source: {path: x, weight: 0.5}}\n", "data.source.weight: only data.extra_training"),
+    ("data: {source: {path: x}, extra_training: [{path: y, weight: 0}]}\n", "extra_training\\[0\\].weight: a positive"),
     ("- a\n- list\n", "expected a mapping"),
     ("data: {source: {path: x}\n", "not valid YAML"),
 ])

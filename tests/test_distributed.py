@@ -45,6 +45,16 @@ def test_shard_command_writes_the_training_split(tmp_path, synthetic_root):
     assert split.train.frame["path"].tolist() != sorted(split.train.frame["path"].tolist())
 
 
+def test_shard_command_refuses_weighted_extra_training(tmp_path, synthetic_root):
+    config = small_config(tmp_path, synthetic_root)
+    config.write_text(config.read_text().replace(
+        "data: {source: {path: %s}}" % synthetic_root,
+        "data: {source: {path: %s}, extra_training: [{path: %s, weight: 0.5}]}" % (synthetic_root, synthetic_root)))
+    with pytest.raises(SystemExit, match="shards keep no per-source weight"):
+        main(["shard", str(config), "--out", str(tmp_path / "shards")])
+    assert not (tmp_path / "shards").exists(), "refused before anything is written"
+
+
 def test_training_from_shards_gives_the_same_results_as_from_files(tmp_path, synthetic_root):
     config = small_config(tmp_path, synthetic_root)
     # one shard per side: read in the order written, the shard pipeline yields the same batches

@@ -132,3 +132,18 @@ def test_jpeg_xl_is_refused_before_decoding():
     for magic in (b"\xff\x0a", b"\0\0\0\x0cJXL \r\n\x87\n"):
         with pytest.raises(tf.errors.InvalidArgumentError, match="unsupported image format: JPEG XL"):
             decode_and_resize(tf.constant(magic + bytes(64)), (8, 8))
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_sample_weights_stay_with_their_images_through_shuffling(synthetic_root, cache):
+    images = from_folder(synthetic_root)
+    plain = _first_batch(make_dataset(images, (24, 24), len(images)))[0]
+    index = {x.tobytes(): i for i, x in enumerate(plain)}
+    weights = np.arange(len(images)) + 1.0
+    ds = make_dataset(images, (24, 24), 16, training=True, augment_images=False, cache=cache, seed=3,
+                      weights=weights)
+    seen = [(index[x.tobytes()], y, w) for xs, ys, ws in ds.as_numpy_iterator() for x, y, w in zip(xs, ys, ws)]
+    rows = [i for i, _, _ in seen]
+    assert sorted(rows) == list(range(len(images))) and rows != sorted(rows), "all of them, shuffled"
+    labels = images.label_ids.to_numpy()
+    assert all(y == labels[i] and w == weights[i] for i, y, w in seen)

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from imagesentiment.data import from_folder, make_dataset
-from imagesentiment.data.shards import make_shard_dataset, read_shards, write_shards
+from imagesentiment.data import from_folder, make_dataset, train_val_test_split
+from imagesentiment.data.shards import (image_batches, make_shard_dataset, read_shards, read_split, write_shards,
+                                        write_split)
 
 
 def test_shards_round_trip_to_the_same_batches(synthetic_root, tmp_path):
@@ -46,3 +47,14 @@ def test_shards_on_a_file_system_url(synthetic_root):
         assert labels.tolist() == images.label_ids.tolist()
     finally:
         tf.io.gfile.rmtree("ram://imagesentiment-test")
+
+
+def test_shard_batches_weigh_images_by_class_only(synthetic_root, tmp_path):
+    write_split(train_val_test_split(from_folder(synthetic_root), 0.2, 0.2, 0), str(tmp_path / "s"))
+    train = read_split(str(tmp_path / "s")).train
+    per_class = np.array([0.5, 2.0, 1.0])
+    labels = train.label_ids.to_numpy()
+    for _, ys, ws in image_batches(train, (24, 24), 16, training=True, weights=per_class[labels]):
+        np.testing.assert_array_equal(ws.numpy(), per_class[ys.numpy()])
+    with pytest.raises(ValueError, match="only be weighted by class"):
+        image_batches(train, (24, 24), 16, weights=np.arange(len(train)) + 1.0)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from imagesentiment.config import load_config
-from imagesentiment.data import DataError, from_folder
-from imagesentiment.train import ActivationStore, TrainingError, cross_validate, train
+from imagesentiment.data import DataError, ImageSet, from_folder
+from imagesentiment.train import ActivationStore, TrainingError, cross_validate, sample_weights, train
 
 from conftest import SHARED_WEIGHTS
 
@@ -94,6 +94,44 @@ def test_transfer_model_trains_from_a_weights_file(tmp_path, synthetic_root):
     np.testing.assert_allclose(model.get_layer("Conv1").get_weights()[0],
                                reference.get_layer("Conv1").get_weights()[0])  # frozen layer: as loaded
     assert (run / "history_phase2.csv").is_file() and len(pd.read_csv(run / "history.csv")) == 3
+
+
+def test_sample_weights_balance_the_classes_over_the_source_weights(synthetic_root):
+    everything = from_folder(synthetic_root)
+    by_class = [np.flatnonzero(everything.label_ids.to_numpy() == c) for c in range(3)]
+    images = everything.subset([*by_class[0][:3], by_class[1][0], *by_class[2][:2]])  # 3, 1 and 2 images
+    labels = images.label_ids.to_numpy()
+    plain = sample_weights(images, 3)
+    np.testing.assert_allclose(plain, (6 / (3 * np.bincount(labels)))[labels])  # scikit-learn's "balanced"
+    assert sample_weights(images.subset([0, 3, 4]), 3) is None  # one of each class: no weights
+    weighted = ImageSet(images.frame.assign(weight=[1, 1, 0.5, 1, 0.5, 0.5]), images.classes)
+    np.testing.assert_allclose(sample_weights(weighted, 3, balance=False), [1, 1, 0.5, 1, 0.5, 0.5])
+    balanced = sample_weights(weighted, 3)
+    np.testing.assert_allclose(np.bincount(labels, weights=balanced), [4.5 / 3] * 3)  # same total, shared equally
+    assert balanced[0] == 2 * balanced[2], "within a class the source weights keep their ratio"
+
+
+def test_extra_training_weight_decides_how_much_extra_images_count(tmp_path, synthetic_root):
+    """Extra training images with wrong labels (every class shifted by one), given twice: at weight 1
+    they outweigh the true labels two to one; at 0.05 the main source leads. Extras also on the
+    validation or test side are dropped."""
+    images = from_folder(synthetic_root)
+    shifted = {"negative": "neutral", "neutral": "positive", "positive": "negative"}
+    images.frame.assign(label=images.frame["label"].map(shifted))[["path", "label"]].to_csv(
+        tmp_path / "wrong.csv", index=False)
+    accuracy = {}
+    for weight in (1.0, 0.05):
+        extra = (f"{{path: {tmp_path / 'wrong.csv'}, format: manifest, weight: {weight}, "
+                 "options: {allow_outside_root: true}}")
+        config = write_config(tmp_path, synthetic_root, data=(
+            f"data: {{source: {{path: {synthetic_root}}}, extra_training: [{extra}, {extra}]}}"))
+        run = tmp_path / f"run{weight}"
+        accuracy[weight] = train(load_config(config), run)["accuracy"]
+        sides = {name: pd.read_csv(run / f"split_{name}.csv") for name in ("train", "validation", "test")}
+        extras = sides["train"][sides["train"]["weight"].notna()]
+        assert len(extras) == 2 * len(sides["train"]) // 3 and (extras["weight"] == weight).all()
+        assert not set(extras["path"]) & (set(sides["validation"]["path"]) | set(sides["test"]["path"]))
+    assert accuracy[0.05] > 0.8 and accuracy[1.0] < 0.5, accuracy
 
 
 def test_refusals(tmp_path, synthetic_root):

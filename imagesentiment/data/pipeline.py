@@ -162,24 +162,40 @@ def training_order(count: int, seed: int) -> np.ndarray:
 
 def make_dataset(images: ImageSet, image_size: Sequence[int] = (128, 128), batch_size: int = 32,
                  training: bool = False, augment_images: bool | None = None,
-                 cache: bool | str = False, shuffle_buffer: int = 2048, seed: int = 0) -> tf.data.Dataset:
+                 cache: bool | str = False, shuffle_buffer: int = 2048, seed: int = 0,
+                 weights: np.ndarray | None = None) -> tf.data.Dataset:
     """Batches of ``(float32 images (B, H, W, 3) in [0, 255], int32 class ids)`` from image files.
 
     ``training`` shuffles (reproducibly from ``seed``, anew each epoch) and, unless
     ``augment_images`` is False, augments. ``cache`` keeps decoded, resized images
-    in memory (``True``) or in files with that path prefix (a string).
+    in memory (``True``) or in files with that path prefix (a string). ``weights`` (one per
+    image) come as a third element, Keras's sample weights.
     """
     if len(images) == 0:
         raise ValueError("cannot build a pipeline over an empty image set")
     if training and cache:
-        images = images.subset(training_order(len(images), seed))
+        order = training_order(len(images), seed)
+        images = images.subset(order)
+        weights = None if weights is None else np.asarray(weights)[order]
     files = tf.data.Dataset.from_tensor_slices((images.frame["path"].to_numpy(dtype=str),
-                                                images.label_ids.to_numpy()))
+                                                with_weights(images.label_ids.to_numpy(), weights)))
     if training and not cache:  # shuffling paths is cheap: shuffle them all
         files = files.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     encoded = files.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=AUTOTUNE)
-    return batches(encoded, image_size, batch_size, training, augment_images, cache,
-                   min(shuffle_buffer, len(images)) if cache else 0, seed)
+    ds = batches(encoded, image_size, batch_size, training, augment_images, cache,
+                 min(shuffle_buffer, len(images)) if cache else 0, seed)
+    return ds if weights is None else unpack_weights(ds)
+
+
+def with_weights(labels: np.ndarray, weights: np.ndarray | None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """The label element of a pipeline: class ids, or ``(class ids, float32 weights)`` that travel
+    with each image through shuffling and augmentation until :func:`unpack_weights`."""
+    return labels if weights is None else (labels, np.asarray(weights, np.float32))
+
+
+def unpack_weights(batches: tf.data.Dataset) -> tf.data.Dataset:
+    """``(x, (labels, weights))`` batches as Keras's ``(x, labels, sample weights)``."""
+    return batches.map(lambda x, target: (x, *target))
 
 
 def batches(encoded: tf.data.Dataset, image_size: Sequence[int], batch_size: int, training: bool,

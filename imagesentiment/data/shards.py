@@ -18,10 +18,11 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .pipeline import AUTOTUNE, batches, make_dataset, training_order
+from .pipeline import AUTOTUNE, batches, make_dataset, training_order, unpack_weights
 from .sources import ImageSet
 from .splits import Split
 
@@ -102,12 +103,14 @@ def _parse(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 def make_shard_dataset(shards: Shards, image_size: Sequence[int] = (128, 128), batch_size: int = 32,
                        training: bool = False, augment_images: bool | None = None, cache: bool | str = False,
-                       shuffle_buffer: int = 2048, seed: int = 0, ordered: bool = False) -> tf.data.Dataset:
+                       shuffle_buffer: int = 2048, seed: int = 0, ordered: bool = False,
+                       class_weights: Sequence[float] | None = None) -> tf.data.Dataset:
     """The same batches as :func:`make_dataset`, read from shards: files interleaved in parallel
     (in a new order each epoch when training), then the shared decode/augment/batch tail.
 
     ``ordered`` reads the files one after the other instead, so that the images come in the
-    order they were written (the shard set's table). A training side written by
+    order they were written (the shard set's table). ``class_weights`` (one per class) give each
+    image its class's weight as a third element, Keras's sample weights. A training side written by
     :func:`write_split` in one shard, read with ``cache``, gives exactly :func:`make_dataset`'s
     batches of the split's training side (the same seed).
     """
@@ -122,8 +125,12 @@ def make_shard_dataset(shards: Shards, image_size: Sequence[int] = (128, 128), b
         records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(8, len(shards.files)),
                                    num_parallel_calls=AUTOTUNE, deterministic=True)
     encoded = records.map(_parse, num_parallel_calls=AUTOTUNE)
+    if class_weights is not None:
+        table = tf.constant(class_weights, tf.float32)
+        encoded = encoded.map(lambda data, label: (data, (label, tf.gather(table, label))))
     ds = batches(encoded, image_size, batch_size, training, augment_images, cache,
                  min(shuffle_buffer, shards.count), seed)
+    ds = ds if class_weights is None else unpack_weights(ds)
     # TFRecord files do not tell how many records they hold; the shard set does. Keras then knows
     # an epoch's length from the start, as it does for make_dataset
     return ds.apply(tf.data.experimental.assert_cardinality(math.ceil(shards.count / batch_size)))
@@ -167,10 +174,19 @@ def read_split(prefix: str) -> Split:
 
 def image_batches(images: ImageSet, image_size: Sequence[int] = (128, 128), batch_size: int = 32,
                   training: bool = False, augment_images: bool | None = None, cache: bool | str = False,
-                  seed: int = 0) -> tf.data.Dataset:
+                  seed: int = 0, weights: np.ndarray | None = None) -> tf.data.Dataset:
     """:func:`make_dataset` of an image set, read from its shards when it has them (in the table's
-    order unless training, so that predictions line up with the table)."""
+    order unless training, so that predictions line up with the table). From shards, ``weights``
+    (one per image) may differ only between classes: shard records carry no weight."""
     if isinstance(images, ShardedImages) and images.shards is not None:
+        table = None
+        if weights is not None:
+            labels = images.label_ids.to_numpy()
+            table = np.ones(len(images.classes))
+            table[labels] = weights
+            if not np.allclose(table[labels], weights):
+                raise ValueError("images read from shards can only be weighted by class")
         return make_shard_dataset(images.shards, image_size, batch_size, training, augment_images, cache,
-                                  seed=seed, ordered=not training)
-    return make_dataset(images, image_size, batch_size, training, augment_images, cache, seed=seed)
+                                  seed=seed, ordered=not training, class_weights=table)
+    return make_dataset(images, image_size, batch_size, training, augment_images, cache, seed=seed,
+                        weights=weights)
