@@ -80,7 +80,7 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3
     patience: int = 8
-    class_weights: bool = True
+    class_weights: bool = True                # every class weighs the same in the loss (over extras' weights)
     augment: bool = True
     cache: bool = True
     fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
