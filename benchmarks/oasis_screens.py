@@ -13,7 +13,9 @@ With ``--members RUN_A RUN_B`` (two ``imagesentiment cv`` run folders of ensembl
 folds, e.g. pipelines/oasis.yaml at 224 and at ``--set model.input_size=160``) it also scores
 ensembles mixing their members on each fold's held-out photos.
 
-    python benchmarks/oasis_screens.py [--members /tmp/runs/oasis /tmp/runs/oasis_160]
+The photos, the class cuts and the backbone weights are those of ``--pipeline``.
+
+    python benchmarks/oasis_screens.py [--pipeline pipelines/oasis.yaml] [--members RUN_224 RUN_160]
 """
 from __future__ import annotations
 
@@ -32,15 +34,13 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from imagesentiment.data import ImageSet  # noqa: E402
-from imagesentiment.data.sources import oasis  # noqa: E402
+from imagesentiment.config import load_config  # noqa: E402
+from imagesentiment.data import ImageSet, load_source  # noqa: E402
 from imagesentiment.evaluate import predict_probabilities  # noqa: E402
 from imagesentiment.model import build_transfer  # noqa: E402
 from results import record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-CUTS = (3.5, 4.5)
 
 
 def features(images: ImageSet, size: int, weights: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -51,10 +51,10 @@ def features(images: ImageSet, size: int, weights: Path) -> tuple[np.ndarray, np
     return predict_probabilities(pooled, images), predict_probabilities(mirrored, images)
 
 
-def soft_targets(valence: np.ndarray, sd: np.ndarray, scale: float) -> np.ndarray:
+def soft_targets(valence: np.ndarray, sd: np.ndarray, scale: float, cuts: tuple[float, float]) -> np.ndarray:
     """Share of N(valence, scale * sd) below, between and above the cuts: (N, 3)."""
     spread = np.maximum(sd * scale, 1e-3)
-    low, high = norm.cdf(CUTS[0], valence, spread), norm.sf(CUTS[1], valence, spread)
+    low, high = norm.cdf(cuts[0], valence, spread), norm.sf(cuts[1], valence, spread)
     return np.stack([low, 1 - low - high, high], axis=1)
 
 
@@ -70,7 +70,7 @@ def probe(x: np.ndarray, targets: np.ndarray, test: list[np.ndarray], c: float =
     return sum(model.predict_proba(t) for t in test) / len(test)
 
 
-def probe_screens(images: ImageSet, weights: Path, repeats: int) -> dict:
+def probe_screens(images: ImageSet, cuts: tuple[float, float], weights: str, repeats: int) -> dict:
     frame = images.frame
     valence, sd = frame["Valence_mean"].to_numpy(float), frame["Valence_SD"].to_numpy(float)
     y = images.label_ids.to_numpy()
@@ -83,14 +83,14 @@ def probe_screens(images: ImageSet, weights: Path, repeats: int) -> dict:
                 scaler = StandardScaler().fit(plain[train])
                 x = scaler.transform(np.concatenate([plain[train], flipped[train]]))
                 seen = [scaler.transform(plain[test]), scaler.transform(flipped[test])]
-                hard = np.eye(3)[np.concatenate([y[train], y[train]])]
-                probs[f"hard {size}px"] = probe(x, hard, seen)
+                labels = np.concatenate([y[train], y[train]])
+                probs[f"hard {size}px"] = probe(x, np.eye(3)[labels], seen)
                 if size != 224:
                     continue
                 for scale in (1.0, 0.5, 0.25, 0.1):
-                    soft = soft_targets(valence[train], sd[train], scale)
+                    soft = soft_targets(valence[train], sd[train], scale, cuts)
                     probs[f"soft targets, SD x {scale}"] = probe(x, np.concatenate([soft, soft]), seen)
-                above = [probe(x, np.eye(2)[(np.argmax(hard, 1) > k).astype(int)], seen)[:, 1] for k in (0, 1)]
+                above = [probe(x, np.eye(2)[(labels > k).astype(int)], seen)[:, 1] for k in (0, 1)]
                 probs["ordinal"] = np.stack([1 - above[0], np.clip(above[0] - above[1], 0, 1), above[1]], 1)
             probs["hard 160px + 224px averaged"] = probs["hard 160px"] + probs["hard 224px"]
             for name, p in probs.items():
@@ -129,14 +129,17 @@ def member_screens(runs: list[Path]) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(SHARED / "data" / "oasis"))
-    parser.add_argument("--weights", default=str(SHARED / "weights" / "mobilenet_v2_1.00_160_no_top.weights.h5"))
+    parser.add_argument("--pipeline", default=str(ROOT / "pipelines" / "oasis.yaml"))
     parser.add_argument("--repeats", type=int, default=6, help="stratified 5-fold splits per screen")
     parser.add_argument("--members", nargs=2, type=Path, metavar="RUN", help="two cv run folders to mix")
     args = parser.parse_args()
-    if not Path(args.data).is_dir():
-        raise SystemExit(f"the OASIS photos are not at {args.data}")
-    figures = {"probes": probe_screens(oasis(args.data, CUTS), Path(args.weights), args.repeats)}
+    config = load_config(args.pipeline)
+    source = config.data.source
+    if not Path(source.path).is_dir():
+        raise SystemExit(f"the OASIS photos are not at {source.path}")
+    cuts = tuple(source.options["cuts"])
+    images = load_source(source.path, source.format, **source.options)
+    figures = {"probes": probe_screens(images, cuts, config.model.weights, args.repeats)}
     if args.members:
         figures["ensembles"] = member_screens(args.members)
     record("oasis_screens", figures)
