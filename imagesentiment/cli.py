@@ -113,7 +113,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if len(checked.skipped):
         print(checked.report())
     out = Path(args.out) if args.out else (run_dir / "evaluation" if run_dir else None)
-    print(summary(evaluate_model(model, checked.images, out, args.flip_tta)))
+    print(summary(evaluate_model(model, checked.images, out, args.flip_tta, args.crop_tta)))
     if out:
         print(f"metrics written to {out}")
     return 0
@@ -348,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="a source option, e.g. split=test")
     p.add_argument("--flip-tta", action="store_true", help="average with the mirrored image's prediction")
+    p.add_argument("--crop-tta", action="store_true",
+                   help="average with the centre and four corner crops' predictions (with --flip-tta: 12 views)")
     p.add_argument("--out", help="output folder (default: RUN/evaluation)")
 
     p = _add(sub, "explain", cmd_explain)

@@ -106,6 +106,7 @@ class TrainConfig:
 @dataclass
 class EvaluateConfig:
     flip_tta: bool = False                    # average the prediction with the mirrored image's
+    crop_tta: bool = False                    # and with the centre and corner crops' (6x the work)
 
 
 @dataclass

@@ -23,15 +23,32 @@ from .data import ImageSet
 from .data.shards import image_batches
 
 
+CROP_KEEP = 0.85  # share of each side a test-time crop keeps (the training crops keep 0.8-1.0)
+
+
+def crop_boxes(keep: float = CROP_KEEP) -> tf.Tensor:
+    """Normalised ``[y1, x1, y2, x2]`` boxes of the centre crop and the four corner crops."""
+    o = 1.0 - keep
+    return tf.constant([[o / 2, o / 2, o / 2 + keep, o / 2 + keep], [0, 0, keep, keep], [0, o, keep, 1],
+                        [o, 0, 1, keep], [o, o, 1, 1]], tf.float32)
+
+
 def predict_probabilities(model: keras.Model, images: ImageSet, batch_size: int = 64,
-                          flip_tta: bool = False) -> np.ndarray:
-    """Class probabilities ``(N, C)`` for every image, optionally averaged with the mirrored image."""
+                          flip_tta: bool = False, crop_tta: bool = False) -> np.ndarray:
+    """Class probabilities ``(N, C)`` for every image, averaged over test-time views: with
+    ``crop_tta`` the image and its centre and four corner crops (each resized back), with
+    ``flip_tta`` each of those and its mirror image."""
     size = tuple(model.input_shape[1:3])
 
     @tf.function(input_signature=[tf.TensorSpec([None, *size, 3], tf.float32)])
     def forward(batch: tf.Tensor) -> tf.Tensor:
-        p = model(batch, training=False)
-        return (p + model(batch[:, :, ::-1], training=False)) / 2 if flip_tta else p
+        n, views = tf.shape(batch)[0], [batch]
+        if crop_tta:
+            views += [tf.image.crop_and_resize(batch, tf.tile(box[None], [n, 1]), tf.range(n), size)
+                      for box in tf.unstack(crop_boxes())]
+        if flip_tta:
+            views += [view[:, :, ::-1] for view in views]
+        return tf.add_n([model(view, training=False) for view in views]) / len(views)
 
     return np.concatenate([forward(batch).numpy() for batch, _ in image_batches(images, size, batch_size)])
 
@@ -102,10 +119,10 @@ def plot_history(history: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def evaluate_model(model: keras.Model, images: ImageSet, out: str | os.PathLike | None = None,
-                   flip_tta: bool = False) -> dict:
+                   flip_tta: bool = False, crop_tta: bool = False) -> dict:
     """Metrics of ``model`` on ``images``; with ``out``, writes metrics.json, the confusion matrix
-    (CSV and PNG) and predictions.csv there."""
-    probabilities = predict_probabilities(model, images, flip_tta=flip_tta)
+    (CSV and PNG) and predictions.csv there. ``flip_tta``, ``crop_tta``: see predict_probabilities."""
+    probabilities = predict_probabilities(model, images, flip_tta=flip_tta, crop_tta=crop_tta)
     y_pred = probabilities.argmax(axis=1)
     metrics = classification_metrics(images.label_ids.to_numpy(), y_pred, images.classes)
     if metrics["single_class"]:

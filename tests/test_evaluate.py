@@ -1,10 +1,14 @@
 import json
 
+import keras
 import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 from sklearn.metrics import f1_score
 
-from imagesentiment.evaluate import classification_metrics, evaluate_model, summary
+from imagesentiment.data import ImageSet
+from imagesentiment.evaluate import CROP_KEEP, classification_metrics, evaluate_model, predict_probabilities, summary
 
 CLASSES = ("negative", "neutral", "positive")
 
@@ -44,3 +48,24 @@ def test_evaluate_model_writes_its_files(trained_cnn, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
     for name in ("confusion_matrix.png", "confusion_matrix.csv", "predictions.csv"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_test_time_views_average_the_crops_and_mirrors(tmp_path):
+    """A photo red on its left 30 %: the model's output is the mean colour, so each view's red share
+    is known from its box: the whole 0.3, the centre crop and the four corner crops (0.3 - left) / keep."""
+    pixels = np.zeros((64, 160, 3), np.uint8)
+    pixels[:, :48, 0] = 255
+    Image.fromarray(pixels).save(tmp_path / "left_red.png")
+    images = ImageSet(pd.DataFrame({"path": [str(tmp_path / "left_red.png")], "label": ["neutral"]}))
+    inputs = keras.Input((64, 64, 3))
+    mean_colour = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs) / 255.0)
+    o = 1 - CROP_KEEP
+    crops = [(0.3 - o / 2) / CROP_KEEP] + [0.3 / CROP_KEEP] * 2 + [(0.3 - o) / CROP_KEEP] * 2
+    expected = (0.3 + sum(crops)) / 6
+    red = {(flip, crop): predict_probabilities(mean_colour, images, flip_tta=flip, crop_tta=crop)[0, 0]
+           for flip in (False, True) for crop in (False, True)}
+    assert red[False, False] == pytest.approx(0.3, abs=0.01)
+    assert red[True, False] == pytest.approx(0.3, abs=0.01)  # the mirror keeps the red share
+    assert red[False, True] == pytest.approx(expected, abs=0.01)
+    assert red[True, True] == pytest.approx(expected, abs=0.01)
+    assert abs(expected - 0.3) > 0.02  # the crops do change what the model sees
