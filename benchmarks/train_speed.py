@@ -117,7 +117,8 @@ if __name__ == "__main__":
             run = T.fit_phase(T.build_model(fer), side, fer, Path(tmp) / "fer", "phase1", 3,
                               fer.train.learning_rate)
             figures["fer_cnn_images_per_s"] = round(steady(run, slice(0, 3)), 1)
-            figures["fer_cnn"] = f"{fer.model.input_size}px, widths {fer.model.widths}, batch {fer.train.batch_size}"
+            figures["fer_cnn"] = (f"{fer.model.input_size}px, widths {fer.model.widths}, {fer.model.convs_per_block} "
+                                f"convolutions per block, batch {fer.train.batch_size}")
     figures["load_average_end"] = round(os.getloadavg()[0], 2)
     figures["process_cpu_s"] = round(time.process_time() - cpu0, 1)
     figures["wall_s"] = round(time.perf_counter() - wall0, 1)
