@@ -1,3 +1,4 @@
+import itertools
 import json
 
 import keras
@@ -51,21 +52,27 @@ def test_evaluate_model_writes_its_files(trained_cnn, tmp_path):
 
 
 def test_test_time_views_average_the_crops_and_mirrors(tmp_path):
-    """A photo red on its left 30 %: the model's output is the mean colour, so each view's red share
-    is known from its box: the whole 0.3, the centre crop and the four corner crops (0.3 - left) / keep."""
+    """A photo red on its left 30 %, and a model whose output is the mean colour of the left half of
+    what it sees: each view's red share follows from its box (the whole photo or a crop from x1 of
+    width CROP_KEEP, as is or mirrored), so the average over the views is known."""
     pixels = np.zeros((64, 160, 3), np.uint8)
     pixels[:, :48, 0] = 255
     Image.fromarray(pixels).save(tmp_path / "left_red.png")
     images = ImageSet(pd.DataFrame({"path": [str(tmp_path / "left_red.png")], "label": ["neutral"]}))
     inputs = keras.Input((64, 64, 3))
-    mean_colour = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs) / 255.0)
+    left_colour = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs[:, :, :32]) / 255.0)
+
+    def red_share(x1: float, width: float) -> float:  # of the stretch [x1, x1 + width) of the photo
+        return min(max(0.3 - x1, 0.0), width) / width
+
     o = 1 - CROP_KEEP
-    crops = [(0.3 - o / 2) / CROP_KEEP] + [0.3 / CROP_KEEP] * 2 + [(0.3 - o) / CROP_KEEP] * 2
-    expected = (0.3 + sum(crops)) / 6
-    red = {(flip, crop): predict_probabilities(mean_colour, images, flip_tta=flip, crop_tta=crop)[0, 0]
-           for flip in (False, True) for crop in (False, True)}
-    assert red[False, False] == pytest.approx(0.3, abs=0.01)
-    assert red[True, False] == pytest.approx(0.3, abs=0.01)  # the mirror keeps the red share
-    assert red[False, True] == pytest.approx(expected, abs=0.01)
-    assert red[True, True] == pytest.approx(expected, abs=0.01)
-    assert abs(expected - 0.3) > 0.02  # the crops do change what the model sees
+    boxes = [(0.0, 1.0)] + [(x1, CROP_KEEP) for x1 in (o / 2, 0.0, o, 0.0, o)]  # whole, centre, corners
+    as_is = [red_share(x1, width / 2) for x1, width in boxes]  # the left half of each view
+    mirrored = [red_share(x1 + width / 2, width / 2) for x1, width in boxes]  # its right half
+    expected = {(False, False): as_is[0], (True, False): (as_is[0] + mirrored[0]) / 2,
+                (False, True): np.mean(as_is), (True, True): np.mean(as_is + mirrored)}
+    tolerance = 0.01  # resampling at the red edge
+    assert min(abs(a - b) for a, b in itertools.combinations(expected.values(), 2)) > 2 * tolerance
+    for (flip, crop), share in expected.items():
+        red = predict_probabilities(left_colour, images, flip_tta=flip, crop_tta=crop)[0, 0]
+        assert red == pytest.approx(share, abs=tolerance), (flip, crop)
