@@ -25,26 +25,24 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
 from imagesentiment.data import ImageSet  # noqa: E402
 from imagesentiment.data.shards import image_batches  # noqa: E402
-from imagesentiment.evaluate import CROP_KEEP, crop_boxes  # noqa: E402
+from imagesentiment.evaluate import CROP_KEEP, test_time_views  # noqa: E402
 from results import record  # noqa: E402
 
-# view indices: 2 * box + mirrored; box 0 is the whole photo, 1 the centre crop, 2-5 the corners
-SUBSETS = {"whole + mirror (the pipeline's flip_tta)": [0, 1], "centre crop + mirror": [2, 3],
-           "whole and centre, + mirrors": [0, 1, 2, 3], "5 crops + mirrors": list(range(2, 12)),
+# view indices, in the order of test_time_views: 0 the whole photo, 1 the centre crop, 2-5 the
+# corners, 6-11 the same mirrored
+SUBSETS = {"whole + mirror (the pipeline's flip_tta)": [0, 6], "centre crop + mirror": [1, 7],
+           "whole and centre, + mirrors": [0, 1, 6, 7], "5 crops + mirrors": [1, 2, 3, 4, 5, 7, 8, 9, 10, 11],
            "all 12 views": list(range(12))}
 
 
 def view_probabilities(model: keras.Model, images: ImageSet, keep: float) -> np.ndarray:
     """Class probabilities of every photo in every view: (N, 12, C)."""
-    size, boxes = tuple(model.input_shape[1:3]), tf.concat([[[0.0, 0.0, 1.0, 1.0]], crop_boxes(keep)], 0)
+    size = tuple(model.input_shape[1:3])
 
     @tf.function(input_signature=[tf.TensorSpec([None, *size, 3], tf.float32)])
     def forward(batch: tf.Tensor) -> tf.Tensor:
-        n, probs = tf.shape(batch)[0], []
-        for box in tf.unstack(boxes):
-            view = tf.image.crop_and_resize(batch, tf.tile(box[None], [n, 1]), tf.range(n), size)
-            probs += [model(view, training=False), model(view[:, :, ::-1], training=False)]
-        return tf.stack(probs, axis=1)
+        views = test_time_views(batch, flip_tta=True, crop_tta=True, keep=keep)
+        return tf.stack([model(view, training=False) for view in views], axis=1)
 
     return np.concatenate([forward(batch).numpy() for batch, _ in image_batches(images, size, 32)])
 

@@ -33,21 +33,28 @@ def crop_boxes(keep: float = CROP_KEEP) -> tf.Tensor:
                         [o, 0, 1, keep], [o, o, 1, 1]], tf.float32)
 
 
+def test_time_views(batch: tf.Tensor, flip_tta: bool = False, crop_tta: bool = False,
+                    keep: float = CROP_KEEP) -> list[tf.Tensor]:
+    """The views of ``batch`` (B, H, W, 3) a prediction is averaged over: the batch itself; with
+    ``crop_tta`` its centre and four corner crops (keeping ``keep`` of each side, resized back);
+    with ``flip_tta`` each of those and then each mirrored, in that order."""
+    n, size, views = tf.shape(batch)[0], batch.shape[1:3], [batch]
+    if crop_tta:
+        views += [tf.image.crop_and_resize(batch, tf.tile(box[None], [n, 1]), tf.range(n), size)
+                  for box in tf.unstack(crop_boxes(keep))]
+    if flip_tta:
+        views += [view[:, :, ::-1] for view in views]
+    return views
+
+
 def predict_probabilities(model: keras.Model, images: ImageSet, batch_size: int = 64,
                           flip_tta: bool = False, crop_tta: bool = False) -> np.ndarray:
-    """Class probabilities ``(N, C)`` for every image, averaged over test-time views: with
-    ``crop_tta`` the image and its centre and four corner crops (each resized back), with
-    ``flip_tta`` each of those and its mirror image."""
+    """Class probabilities ``(N, C)`` for every image, averaged over its ``test_time_views``."""
     size = tuple(model.input_shape[1:3])
 
     @tf.function(input_signature=[tf.TensorSpec([None, *size, 3], tf.float32)])
     def forward(batch: tf.Tensor) -> tf.Tensor:
-        n, views = tf.shape(batch)[0], [batch]
-        if crop_tta:
-            views += [tf.image.crop_and_resize(batch, tf.tile(box[None], [n, 1]), tf.range(n), size)
-                      for box in tf.unstack(crop_boxes())]
-        if flip_tta:
-            views += [view[:, :, ::-1] for view in views]
+        views = test_time_views(batch, flip_tta, crop_tta)
         return tf.add_n([model(view, training=False) for view in views]) / len(views)
 
     return np.concatenate([forward(batch).numpy() for batch, _ in image_batches(images, size, batch_size)])
@@ -121,7 +128,7 @@ def plot_history(history: pd.DataFrame, path: str | os.PathLike) -> None:
 def evaluate_model(model: keras.Model, images: ImageSet, out: str | os.PathLike | None = None,
                    flip_tta: bool = False, crop_tta: bool = False) -> dict:
     """Metrics of ``model`` on ``images``; with ``out``, writes metrics.json, the confusion matrix
-    (CSV and PNG) and predictions.csv there. ``flip_tta``, ``crop_tta``: see predict_probabilities."""
+    (CSV and PNG) and predictions.csv there. ``flip_tta``, ``crop_tta``: see test_time_views."""
     probabilities = predict_probabilities(model, images, flip_tta=flip_tta, crop_tta=crop_tta)
     y_pred = probabilities.argmax(axis=1)
     metrics = classification_metrics(images.label_ids.to_numpy(), y_pred, images.classes)
