@@ -331,8 +331,9 @@ def train_split(config: Config, split: Split, run_dir: Path, store: ActivationSt
                                       member_dir, store))
             members[-1].save(member_dir / "model.keras")
         model = average_models(members)
-    tta = {"flip_tta": config.evaluate.flip_tta, "crop_tta": config.evaluate.crop_tta}
-    metrics = evaluate_model(model, split.test, run_dir / "test", **tta) if len(split.test) else {}
+    views = config.evaluate
+    metrics = (evaluate_model(model, split.test, run_dir / "test", views.flip_tta, views.crop_tta)
+               if len(split.test) else {})
     if metrics:
         print(summary(metrics))
     model.save(run_dir / "model.keras")
