@@ -113,7 +113,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if len(checked.skipped):
         print(checked.report())
     out = Path(args.out) if args.out else (run_dir / "evaluation" if run_dir else None)
-    print(summary(evaluate_model(model, checked.images, out, args.flip_tta, args.crop_tta)))
+    print(summary(evaluate_model(model, checked.images, out,
+                                  flip_tta=args.flip_tta, crop_tta=args.crop_tta)))
     if out:
         print(f"metrics written to {out}")
     return 0

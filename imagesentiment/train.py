@@ -332,7 +332,8 @@ def train_split(config: Config, split: Split, run_dir: Path, store: ActivationSt
             members[-1].save(member_dir / "model.keras")
         model = average_models(members)
     views = config.evaluate
-    metrics = (evaluate_model(model, split.test, run_dir / "test", views.flip_tta, views.crop_tta)
+    metrics = (evaluate_model(model, split.test, run_dir / "test",
+                              flip_tta=views.flip_tta, crop_tta=views.crop_tta)
                if len(split.test) else {})
     if metrics:
         print(summary(metrics))
