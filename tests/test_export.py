@@ -251,7 +251,11 @@ def test_int8_keeps_the_layers_that_quantize_badly_in_float(trained_cnn, tflite_
     keras_probabilities = model(x, training=False).numpy()
     every_layer = convert(model, "int8", x, max_layer_error=0.0)  # all but the error-free ops in float
     assert {"last_conv", "logits"} <= set(read_metadata(every_layer)["float_layers"])
-    assert "float_layers" not in read_metadata(convert(model, "int8", x, max_layer_error=None))
+    all_integer = convert(model, "int8", x, max_layer_error=None)
+    assert "float_layers" not in read_metadata(all_integer)
+    assert all(dtype != "FLOAT32" for _, dtype in operators(all_integer)[SERVING])  # integer-only accelerators
+    for content in (all_integer, written["int8"][0].read_bytes()):  # the heat map's divisions stay float
+        assert {dtype for op, dtype in operators(content)[EXPLAIN] if op == "DIV"} == {"FLOAT32"}
     interpreter = Interpreter(model_content=every_layer)
     runner = interpreter.get_signature_runner(EXPLAIN)
     assert runner.get_input_details()["images"]["dtype"] == np.uint8  # still raw pixels in
@@ -260,6 +264,41 @@ def test_int8_keeps_the_layers_that_quantize_badly_in_float(trained_cnn, tflite_
     float_error = np.abs(out["probabilities"] - keras_probabilities).max()
     assert float_error < np.abs(integer["probabilities"] - keras_probabilities).max()
     assert len(every_layer) > 1.5 * written["int8"][0].stat().st_size  # float weights take 4 bytes, not 1
+
+
+def operators(content: bytes) -> dict[str, list[tuple[str, str]]]:
+    """Each signature's ops of a TFLite model, as (op, type of its first input)."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    ops = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    types = {code: name for name, code in vars(schema.TensorType).items() if not name.startswith("_")}
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    codes = [ops[max(c.builtinCode, c.deprecatedBuiltinCode)] for c in model.operatorCodes]
+    return {graph.name.decode(): [(codes[op.opcodeIndex], types[graph.tensors[op.inputs[0]].type])
+                                  for op in graph.operators] for graph in model.subgraphs}
+
+
+def test_int8_division_kernel_misreads_a_raw_zero_divisor():
+    """Why int8 models divide in float (``FLOAT_OPS``): TensorFlow's own int8 DIV kernel, which the
+    quantization debugger of the selective int8 export runs, refuses a divisor whose raw value is 0,
+    a real 0.5 here, and lets the real 0 (raw -128) through."""
+    divide = tf.Module()
+    divide.f = tf.function(lambda a, b: a / b, input_signature=[tf.TensorSpec([1, 4], name=n) for n in "ab"])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([divide.f.get_concrete_function()], divide)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    converter.representative_dataset = lambda: (
+        [rng.uniform(0, 1, (1, 4)).astype(np.float32), rng.uniform(0.01, 1, (1, 4)).astype(np.float32)] for _ in range(50))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    run = tf.lite.Interpreter(model_content=converter.convert()).get_signature_runner()
+    scale, zero_point = run.get_input_details()["b"]["quantization"]
+    assert zero_point == -128 and abs(-zero_point * scale - 0.5) < 0.01
+    a = np.full((1, 4), 50, np.int8)
+    assert run(a=a, b=np.full((1, 4), 1, np.int8))["output_0"].min() > 0
+    with pytest.raises(RuntimeError, match="DIV"):
+        run(a=a, b=np.zeros((1, 4), np.int8))
 
 
 def test_missed_targets_fail_the_check():

@@ -6,7 +6,8 @@ A TFLite model holds two signatures named as in the SavedModel, ``serving_defaul
 ``heatmap``), both taking decoded pixels ``images`` of shape ``(B, H, W, 3)``: image decoding
 cannot go into TFLite. The float32, float16 and dynamic-range models take float32 in [0, 255], the
 int8 model uint8 pixels (its input scale is 1 and zero point 0, so the raw pixels go in). int8 keeps
-in float the layers that quantize badly (:data:`MAX_LAYER_ERROR`), unless told to quantize them all.
+in float the layers that quantize badly (:data:`MAX_LAYER_ERROR`), unless told to quantize them all,
+and the divisions of ``explain`` (:data:`FLOAT_OPS`).
 
 The class names go beside the model (``classes.json``) and inside it, as a model metadata
 entry named ``imagesentiment`` (JSON: classes, image size, quantization), written with
@@ -42,6 +43,11 @@ MAX_ACCURACY_LOSS = 0.01   # quantized models: accuracy points lost against the 
 # steps (RMSE; rounding alone gives 1/sqrt(12) = 0.29) is kept in float (selective quantization)
 MAX_LAYER_ERROR = 0.4
 DEBUG_IMAGES = 16          # calibration images on which each layer's quantization error is measured
+# int8: ops kept in float in every int8 model. TensorFlow's own int8 DIV kernel (the quantization
+# debugger's) refuses a divisor whose raw int8 value is 0, a real value like any other where the zero
+# point is not 0 (a heat map's min-max spread of 0.28 was); LiteRT's refuses a real 0 (a constant
+# map's spread once epsilon rounds away). Only ``explain`` divides, so ``serving_default`` stays integer.
+FLOAT_OPS = ["DIV"]
 
 
 @dataclass(frozen=True)
@@ -126,9 +132,11 @@ def convert(model: keras.Model, quantization: str = "float32", representative: n
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.uint8
         try:
-            if quantization == "int8" and max_layer_error is not None:
-                content, metadata["float_layers"] = _selective_int8(
-                    converter, representative[:DEBUG_IMAGES], {layer.name for layer in model.layers}, max_layer_error)
+            if quantization == "int8":
+                content, float_layers = _int8(converter, representative[:DEBUG_IMAGES],
+                                              {layer.name for layer in model.layers}, max_layer_error)
+                if max_layer_error is not None:
+                    metadata["float_layers"] = float_layers
             else:
                 content = converter.convert()
         except Exception as exc:  # the converter raises several types, all with long logs
@@ -148,33 +156,42 @@ def _layer_of(tensor_name: str, layers: set[str]) -> str:
     return tensor_name
 
 
-def _selective_int8(converter: tf.lite.TFLiteConverter, images: np.ndarray, layers: set[str],
-                    max_layer_error: float) -> tuple[bytes, list[str]]:
-    """Full-integer int8 (uint8 pixels in, float32 out) except the ``layers`` whose quantization error
-    exceeds ``max_layer_error`` steps, measured on ``images`` with TensorFlow's quantization debugger;
-    returns the model and the layers (or ops) kept in float. The ops that read the pixels stay integer,
-    so that uint8 pixels go in."""
+def _int8(converter: tf.lite.TFLiteConverter, images: np.ndarray, layers: set[str],
+          max_layer_error: float | None) -> tuple[bytes, list[str]]:
+    """Full-integer int8 (uint8 pixels in, float32 out) except :data:`FLOAT_OPS` and the ``layers``
+    whose quantization error exceeds ``max_layer_error`` steps (None: no layer), measured on ``images``
+    with TensorFlow's quantization debugger; returns the model and the layers (or ops) kept in float."""
     from ai_edge_litert.tools import flatbuffer_utils
     from tensorflow.lite.python.convert import mlir_quantize  # the quantizer the converter itself calls
 
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=lambda: ([image[None].astype(np.float32)] for image in images))
+    debugger = tf.lite.experimental.QuantizationDebugger(  # calibrates on the converter's representative set
+        converter=converter, debug_dataset=lambda: ([image[None].astype(np.float32)] for image in images),
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=FLOAT_OPS))
+    calibrated = flatbuffer_utils.read_model_from_bytearray(bytearray(debugger.calibrated_model))
+    bad = set() if max_layer_error is None else _badly_quantized(debugger, calibrated, layers, max_layer_error)
+    tensors = {t.name.decode("utf-8") for graph in calibrated.subgraphs for t in graph.tensors}
+    content = mlir_quantize(debugger.calibrated_model, input_data_type=tf.uint8, output_data_type=tf.float32,
+                            denylisted_ops=FLOAT_OPS,
+                            denylisted_nodes=sorted(t for t in tensors if _layer_of(t, layers) in bad))
+    return content, sorted(bad)
+
+
+def _badly_quantized(debugger: tf.lite.experimental.QuantizationDebugger, calibrated: object, layers: set[str],
+                     max_layer_error: float) -> set[str]:
+    """The ``layers`` (or ops) of the ``calibrated`` model whose int8 output is off by more than
+    ``max_layer_error`` steps, except the ones that read the pixels (so that uint8 pixels go in)."""
     debugger.run()
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
     dump.seek(0)
     measured = pd.read_csv(dump)
     error = np.sqrt(measured["mean_squared_error"]) / measured["scale"]
-    calibrated = flatbuffer_utils.read_model_from_bytearray(bytearray(debugger.calibrated_model))
     reading_pixels = {_layer_of(graph.tensors[op.outputs[0]].name.decode("utf-8"), layers)
                       for graph in calibrated.subgraphs for op in graph.operators if set(op.inputs) & set(graph.inputs)}
     bad = {_layer_of(name, layers) for name in measured.loc[error > max_layer_error, "tensor_name"]} - reading_pixels
     if len(bad) == len({_layer_of(name, layers) for name in measured["tensor_name"]}):
         raise ExportError(f"every layer quantizes worse than {max_layer_error} steps: export float16 instead")
-    tensors = {t.name.decode("utf-8") for graph in calibrated.subgraphs for t in graph.tensors}
-    content = mlir_quantize(debugger.calibrated_model, input_data_type=tf.uint8, output_data_type=tf.float32,
-                            denylisted_nodes=sorted(t for t in tensors if _layer_of(t, layers) in bad))
-    return content, sorted(bad)
+    return bad
 
 
 def with_metadata(content: bytes, metadata: dict) -> bytes:
