@@ -11,10 +11,18 @@ from pathlib import Path
 RESULTS = Path(__file__).with_name("results.json")
 
 
+def machine() -> str:
+    """Architecture, core count, CPU model and its int8 dot-product instructions (which int8 speed depends on)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    int8 = sorted(flags & {"avx_vnni", "avx512_vnni", "amx_int8"}) or ["no VNNI"]
+    return ", ".join([platform.machine(), f"{os.cpu_count()} cores", *filter(None, [model]), "/".join(int8)])
+
+
 def record(name: str, figures: dict) -> None:
     """Print ``figures`` and store them under ``name`` with the date and machine."""
-    entry = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-             **figures}
+    entry = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), **figures}
     print(json.dumps({name: entry}, indent=2))
     with open(RESULTS.with_suffix(".lock"), "w") as lock:  # benchmarks run side by side: one writer at a time
         fcntl.flock(lock, fcntl.LOCK_EX)
