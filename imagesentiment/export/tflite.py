@@ -24,7 +24,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import keras
 import numpy as np
@@ -33,6 +33,9 @@ import tensorflow as tf
 
 from ..data import SENTIMENTS, ImageSet, make_dataset
 from .savedmodel import EXPLAIN, PIXELS_INPUT, SERVING, ExportError, PixelFunctions, check_classes
+
+if TYPE_CHECKING:
+    from ai_edge_litert.schema_py_generated import ModelT
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 FLOAT = ("float32", "float16")  # float computation (float16: the weights stored in half precision)
@@ -176,7 +179,7 @@ def _int8(converter: tf.lite.TFLiteConverter, images: np.ndarray, layers: set[st
     return content, sorted(bad)
 
 
-def _badly_quantized(debugger: tf.lite.experimental.QuantizationDebugger, calibrated: object, layers: set[str],
+def _badly_quantized(debugger: tf.lite.experimental.QuantizationDebugger, calibrated: ModelT, layers: set[str],
                      max_layer_error: float) -> set[str]:
     """The ``layers`` (or ops) of the ``calibrated`` model whose int8 output is off by more than
     ``max_layer_error`` steps, except the ones that read the pixels (so that uint8 pixels go in)."""
