@@ -18,7 +18,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from imagesentiment.config import load_config
+from imagesentiment.config import Config, load_config
 from imagesentiment.data import load_source
 from oasis_screens import ROOT, features, probe
 from results import record
@@ -26,13 +26,12 @@ from results import record
 AGREEMENTS = ("five", "four", "three")
 
 
-def extra_screens(pipeline: str, repeats: int) -> dict:
-    config = load_config(pipeline)
+def extra_screens(config: Config, repeats: int) -> dict:
     source, extra = config.data.source, config.data.extra_training[0]
     images = load_source(source.path, source.format, **source.options)
-    widest = load_source(extra.path, extra.format, **{**extra.options, "agreement": AGREEMENTS[-1]})
-    levels = {a: widest.frame["path"].isin(load_source(extra.path, extra.format, **{**extra.options, "agreement": a})
-                                           .frame["path"]).to_numpy() for a in AGREEMENTS}
+    sets = {a: load_source(extra.path, extra.format, **{**extra.options, "agreement": a}) for a in AGREEMENTS}
+    widest = sets[AGREEMENTS[-1]]
+    levels = {a: widest.frame["path"].isin(sets[a].frame["path"]).to_numpy() for a in AGREEMENTS}
     y, extra_y = images.label_ids.to_numpy(), widest.label_ids.to_numpy()
     plain, flipped = features(images, 224, config.model.weights)
     extra_plain, extra_flipped = features(widest, 224, config.model.weights)
@@ -59,6 +58,7 @@ if __name__ == "__main__":
     parser.add_argument("--pipeline", default=str(ROOT / "pipelines" / "oasis.yaml"))
     parser.add_argument("--repeats", type=int, default=6, help="stratified 5-fold splits per screen")
     args = parser.parse_args()
-    if not Path(load_config(args.pipeline).data.source.path).is_dir():
-        raise SystemExit("the OASIS photos are not where the pipeline says")
-    record("oasis_extra_screens", {"probes": extra_screens(args.pipeline, args.repeats)})
+    config = load_config(args.pipeline)
+    if not Path(config.data.source.path).is_dir():
+        raise SystemExit(f"the OASIS photos are not at {config.data.source.path}")
+    record("oasis_extra_screens", {"probes": extra_screens(config, args.repeats)})

@@ -13,11 +13,14 @@ RESULTS = Path(__file__).with_name("results.json")
 
 def machine() -> str:
     """Architecture, core count, CPU model and its int8 dot-product instructions (which int8 speed depends on)."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    int8 = sorted(flags & {"avx_vnni", "avx512_vnni", "amx_int8"}) or ["no VNNI"]
-    return ", ".join([platform.machine(), f"{os.cpu_count()} cores", *filter(None, [model]), "/".join(int8)])
+    cpuinfo = Path("/proc/cpuinfo")
+    fields: dict[str, str] = {}  # the first core's
+    for line in (cpuinfo.read_text() if cpuinfo.exists() else "").splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    int8 = sorted(set(fields.get("flags", "").split()) & {"avx_vnni", "avx512_vnni", "amx_int8"}) or ["no VNNI"]
+    return ", ".join([platform.machine(), f"{os.cpu_count()} cores", *filter(None, [fields.get("model name")]),
+                      "/".join(int8)])
 
 
 def record(name: str, figures: dict) -> None:
