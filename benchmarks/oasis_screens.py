@@ -7,7 +7,8 @@ its mirror image and judged with flip averaging, over 6 repetitions of a stratif
 - label forms: hard classes (the pipeline's); soft targets from the ratings, the share of a
   normal distribution around each photo's mean valence (its rater SD times a scale) on each side
   of the cuts; ordinal (two binary probes, valence above each cut);
-- resolutions: the backbone at 160, 224 and 288 px, and averaging the 160 and 224 probes.
+- resolutions: the backbone at 160, 224 and 288 px, and averaging the 160 and 224 probes;
+- mid-level features: the pooled output of an earlier backbone layer beside the last one's (224 px).
 
 With ``--members RUN_A RUN_B`` (two ``imagesentiment cv`` run folders of ensembles of the same
 folds, e.g. pipelines/oasis.yaml at 224 and at ``--set model.input_size=160``) it also scores
@@ -43,10 +44,13 @@ from results import record  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def features(images: ImageSet, size: int, weights: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled backbone features of each photo and of its mirror image."""
+MID_LEVEL = ("block_12_add", "block_15_add")  # the input of the blocks the pipeline fine-tunes, and one inside
+
+
+def features(images: ImageSet, size: int, weights: Path, layer: str = "out_relu") -> tuple[np.ndarray, np.ndarray]:
+    """Globally averaged output of a backbone ``layer`` for each photo and for its mirror image."""
     model = build_transfer(3, "mobilenet_v2", size, weights)
-    pooled = keras.Model(model.inputs, model.get_layer("avg_pool").output)
+    pooled = keras.Model(model.inputs, keras.layers.GlobalAveragePooling2D()(model.get_layer(layer).output))
     mirrored = keras.Model(model.inputs, pooled(keras.ops.flip(model.inputs[0], axis=2)))
     return predict_probabilities(pooled, images), predict_probabilities(mirrored, images)
 
@@ -75,6 +79,7 @@ def probe_screens(images: ImageSet, cuts: tuple[float, float], weights: str, rep
     valence, sd = frame["Valence_mean"].to_numpy(float), frame["Valence_SD"].to_numpy(float)
     y = images.label_ids.to_numpy()
     views = {size: features(images, size, weights) for size in (160, 224, 288)}
+    mid = {layer: features(images, 224, weights, layer) for layer in MID_LEVEL}
     scores: dict[str, list] = {}
     for rep in range(repeats):
         for train, test in StratifiedKFold(5, shuffle=True, random_state=rep).split(y, y):
@@ -92,6 +97,12 @@ def probe_screens(images: ImageSet, cuts: tuple[float, float], weights: str, rep
                     probs[f"soft targets, SD x {scale}"] = probe(x, np.concatenate([soft, soft]), seen)
                 above = [probe(x, np.eye(2)[(labels > k).astype(int)], seen)[:, 1] for k in (0, 1)]
                 probs["ordinal"] = np.stack([1 - above[0], np.clip(above[0] - above[1], 0, 1), above[1]], 1)
+                for layer, (mid_plain, mid_flipped) in mid.items():
+                    both = [np.hstack(pair) for pair in ((plain, mid_plain), (flipped, mid_flipped))]
+                    scaler = StandardScaler().fit(both[0][train])
+                    probs[f"hard 224px, + {layer} pooled"] = probe(
+                        scaler.transform(np.concatenate([both[0][train], both[1][train]])), np.eye(3)[labels],
+                        [scaler.transform(both[0][test]), scaler.transform(both[1][test])])
             probs["hard 160px + 224px averaged"] = probs["hard 160px"] + probs["hard 224px"]
             for name, p in probs.items():
                 pred = p.argmax(1)
