@@ -51,7 +51,7 @@ class DataConfig:
 
 @dataclass
 class SplitConfig:
-    validation: float = 0.15
+    validation: float = 0.15                  # 0: every photo trains; the callbacks watch the training loss
     test: float = 0.15
     folds: int = 5
 

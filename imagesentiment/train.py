@@ -150,11 +150,11 @@ class Throughput(keras.callbacks.Callback):
             logs["images_per_s"] = self.images / (time.perf_counter() - self.start)
 
 
-def _best_so_far(run_dir: Path) -> float | None:
-    """The lowest validation loss logged so far in any phase, so that a resumed run
+def _best_so_far(run_dir: Path, monitor: str) -> float | None:
+    """The lowest ``monitor`` loss logged so far in any phase, so that a resumed run
     or a later phase only replaces the best checkpoint with a better one."""
     logs = [p for p in run_dir.glob("history_*.csv") if p.stat().st_size > 0]
-    losses = pd.concat([pd.read_csv(p) for p in logs])["val_loss"].dropna() if logs else pd.Series([])
+    losses = pd.concat([pd.read_csv(p) for p in logs])[monitor].dropna() if logs else pd.Series([])
     return float(losses.min()) if len(losses) else None
 
 
@@ -239,8 +239,11 @@ def cached_dataset(activations: np.ndarray, labels: np.ndarray, batch_size: int,
 def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, phase: str,
               epochs: int, learning_rate: float, store: ActivationStore | None = None) -> pd.DataFrame:
     """One ``model.fit`` with every callback; returns this phase's history. With ``train.cached_views``
-    the frozen part's activations come from ``store`` (a new one if None)."""
+    the frozen part's activations come from ``store`` (a new one if None). The callbacks watch the
+    validation loss, or the training loss when the validation side is empty (``split.validation: 0``)."""
     t, size = config.train, (config.model.input_size,) * 2
+    validate = len(split.validation) > 0
+    monitor = "val_loss" if validate else "loss"
     weights = sample_weights(split.train, len(config.data.classes), t.class_weights)
     strategy = tf.distribute.get_strategy()  # the one train() entered: batch_size is per replica
     batch = t.batch_size * strategy.num_replicas_in_sync
@@ -250,12 +253,13 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, p
         train_ds = cached_dataset(store.activations(bottom, split.train, config, t.cached_views),
                                   split.train.label_ids.to_numpy(), batch, True, config.seed, weights)
         val_ds = cached_dataset(store.activations(bottom, split.validation, config, 1),
-                                split.validation.label_ids.to_numpy(), batch)
+                                split.validation.label_ids.to_numpy(), batch) if validate else None
     else:  # from the image files, or from their TFRecord shards (data.shards)
         train_ds = image_batches(split.train, size, batch, training=True, augment_images=t.augment,
                                  cache=t.cache, seed=config.seed, weights=weights)
-        val_ds = image_batches(split.validation, size, batch, cache=t.cache)
-    train_ds, val_ds = for_strategy(train_ds, strategy), for_strategy(val_ds, strategy)
+        val_ds = image_batches(split.validation, size, batch, cache=t.cache) if validate else None
+    train_ds = for_strategy(train_ds, strategy)
+    val_ds = for_strategy(val_ds, strategy) if validate else None
     model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     history = run_dir / f"history_{phase}.csv"
@@ -266,10 +270,10 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, p
         keras.callbacks.TerminateOnNaN(),
         # double_checkpoint: a kill while the backup is written leaves the previous one to resume from
         keras.callbacks.BackupAndRestore(str(run_dir / "backup" / phase), double_checkpoint=True),
-        keras.callbacks.EarlyStopping(patience=t.patience, restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(str(checkpoint), save_best_only=True, save_weights_only=True,
-                                        initial_value_threshold=_best_so_far(run_dir)),
-        keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=max(1, t.patience // 3), min_lr=1e-7),
+        keras.callbacks.EarlyStopping(monitor, patience=t.patience, restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor, save_best_only=True, save_weights_only=True,
+                                        initial_value_threshold=_best_so_far(run_dir, monitor)),
+        keras.callbacks.ReduceLROnPlateau(monitor, factor=0.3, patience=max(1, t.patience // 3), min_lr=1e-7),
         keras.callbacks.CSVLogger(str(history), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs" / phase)),
     ]

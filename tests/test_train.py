@@ -46,6 +46,23 @@ def test_short_training_learns_and_writes_a_complete_run(tmp_path, synthetic_roo
         train(load_config(write_config(tmp_path, synthetic_root)), run)
 
 
+def test_without_a_validation_side_every_photo_trains_and_the_callbacks_watch_the_training_loss(
+        tmp_path, synthetic_root):
+    run = tmp_path / "run"
+    config = write_config(tmp_path, synthetic_root, split="split: {validation: 0, test: 0.2}")
+    metrics = train(load_config(config), run)
+    assert metrics["accuracy"] > 0.8
+    sides = {name: pd.read_csv(run / f"split_{name}.csv") for name in ("train", "validation", "test")}
+    assert sides["validation"].empty and len(sides["train"]) + len(sides["test"]) == len(from_folder(synthetic_root))
+    history = pd.read_csv(run / "history.csv")
+    assert history.filter(like="val_").isna().all().all() and history["loss"].notna().all()  # no val_ figures
+    model = keras.models.load_model(run / "model.keras", safe_mode=True)
+    best = keras.models.clone_model(model)
+    best.load_weights(run / "checkpoints" / "best.weights.h5")  # kept: the lowest training loss
+    for kept, saved in zip(model.get_weights(), best.get_weights()):
+        np.testing.assert_array_equal(kept, saved)
+
+
 def test_training_resumes_after_being_killed(tmp_path, synthetic_root):
     config = write_config(tmp_path, synthetic_root,
                           train="train: {epochs: 30, batch_size: 16, learning_rate: 0.003, patience: 30}")
