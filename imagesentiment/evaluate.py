@@ -117,7 +117,7 @@ def plot_history(history: pd.DataFrame, path: str | os.PathLike) -> None:
     axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for prefix in ("", "val_"):
-            if prefix + metric in history and history[prefix + metric].notna().any():  # none: no validation side
+            if prefix + metric in history:
                 ax.plot(history.index + 1, history[prefix + metric], label=(prefix or "train_") + metric)
         ax.set(xlabel="epoch", title=metric)
         ax.legend()

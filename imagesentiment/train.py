@@ -317,6 +317,7 @@ def train_split(config: Config, split: Split, run_dir: Path, store: ActivationSt
     store = store or ActivationStore(config.train.activation_cache)
     model = fit_member(config, split, run_dir, store)
     history = pd.concat([pd.read_csv(p) for p in sorted(run_dir.glob("history_phase*.csv"))], ignore_index=True)
+    history = history.dropna(axis="columns", how="all")  # no validation side: CSVLogger's empty val_ columns
     history.to_csv(run_dir / "history.csv", index=False)
     plot_history(history, run_dir / "training_curves.png")
     if config.train.ensemble > 1:
