@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,26 @@ def parse_options(pairs: Sequence[str]) -> dict[str, object]:
         except yaml.YAMLError as exc:
             raise SystemExit(f"error: option {pair!r}: the value is not a plain YAML scalar or list ({exc})") from None
     return options
+
+
+def bounded(kind: type[int] | type[float], low: float, high: float = math.inf,
+            above: bool = False) -> Callable[[str], float]:
+    """An argparse type: ``kind(text)`` at least ``low`` (above it with ``above``) and at most ``high``."""
+    want = (f"a {'whole ' if kind is int else ''}number {'>' if above else '>='} {low}"
+            + (f" and <= {high}" if high < math.inf else ""))
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not (value > low if above else value >= low) or value > high:
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}")
+        return value
+    return parse
+
+
+COUNT, NON_NEGATIVE = bounded(int, 1), bounded(int, 0)  # e.g. --batch-size; --seed, --smooth
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -328,17 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the data set's format (guessed when left out)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="a source option, e.g. agreement=four, split=test, min_agreement=0.6")
-    p.add_argument("--max-pixels", type=int, default=64_000_000, help="refuse larger images")
+    p.add_argument("--max-pixels", type=COUNT, default=64_000_000, help="refuse larger images")
     p.add_argument("--out", help="folder for skipped_files.csv")
 
     for name, run in (("train", cmd_train), ("cv", cmd_cv)):
         p = _add(sub, name, run)
         p.add_argument("config", help="a YAML file, e.g. pipelines/oasis.yaml")
         p.add_argument("--out", help="run directory (default: runs/<config name>)")
-        p.add_argument("--epochs", type=int, help="overrides train.epochs")
-        p.add_argument("--batch-size", type=int, help="overrides train.batch_size")
-        p.add_argument("--learning-rate", type=float, help="overrides train.learning_rate")
-        p.add_argument("--seed", type=int, help="overrides seed")
+        p.add_argument("--epochs", type=COUNT, help="overrides train.epochs")
+        p.add_argument("--batch-size", type=COUNT, help="overrides train.batch_size")
+        p.add_argument("--learning-rate", type=bounded(float, 0, above=True), help="overrides train.learning_rate")
+        p.add_argument("--seed", type=NON_NEGATIVE, help="overrides seed")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any key, e.g. --set model.input_size=128")
 
@@ -363,8 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: negative,neutral,positive for a three-class model)")
     p.add_argument("--out", default="runs/explain", help="output folder")
     p.add_argument("--cmap", default="jet", help="matplotlib colour map of the heat maps")
-    p.add_argument("--alpha", type=float, default=0.4, help="opacity of the heat map in the overlay")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--alpha", type=bounded(float, 0, 1), default=0.4, help="opacity of the heat map in the overlay")
+    p.add_argument("--batch-size", type=COUNT, default=16)
     p.add_argument("--filters", action="store_true", help="also draw the first convolution's filters")
     p.add_argument("--feature-maps", type=lambda s: s.split(","), metavar="LAYER,...",
                    help="also draw these layers' feature maps per image")
@@ -372,9 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", help="with --evaluate: the data set's format (guessed when left out)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="with --evaluate: a source option")
-    p.add_argument("--limit", type=int, default=64, help="with --evaluate: images drawn at random from the set")
-    p.add_argument("--steps", type=int, default=20, help="with --evaluate: points on each curve")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=COUNT, default=64, help="with --evaluate: images drawn at random from the set")
+    p.add_argument("--steps", type=COUNT, default=20, help="with --evaluate: points on each curve")
+    p.add_argument("--seed", type=NON_NEGATIVE, default=0)
 
     p = _add(sub, "report", cmd_report)
     p.add_argument("predictions", help="the output of imagesentiment predict (.csv, .jsonl or .parquet)")
@@ -390,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", type=lambda s: s.split(","),
                    help="class names in output order, comma-separated (default: the run's classes.json, "
                    "else negative,neutral,positive)")
-    p.add_argument("--version", type=int, help="savedmodel: the version number (default: the next one)")
+    p.add_argument("--version", type=COUNT, help="savedmodel: the version number (default: the next one)")
     p.add_argument("--overwrite", action="store_true", help="savedmodel: replace an existing version")
     p.add_argument("--quantize", nargs="+", choices=["float32", "float16", "dynamic", "int8"], default=["float32"],
                    help="tflite: one file per choice")
@@ -398,11 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "images from its training side, checks on its test side (default: the run's split tables)")
     p.add_argument("--data-format", help="the data set's format (guessed when left out)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE", help="a source option")
-    p.add_argument("--seed", type=int, default=0, help="the split seed (the training run's)")
-    p.add_argument("--check-images", type=int, help="tflite: test images to check on (default: all)")
-    p.add_argument("--representative-images", type=int, default=200, help="int8: calibration images")
+    p.add_argument("--seed", type=NON_NEGATIVE, default=0, help="the split seed (the training run's)")
+    p.add_argument("--check-images", type=COUNT, help="tflite: test images to check on (default: all)")
+    p.add_argument("--representative-images", type=COUNT, default=200, help="int8: calibration images")
     layers = p.add_mutually_exclusive_group()
-    layers.add_argument("--max-layer-error", type=float, help="int8: layers whose quantization error exceeds "
+    layers.add_argument("--max-layer-error", type=bounded(float, 0), help="int8: layers whose quantization error exceeds "
                         "this many steps stay in float (default 0.4; rounding alone gives 0.29)")
     layers.add_argument("--all-integer", action="store_true", help="int8: quantize every layer (for "
                         "integer-only accelerators), however large its error")
@@ -419,13 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
     continuing = p.add_mutually_exclusive_group()
     continuing.add_argument("--resume", action="store_true", help="continue a stopped run: skip the images in --out")
     continuing.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=COUNT, default=32)
 
     p = _add(sub, "shard", cmd_shard)
     p.add_argument("config", help="a YAML file, e.g. pipelines/oasis.yaml")
     p.add_argument("--out", required=True, metavar="PREFIX", help="where the shard sets go (local or gs://...)")
-    p.add_argument("--shard-size", type=int, default=1000, help="images per shard file")
-    p.add_argument("--seed", type=int, help="overrides seed (the split's)")
+    p.add_argument("--shard-size", type=COUNT, default=1000, help="images per shard file")
+    p.add_argument("--seed", type=NON_NEGATIVE, help="overrides seed (the split's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any key")
 
     p = _add(sub, "score-beam", cmd_score_beam)
@@ -435,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="PREFIX", help="the output files' prefix")
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     p.add_argument("--tfrecords", action="store_true", help="the inputs are TFRecord shards (imagesentiment shard)")
-    p.add_argument("--batch-size", type=int, default=32, help="the largest batch RunInference forms")
+    p.add_argument("--batch-size", type=COUNT, default=32, help="the largest batch RunInference forms")
     p.add_argument("--overwrite", action="store_true", help="replace scores already written at --out")
     p.epilog = ("Any other option goes to Beam, best written --name=value: --runner=DataflowRunner --project=P "
                 "--region=R --temp_location=gs://... ; locally --direct_num_workers=2 "
@@ -446,18 +467,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a run directory, .keras, SavedModel version folder or .tflite "
                    "(default: the shipped model)")
     sampling = p.add_mutually_exclusive_group()
-    sampling.add_argument("--every", type=int, help="score every N-th frame (default: every frame)")
-    sampling.add_argument("--per-second", type=float, help="score N frames per second of video")
-    p.add_argument("--smooth", type=int, default=0, metavar="N", help="moving average over N samples (raw kept)")
+    sampling.add_argument("--every", type=COUNT, help="score every N-th frame (default: every frame)")
+    sampling.add_argument("--per-second", type=bounded(float, 0, above=True), help="score N frames per second of video")
+    p.add_argument("--smooth", type=NON_NEGATIVE, default=0, metavar="N", help="moving average over N samples (raw kept)")
     p.add_argument("--overlay", metavar="OUT.mp4", help="write a copy with heat maps and labels drawn in")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=COUNT, default=32)
     p.add_argument("--out", help="output folder (default: runs/video/<name>)")
 
     p = _add(sub, "demo", cmd_demo)
     p.add_argument("--out", default="runs/demo", help="output folder")
-    p.add_argument("--per-class", type=int, default=40)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--per-class", type=COUNT, default=40)
+    p.add_argument("--size", type=bounded(int, 2), default=64)
+    p.add_argument("--seed", type=NON_NEGATIVE, default=0)
     return parser
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .data.sources import SENTIMENTS
+from .model import BACKBONES
 
 STRATEGIES = ("default", "mirrored", "multi_worker")  # train.strategy (imagesentiment.distribute)
 
@@ -162,18 +163,47 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
     return cls(**{k: _convert(v, hints[k], prefix + k) for k, v in data.items()})
 
 
-def _check(config: Config) -> Config:
+def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
+    """Each numeric key's value, whether it is usable, and what it must be."""
+    s, m, t, fine = config.split, config.model, config.train, config.train.fine_tune
+    smallest = 32 if m.kind == "transfer" else 2 ** (len(m.widths) - 1)  # a pixel left after the poolings
+    return [
+        ("seed", config.seed, config.seed >= 0, "a whole number >= 0"),
+        ("data.max_pixels", config.data.max_pixels, config.data.max_pixels >= 1, "a pixel count >= 1"),
+        ("split.validation", s.validation, 0 <= s.validation < 1, "a fraction in [0, 1)"),
+        ("split.test", s.test, 0 <= s.test < 1, "a fraction in [0, 1)"),
+        ("split.validation + split.test", s.validation + s.test, s.validation + s.test < 1,
+         "a sum below 1 (some images must train)"),
+        ("split.folds", s.folds, s.folds >= 2, "at least 2 folds"),
+        ("model.widths", m.widths, bool(m.widths) and min(m.widths) >= 1, "a non-empty list of widths >= 1"),
+        ("model.convs_per_block", m.convs_per_block, m.convs_per_block >= 1, "at least 1 convolution"),
+        ("model.input_size", m.input_size, m.input_size >= smallest, f"at least {smallest} pixels for this model"),
+        ("model.dropout", m.dropout, 0 <= m.dropout < 1, "a rate in [0, 1)"),
+        ("model.backbone", m.backbone, m.kind != "transfer" or m.backbone in BACKBONES,
+         f"one of {sorted(BACKBONES)}"),
+        ("train.epochs", t.epochs, t.epochs >= 1, "at least 1 epoch"),
+        ("train.batch_size", t.batch_size, t.batch_size >= 1, "at least 1 image"),
+        ("train.learning_rate", t.learning_rate, t.learning_rate > 0, "a rate above 0"),
+        ("train.patience", t.patience, t.patience >= 0, "a number of epochs >= 0"),
+        ("train.fine_tune.epochs", fine.epochs, fine.epochs >= 0, "a number of epochs >= 0 (0: no second phase)"),
+        ("train.fine_tune.layers", fine.layers, fine.layers >= 0, "a number of layers >= 0"),
+        ("train.fine_tune.learning_rate", fine.learning_rate, fine.learning_rate > 0, "a rate above 0"),
+        ("train.ensemble", t.ensemble, t.ensemble >= 1, "at least 1 model"),
+    ]
+
+
+def check_config(config: Config) -> Config:
+    """``config`` if every value is usable, else a ConfigError naming the first key that is not."""
     if config.model.kind not in ("cnn", "transfer"):
         raise ConfigError(f"model.kind: expected 'cnn' or 'transfer', got {config.model.kind!r}")
     if len(set(config.data.classes)) < 2:
         raise ConfigError(f"data.classes: need at least two distinct classes, got {config.data.classes}")
-    if config.split.folds < 2:
-        raise ConfigError(f"split.folds: need at least 2, got {config.split.folds}")
+    for key, value, usable, want in _ranges(config):
+        if not usable:
+            raise ConfigError(f"{key}: expected {want}, got {value!r}")
     if config.train.cached_views < 0 or (config.train.cached_views and config.model.kind != "transfer"):
         raise ConfigError(f"train.cached_views: a count >= 0, above 0 only for a transfer model; "
                           f"got {config.train.cached_views} with model.kind {config.model.kind!r}")
-    if config.train.ensemble < 1:
-        raise ConfigError(f"train.ensemble: need at least 1 model, got {config.train.ensemble}")
     for key, source in (("data.source", config.data.source), ("data.test", config.data.test)):
         if source is not None and source.weight != 1.0:
             raise ConfigError(f"{key}.weight: only data.extra_training sources take a weight")
@@ -212,7 +242,7 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     raw.setdefault("name", path.stem)
     for key, value in (overrides or {}).items():
         set_key(raw, key, value)
-    config = _check(from_dict(Config, raw))
+    config = check_config(from_dict(Config, raw))
     base = path.resolve().parent
     data = config.data
     for source in [data.source, data.test, *data.extra_training]:
@@ -220,6 +250,9 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
             source.path = str((base / source.path).resolve())
     if config.model.weights not in (None, "imagenet"):
         config.model.weights = str((base / config.model.weights).resolve())
+        if config.model.kind == "transfer" and not os.path.isfile(config.model.weights):
+            raise ConfigError(f"model.weights: no such file {config.model.weights}; give the backbone's "
+                              f"weights file, imagenet (downloads them) or null (random)")
     if data.shards and "://" not in data.shards:
         data.shards = str((base / data.shards).resolve())
     return config

@@ -11,7 +11,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar, Union
 
 import numpy as np
 import pandas as pd
@@ -104,6 +104,22 @@ def _class_names_file(path: Path) -> list[str] | None:
     return names
 
 
+T = TypeVar("T")
+
+
+def check_batch_size(size: int) -> int:
+    """``size`` if it can be a batch size, else a ValueError that says why."""
+    if size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {size}")
+    return size
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of ``size`` (the last may be shorter): a batch at a time."""
+    for start in range(0, len(items), check_batch_size(size)):
+        yield items[start:start + size]
+
+
 class Predictor:
     """Class probabilities of image batches; subclasses say how one float batch is run."""
 
@@ -119,9 +135,7 @@ class Predictor:
 
     def probabilities(self, images: Image | Sequence[Image], batch_size: int = 32) -> np.ndarray:
         """Probabilities ``(N, classes)`` of images in any form :func:`to_pixels` takes, ``batch_size`` at a time."""
-        images = as_list(images)
-        parts = [self._run(to_pixels(images[i:i + batch_size], self.image_size))
-                 for i in range(0, len(images), batch_size)]
+        parts = [self._run(to_pixels(chunk, self.image_size)) for chunk in chunks(as_list(images), batch_size)]
         return np.concatenate(parts) if parts else np.zeros([0, len(self.class_names)], np.float32)
 
     def explainer(self) -> Callable[[np.ndarray], dict[str, tf.Tensor]]:

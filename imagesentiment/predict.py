@@ -11,7 +11,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .data.pipeline import decode_or_reason
 from .data.sources import IMAGE_EXTENSIONS, DataError
-from .inference import Predictor
+from .inference import Predictor, check_batch_size, chunks
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 
@@ -101,11 +101,6 @@ def _load(path: str, size: Sequence[int]) -> tuple[np.ndarray | None, str]:
     return decode_pixels(data, size)
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 def _figure_name(path: str) -> str:
     return f"{Path(path).stem}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
 
@@ -127,6 +122,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     journal_path = out.with_name(out.name + ".partial.jsonl") if out.suffix == ".parquet" else out
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
+    check_batch_size(batch_size)
     if overwrite:
         for stale in {out, journal_path}:
             stale.unlink(missing_ok=True)
@@ -150,7 +146,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     start, scored = time.perf_counter(), 0
     with ThreadPoolExecutor(workers or min(8, 2 * (os.cpu_count() or 1))) as pool, \
             tqdm(total=len(todo), unit="img", disable=not progress) as bar:
-        for chunk in _chunks(todo, batch_size):
+        for chunk in chunks(todo, batch_size):
             loaded = list(pool.map(lambda p: _load(p, predictor.image_size), chunk))
             good = [i for i, (pixels, _) in enumerate(loaded) if pixels is not None]
             rows = pd.DataFrame({"path": list(chunk), "error": [reason for _, reason in loaded]})

@@ -19,6 +19,22 @@ def test_every_sub_command_has_help(capsys):
         assert "usage: imagesentiment " + name in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "x.jpg", "--batch-size", "-3"], "--batch-size: expected a whole number >= 1, got '-3'"),
+    (["explain", "data", "--model", "m", "--evaluate", "--limit", "-1"], "--limit: expected a whole number >= 1"),
+    (["explain", "x.jpg", "--model", "m", "--alpha", "1.5"], "--alpha: expected a number >= 0 and <= 1"),
+    (["video", "x.mp4", "--per-second", "0"], "--per-second: expected a number > 0, got '0'"),
+    (["video", "x.mp4", "--smooth", "two"], "--smooth: expected a whole number >= 0, got 'two'"),
+    (["train", "c.yaml", "--epochs", "0"], "--epochs: expected a whole number >= 1"),
+    (["export", "run", "--version", "0"], "--version: expected a whole number >= 1"),
+])
+def test_numbers_out_of_range_are_refused_before_any_work(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_check_lists_bad_files_and_goes_on(tmp_path, synthetic_root, capsys):
     for name in ("negative", "neutral", "positive"):
         (tmp_path / "data" / name).mkdir(parents=True)

@@ -27,6 +27,17 @@ def test_paths_resolve_against_the_file_and_overrides_apply(tmp_path):
     ("data: {source: {path: x}}\nmodel: {widths: [8, x]}\n", "model.widths\\[1\\]: expected int"),
     ("data: {source: {path: x, weight: 0.5}}\n", "data.source.weight: only data.extra_training"),
     ("data: {source: {path: x}, extra_training: [{path: y, weight: 0}]}\n", "extra_training\\[0\\].weight: a positive"),
+    ("data: {source: {path: x}}\nsplit: {validation: 1.2}\n", "split.validation: expected a fraction"),
+    ("data: {source: {path: x}}\nsplit: {validation: 0.6, test: 0.4}\n", "split.validation \\+ split.test"),
+    ("data: {source: {path: x}}\ntrain: {epochs: 0}\n", "train.epochs: expected at least 1"),
+    ("data: {source: {path: x}}\ntrain: {batch_size: -4}\n", "train.batch_size: expected at least 1"),
+    ("data: {source: {path: x}}\ntrain: {fine_tune: {learning_rate: -0.1}}\n", "train.fine_tune.learning_rate"),
+    ("data: {source: {path: x}}\nmodel: {dropout: 1.0}\n", "model.dropout: expected a rate in \\[0, 1\\)"),
+    ("data: {source: {path: x}}\nmodel: {widths: [8, 16, 32], input_size: 2}\n", "input_size: expected at least 4"),
+    ("data: {source: {path: x}}\nmodel: {kind: transfer, input_size: 16}\n", "input_size: expected at least 32"),
+    ("data: {source: {path: x}}\nmodel: {kind: transfer, backbone: resnet}\n", "model.backbone: expected one of"),
+    ("data: {source: {path: x}}\nmodel: {kind: transfer, weights: gone.h5}\n", "model.weights: no such file"),
+    ("data: {source: {path: x}}\nseed: -1\n", "seed: expected a whole number"),
     ("- a\n- list\n", "expected a mapping"),
     ("data: {source: {path: x}\n", "not valid YAML"),
 ])
@@ -39,3 +50,16 @@ def test_shipped_pipelines_are_valid():
     from pathlib import Path
     for path in sorted(Path(__file__).parents[1].joinpath("pipelines").glob("*.yaml")):
         assert load_config(path).data.source.path
+
+
+def test_a_configuration_built_in_python_is_checked_when_training_starts(tmp_path):
+    import dataclasses
+
+    from imagesentiment.train import cross_validate, train
+
+    config = load_config(_write(tmp_path, "data: {source: {path: imgs}}\n"))
+    bad = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=-0.01))
+    for run in (train, cross_validate):
+        with pytest.raises(ConfigError, match="train.learning_rate: expected a rate above 0"):
+            run(bad, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

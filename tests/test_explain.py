@@ -138,3 +138,9 @@ def test_faithfulness_ranks_gradcam_above_a_random_map(trained_cnn, batch):
     np.testing.assert_allclose(curves.deletion[:, 0], probabilities, atol=1e-5)  # nothing removed yet
     np.testing.assert_allclose(curves.insertion[:, -1], probabilities, atol=1e-5)  # everything revealed
     np.testing.assert_allclose(curves.deletion[:, -1], curves.insertion[:, 0], atol=1e-5)  # both all grey
+
+
+def test_curves_need_at_least_one_step(trained_cnn, batch):
+    x, _ = batch  # steps=0 gave one point per curve, so every area was 0, silently
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        perturbation_curves(trained_cnn[0], x[:2], explain(trained_cnn[0], x[:2]), steps=0)

@@ -104,10 +104,11 @@ def test_first_layer_filters_and_chosen_feature_maps(trained_cnn):
 def test_cli_writes_figures_overlays_and_grid(tmp_path, model_file, large_images, capsys):
     out = tmp_path / "out"
     code = main(["explain", *map(str, large_images), "--model", str(model_file), "--out", str(out),
-                 "--method", "gradcam", "--method", "layercam", "--filters", "--feature-maps", "last_conv"])
+                 "--method", "gradcam", "--method", "layercam", "--filters", "--feature-maps", "last_conv",
+                 "--batch-size", "1"])
     assert code == 0, capsys.readouterr().err
     for method in ("gradcam", "layercam"):
-        assert (out / f"grid_{method}_000.png").is_file()
+        assert (out / f"grid_{method}_000.png").is_file() and (out / f"grid_{method}_001.png").is_file()
         for stem in ("positive", "negative"):
             assert (out / f"{stem}_{method}.png").is_file()
             with Image.open(out / f"{stem}_{method}_overlay.jpg") as overlay_file:

@@ -69,3 +69,17 @@ def test_heat_maps_are_written_beside(synthetic_root, tmp_path, predictor):
     assert all((tmp_path / "maps").joinpath(p).is_file() for p in table["heatmap"])
     assert len(list((tmp_path / "maps").glob("*.png"))) == 3
     assert json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])["label"] == "positive"
+
+
+def test_a_batch_size_below_one_is_refused_and_writes_nothing(synthetic_root, tmp_path, predictor):
+    paths = collect_images([synthetic_root])[:4]
+    done = predict_files(predictor, paths, tmp_path / "done.csv", progress=False)
+    for size in (0, -3):  # -3 once scored nothing and wrote an empty table without a word
+        with pytest.raises(ValueError, match=f"batch_size must be at least 1, got {size}"):
+            predict_files(predictor, paths, tmp_path / "out.csv", batch_size=size, progress=False)
+        with pytest.raises(ValueError, match="batch_size must be at least 1"):  # nothing done is lost
+            predict_files(predictor, paths, tmp_path / "done.csv", batch_size=size, overwrite=True, progress=False)
+        with pytest.raises(ValueError, match="batch_size must be at least 1"):
+            predictor.probabilities(paths, batch_size=size)
+    assert not (tmp_path / "out.csv").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "done.csv"), done)

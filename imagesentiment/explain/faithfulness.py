@@ -58,6 +58,8 @@ def perturbation_curves(model: keras.Model, images: np.ndarray, maps: np.ndarray
     """Deletion and insertion curves of ``maps`` for a float32 batch in [0, 255] at the model's input size;
     removed (not yet revealed) pixels take the value ``fill``.
     """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1 (points on each curve: steps + 1), got {steps}")
     images = np.asarray(images, np.float32)
     predicted = np.asarray(model(images, training=False)).argmax(-1)
     targets = resolve_targets(target, predicted, class_names(model))

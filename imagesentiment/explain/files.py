@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..inference import chunks
 from .base import load_images
 from .methods import get_explainer
 from .plots import feature_maps_figure, filters_figure, grid_figure, save_explanation, save_figure
@@ -36,9 +37,8 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
         save_figure(filters_figure(model), out / "filters.png")
     rows = []
     with tqdm(total=len(paths) * len(methods), unit="map", disable=not progress) as bar:
-        for start in range(0, len(paths), batch_size):
-            batch, originals = load_images(paths[start:start + batch_size], model.input_shape[1:3])
-            chunk = names[start:start + batch_size]
+        for number, (batch_paths, chunk) in enumerate(zip(chunks(paths, batch_size), chunks(names, batch_size))):
+            batch, originals = load_images(batch_paths, model.input_shape[1:3])
             probabilities = np.asarray(model(batch, training=False))
             labels, confidences = [classes[i] for i in probabilities.argmax(-1)], probabilities.max(-1)
             for method, explainer in explainers.items():
@@ -46,12 +46,12 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
                 for name, image, heatmap, label, confidence in zip(chunk, originals, maps, labels, confidences):
                     save_explanation(out / f"{name}_{method}", image, heatmap, label, confidence, cmap, alpha)
                 save_figure(grid_figure(originals, maps, labels, confidences, cmap=cmap, alpha=alpha),
-                            out / f"grid_{method}_{start // batch_size:03d}.png")
+                            out / f"grid_{method}_{number:03d}.png")
                 bar.update(len(chunk))
             for name, image in zip(chunk, batch) if feature_maps else ():
                 save_figure(feature_maps_figure(model, image, feature_maps), out / f"{name}_features.png")
             rows += [{"path": path, "predicted": label, "confidence": round(float(confidence), 4)}
-                     for path, label, confidence in zip(paths[start:], labels, confidences)]
+                     for path, label, confidence in zip(batch_paths, labels, confidences)]
     table = pd.DataFrame(rows)
     table.to_csv(out / "predictions.csv", index=False)
     return table
