@@ -11,17 +11,21 @@ from typing import Callable, Sequence
 import yaml
 
 
+class UsageError(ValueError):
+    """A command given what it cannot use; ``main`` prints it as ``error: ...`` and exits with status 2."""
+
+
 def parse_options(pairs: Sequence[str]) -> dict[str, object]:
     """``KEY=VALUE`` pairs, each value read as a YAML scalar (``five``, ``3``, ``[3.5, 4.5]``)."""
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"error: option {pair!r} is not of the form KEY=VALUE")
+            raise UsageError(f"option {pair!r} is not of the form KEY=VALUE")
         try:  # safe_load: a value is data; a tag such as !!python/object is refused
             options[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
-            raise SystemExit(f"error: option {pair!r}: the value is not a plain YAML scalar or list ({exc})") from None
+            raise UsageError(f"option {pair!r}: the value is not a plain YAML scalar or list ({exc})") from None
     return options
 
 
@@ -117,7 +121,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a trained model: metrics per class and averaged, confusion matrix, predictions."""
-    from .data import check_set, load_source
+    from .data import check_set
     from .evaluate import evaluate_model, summary
     from .inference import load_keras
 
@@ -125,11 +129,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = model_path if model_path.is_dir() else None
     model, classes = load_keras(model_path)  # safe mode; a file that is not a model gets an error naming it
     if args.data:
-        images = load_source(args.data, args.format, **parse_options(args.option))
+        images = _labelled_data(args, classes, args.format)
     elif run_dir and (run_dir / "split_test.csv").is_file():
         images = _run_side(run_dir, classes, "test")
     else:
-        raise SystemExit("error: give --data, or a run directory that holds split_test.csv")
+        raise UsageError("give --data, or a run directory that holds split_test.csv")
     checked = check_set(images)
     if len(checked.skipped):
         print(checked.report())
@@ -151,7 +155,7 @@ def _explain_images(model, args: argparse.Namespace) -> int:
         print(f"skipped {row.path}: {row.reason}", file=sys.stderr)
     paths = checks.loc[checks.reason == "", "path"].tolist()
     if not paths:
-        raise SystemExit("error: no usable image to explain")
+        raise UsageError("no usable image to explain")
     methods = args.method or ["gradcam"]
     explain_files(model, paths, args.out, class_names(model, args.classes), methods, args.target, args.batch_size,
                   args.cmap, args.alpha, args.filters, args.feature_maps or (), progress=len(paths) > args.batch_size)
@@ -166,7 +170,7 @@ def _explain_evaluate(model, args: argparse.Namespace) -> int:
     from .explain import METHODS, evaluate
 
     if len(args.images) != 1:
-        raise SystemExit("error: --evaluate takes one data set (a class-per-folder root or a CSV manifest)")
+        raise UsageError("--evaluate takes one data set (a class-per-folder root or a CSV manifest)")
     images = check_set(load_source(args.images[0], args.format, **parse_options(args.option))).images
     rows = np.random.default_rng(args.seed).permutation(len(images))[:args.limit]
     batches = make_dataset(images.subset(sorted(rows)), model.input_shape[1:3], args.batch_size)
@@ -213,19 +217,31 @@ def _run_side(run_dir: Path, classes: Sequence[str], *names: str):
     return ImageSet(pd.concat([pd.read_csv(f) for f in files if f.is_file()], ignore_index=True), tuple(classes))
 
 
+def _labelled_data(args: argparse.Namespace, classes: Sequence[str], data_format: str | None):
+    """The data set of ``--data``, its labels matched by name to the model's ``classes`` (a folder's
+    classes come sorted, which need not be the model's output order)."""
+    from .data import ImageSet, load_source
+
+    images = load_source(args.data, data_format, **parse_options(args.option))
+    unknown = sorted(set(images.frame["label"]) - set(classes))
+    if unknown:
+        raise UsageError(f"{args.data}: labels {unknown} are not among the model's classes {list(classes)}")
+    return ImageSet(images.frame, tuple(classes), images.notes)
+
+
 def _export_sets(args: argparse.Namespace, classes: Sequence[str]):
     """(training side for int8 calibration, held-out images for the LiteRT checks) of --data (its test
     side) or the run directory (its test and validation sides: no weight was fitted on either)."""
-    from .data import check_set, load_source, train_val_test_split
+    from .data import check_set, train_val_test_split
 
     if args.data:
-        images = check_set(load_source(args.data, args.data_format, **parse_options(args.option))).images
+        images = check_set(_labelled_data(args, classes, args.data_format)).images
         split = train_val_test_split(images, seed=args.seed)
         return split.train, split.test
     run_dir = Path(args.model)
     if all((run_dir / f"split_{name}.csv").is_file() for name in ("train", "test")):
         return _run_side(run_dir, classes, "train"), _run_side(run_dir, classes, "validation", "test")
-    raise SystemExit("error: a TFLite export is checked on labelled held-out images: give --data, "
+    raise UsageError("a TFLite export is checked on labelled held-out images: give --data, "
                      "or a run directory that holds split_train.csv and split_test.csv")
 
 
@@ -289,7 +305,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
     args.epochs = args.batch_size = args.learning_rate = None
     config, _ = _config(args)
     if any(source.weight != 1.0 for source in config.data.extra_training):
-        raise SystemExit("error: shards keep no per-source weight; drop data.extra_training's weight "
+        raise UsageError("shards keep no per-source weight; drop data.extra_training's weight "
                          "to shard this configuration, or train from the files")
     prefix = args.out.rstrip("/")
     with tempfile.TemporaryDirectory() as scratch:
@@ -309,7 +325,7 @@ def cmd_score_beam(args: argparse.Namespace) -> int:
     try:
         from .scale import score
     except ImportError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        raise UsageError(f"{exc}") from None
 
     files = score(args.images, args.model, args.out, args.format, args.tfrecords, args.batch_size,
                   args.beam_args, args.overwrite)

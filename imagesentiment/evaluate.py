@@ -129,6 +129,9 @@ def evaluate_model(model: keras.Model, images: ImageSet, out: str | os.PathLike 
                    flip_tta: bool = False, crop_tta: bool = False) -> dict:
     """Metrics of ``model`` on ``images``; with ``out``, writes metrics.json, the confusion matrix
     (CSV and PNG) and predictions.csv there. ``flip_tta``, ``crop_tta``: see test_time_views."""
+    if model.output_shape[-1] != len(images.classes):
+        raise ValueError(f"the model has {model.output_shape[-1]} outputs but the images have "
+                         f"{len(images.classes)} classes {list(images.classes)}")
     probabilities = predict_probabilities(model, images, flip_tta=flip_tta, crop_tta=crop_tta)
     y_pred = probabilities.argmax(axis=1)
     metrics = classification_metrics(images.label_ids.to_numpy(), y_pred, images.classes)

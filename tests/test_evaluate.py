@@ -51,6 +51,30 @@ def test_evaluate_model_writes_its_files(trained_cnn, tmp_path):
         assert (tmp_path / name).stat().st_size > 0
 
 
+def test_the_command_line_matches_a_data_set_to_the_models_classes_by_name(trained_cnn, synthetic_root,
+                                                                           tmp_path, capsys):
+    """A folder's classes come sorted (glad, meh, sad); the model's outputs are sad, meh, glad."""
+    from imagesentiment.cli import main
+
+    model, images = trained_cnn
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run / "model.keras")
+    (run / "classes.json").write_text(json.dumps(["sad", "meh", "glad"]))
+    for name, source in (("sad", "negative"), ("meh", "neutral"), ("glad", "positive"), ("angry", "negative")):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for path in (synthetic_root / source).glob("*.png"):
+            (tmp_path / "data" / name / path.name).write_bytes(path.read_bytes())
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "e")]) == 2
+    assert f"{tmp_path / 'data'}: labels ['angry'] are not among the model's classes" in capsys.readouterr().err
+    (tmp_path / "data" / "angry").rename(tmp_path / "angry")
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["classes"] == ["sad", "meh", "glad"] and metrics["accuracy"] > 0.9  # was 1/3: sad and glad swapped
+    with pytest.raises(ValueError, match="the model has 3 outputs but the images have 2 classes"):
+        evaluate_model(model, ImageSet(images.frame[images.frame.label != "neutral"], ("negative", "positive")))
+
+
 def test_test_time_views_average_the_crops_and_mirrors(tmp_path):
     """A photo red on its left 30 %, and a model whose output is the mean colour of the left half of
     what it sees: each view's red share follows from its box (the whole photo or a crop from x1 of
