@@ -439,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-images", type=COUNT, help="tflite: test images to check on (default: all)")
     p.add_argument("--representative-images", type=COUNT, default=200, help="int8: calibration images")
     layers = p.add_mutually_exclusive_group()
-    layers.add_argument("--max-layer-error", type=bounded(float, 0), help="int8: layers whose quantization error exceeds "
+    layers.add_argument("--max-layer-error", type=bounded(float, 0),
+                        help="int8: layers whose quantization error exceeds "
                         "this many steps stay in float (default 0.4; rounding alone gives 0.29)")
     layers.add_argument("--all-integer", action="store_true", help="int8: quantize every layer (for "
                         "integer-only accelerators), however large its error")
@@ -485,7 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     sampling = p.add_mutually_exclusive_group()
     sampling.add_argument("--every", type=COUNT, help="score every N-th frame (default: every frame)")
     sampling.add_argument("--per-second", type=bounded(float, 0, above=True), help="score N frames per second of video")
-    p.add_argument("--smooth", type=NON_NEGATIVE, default=0, metavar="N", help="moving average over N samples (raw kept)")
+    p.add_argument("--smooth", type=NON_NEGATIVE, default=0, metavar="N",
+                   help="moving average over N samples (raw kept)")
     p.add_argument("--overlay", metavar="OUT.mp4", help="write a copy with heat maps and labels drawn in")
     p.add_argument("--batch-size", type=COUNT, default=32)
     p.add_argument("--out", help="output folder (default: runs/video/<name>)")

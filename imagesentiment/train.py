@@ -289,6 +289,36 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, p
     return pd.read_csv(history)
 
 
+# keys that say where or under which name a run computes, not what: a run may resume with others
+RESUMABLE_CHANGES = frozenset({"name", "train.activation_cache", "train.strategy"})
+TRAINED = ("backup", "history_phase1.csv", "model.keras")  # a run folder where training has begun
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` as ``{"a.b": 1}``."""
+    flat = {}
+    for key, value in tree.items():
+        flat.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+    return flat
+
+
+def check_resumable(config: Config, run_dir: Path) -> None:
+    """Refuse a folder where a run of another configuration has trained (its ``config.yaml``, or a
+    cross-validation fold's): resuming it, or reusing its finished folds and ensemble members, would
+    mix two runs (a fold trained on one split and scored on another's test side). A folder where
+    nothing has trained yet (the run stopped at a data error, say) may be reused."""
+    new = _flat(to_dict(config))
+    for path in [run_dir / "config.yaml", *sorted(run_dir.glob("fold*/config.yaml"))]:
+        if not (path.is_file() and any((path.parent / name).exists() for name in TRAINED)):
+            continue
+        old = _flat(yaml.safe_load(path.read_text()) or {})
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+        if changed:
+            differences = "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in changed)
+            raise TrainingError(f"{run_dir} holds a run of another configuration ({differences}): run its own "
+                                f"configuration ({path}) to resume it, or choose another output folder")
+
+
 def _write_inputs(config: Config, split: Split, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
@@ -378,6 +408,7 @@ def train(config: Config, run_dir: str | Path) -> dict:
         shutil.copytree(run_dir, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("logs"))  # state
     if config.data.shards and config.train.cached_views:
         raise TrainingError("train.cached_views reads the image files: it cannot be used with data.shards")
+    check_resumable(config, out)
     with strategy.scope():
         if config.data.shards:
             split, resplit = read_split(config.data.shards), None
@@ -409,6 +440,7 @@ def cross_validate(config: Config, run_dir: str | Path) -> pd.DataFrame:
     if config.data.shards or config.train.strategy != "default":
         raise TrainingError("cross-validation splits the image files in one process: it does not take "
                             "data.shards or a train.strategy other than default")
+    check_resumable(config, run_dir)
     sources = load_sources(config, run_dir)
     store = ActivationStore(config.train.activation_cache)  # each image's views computed once for all folds
     rows = []

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -161,6 +162,33 @@ def test_refusals(tmp_path, synthetic_root):
     with pytest.raises(DataError, match="at least 40 distinct images per class"):
         cross_validate(load_config(write_config(tmp_path, synthetic_root, split="split: {folds: 40}")),
                        tmp_path / "r2")
+
+
+def test_cross_validation_holds_each_image_out_once_and_resumes_only_its_own_run(tmp_path, synthetic_root,
+                                                                                capsys):
+    config = write_config(tmp_path, synthetic_root)
+    run = tmp_path / "cv"
+    table = cross_validate(load_config(config), run)
+    assert table["fold"].tolist() == [0, 1, 2] and table["accuracy"].mean() > 0.8  # chance is 1/3
+    assert not table["single_class"].any()
+    summary = json.loads((run / "cv_summary.json").read_text())
+    assert summary["accuracy_mean"] == pytest.approx(table["accuracy"].mean())
+    assert summary["macro_f1_std"] == pytest.approx(table["macro_f1"].std())
+    held = [set(pd.read_csv(run / f"fold{k}" / "split_test.csv")["path"]) for k in range(3)]
+    assert sum(map(len, held)) == len(set().union(*held)) == 90  # every image held out exactly once
+    # the same configuration again: every fold is already done and nothing is retrained
+    again = cross_validate(load_config(config, {"train.activation_cache": str(tmp_path / "cache")}), run)
+    assert capsys.readouterr().out.count("already done") == 3
+    pd.testing.assert_frame_equal(again, table)
+    # another configuration into the same folder would once have reported these folds as its own
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    for overrides, named in (({"seed": 1}, "seed: 0 there, 1 now"),
+                             ({"train.learning_rate": 0.01}, "train.learning_rate: 0.003 there, 0.01 now")):
+        with pytest.raises(TrainingError, match=f"holds a run of another configuration \\({named}\\)"):
+            cross_validate(load_config(config, overrides), run)
+        with pytest.raises(TrainingError, match=named):
+            train(load_config(config, overrides), run / "fold0")
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path, synthetic_root):
