@@ -119,6 +119,15 @@ def cmd_cv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_views(run_dir: Path | None) -> dict[str, bool]:
+    """The test-time views of a run (its config.yaml's ``evaluate``); none for a bare model file."""
+    path = run_dir / "config.yaml" if run_dir else None
+    stored = {}
+    if path is not None and path.is_file():
+        stored = (yaml.safe_load(path.read_text()) or {}).get("evaluate") or {}
+    return {key: bool(stored.get(key, False)) for key in ("flip_tta", "crop_tta")}
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a trained model: metrics per class and averaged, confusion matrix, predictions."""
     from .data import check_set
@@ -138,8 +147,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if len(checked.skipped):
         print(checked.report())
     out = Path(args.out) if args.out else (run_dir / "evaluation" if run_dir else None)
-    print(summary(evaluate_model(model, checked.images, out,
-                                  flip_tta=args.flip_tta, crop_tta=args.crop_tta)))
+    views = _run_views(run_dir)  # by default the views the run's own test metrics were measured with
+    views = {key: views[key] if getattr(args, key) is None else getattr(args, key) for key in views}
+    print(summary(evaluate_model(model, checked.images, out, **views)))
     if out:
         print(f"metrics written to {out}")
     return 0
@@ -385,9 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", help="the data set's format (guessed when left out)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="a source option, e.g. split=test")
-    p.add_argument("--flip-tta", action="store_true", help="average with the mirrored image's prediction")
-    p.add_argument("--crop-tta", action="store_true",
-                   help="average with the centre and four corner crops' predictions (with --flip-tta: 12 views)")
+    p.add_argument("--flip-tta", action=argparse.BooleanOptionalAction,
+                   help="average with the mirrored image's prediction (default: as the run's config.yaml says)")
+    p.add_argument("--crop-tta", action=argparse.BooleanOptionalAction,
+                   help="average with the centre and four corner crops' predictions (with --flip-tta: 12 views; "
+                   "default: as the run's config.yaml says)")
     p.add_argument("--out", help="output folder (default: RUN/evaluation)")
 
     p = _add(sub, "explain", cmd_explain)

@@ -89,6 +89,10 @@ def summary(metrics: dict) -> str:
              f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}"]
     for name, m in metrics["per_class"].items():
         lines.append(f"{name:>10} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['support']:7d}")
+    views = metrics.get("test_time_views")
+    if views:
+        count = (1 + (crop_boxes().shape[0] if views["crop_tta"] else 0)) * (2 if views["flip_tta"] else 1)
+        lines.append(f"averaged over {count} test-time views per image" if count > 1 else "one view per image")
     if metrics["single_class"]:
         lines.append(f"WARNING: the model predicts a single class ({metrics['predicted_classes'][0]}) "
                      "for every image: it has collapsed to one class and learned nothing useful")
@@ -135,6 +139,7 @@ def evaluate_model(model: keras.Model, images: ImageSet, out: str | os.PathLike 
     probabilities = predict_probabilities(model, images, flip_tta=flip_tta, crop_tta=crop_tta)
     y_pred = probabilities.argmax(axis=1)
     metrics = classification_metrics(images.label_ids.to_numpy(), y_pred, images.classes)
+    metrics["test_time_views"] = {"flip_tta": flip_tta, "crop_tta": crop_tta}
     if metrics["single_class"]:
         print(f"WARNING: the model predicts only {metrics['predicted_classes'][0]!r} for all "
               f"{len(images)} images", file=sys.stderr)

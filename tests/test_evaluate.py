@@ -75,6 +75,26 @@ def test_the_command_line_matches_a_data_set_to_the_models_classes_by_name(train
         evaluate_model(model, ImageSet(images.frame[images.frame.label != "neutral"], ("negative", "positive")))
 
 
+def test_evaluating_a_run_uses_its_own_test_time_views_unless_told_otherwise(trained_cnn, tmp_path, capsys):
+    from imagesentiment.cli import main
+
+    model, images = trained_cnn
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run / "model.keras")
+    (run / "config.yaml").write_text("evaluate: {flip_tta: true, crop_tta: false}\n")
+    images.frame.to_csv(run / "split_test.csv", index=False)
+    expected = {flip: predict_probabilities(model, images, flip_tta=flip) for flip in (True, False)}
+    assert not np.allclose(expected[True], expected[False], atol=1e-4)
+    for options, flip in (([], True), (["--no-flip-tta"], False)):
+        out = tmp_path / f"evaluation_{flip}"
+        assert main(["evaluate", str(run), "--out", str(out), *options]) == 0
+        np.testing.assert_allclose(pd.read_csv(out / "predictions.csv")[list(CLASSES)], expected[flip], atol=1e-5)
+        assert json.loads((out / "metrics.json").read_text())["test_time_views"] == {"flip_tta": flip,
+                                                                                       "crop_tta": False}
+    assert "averaged over 2 test-time views per image" in capsys.readouterr().out
+
+
 def test_test_time_views_average_the_crops_and_mirrors(tmp_path):
     """A photo red on its left 30 %, and a model whose output is the mean colour of the left half of
     what it sees: each view's red share follows from its box (the whole photo or a crop from x1 of
