@@ -136,8 +136,8 @@ def frozen_cut(model: keras.Model, layers: int) -> str | None:
 
 def average_models(models: Sequence[keras.Model], name: str = "ensemble") -> keras.Model:
     """One model whose ``predictions`` are the mean of the members' probabilities; the members are
-    nested in it (renamed member0, member1, ...). It has no top-level ``logits`` or 4-D layer, so
-    explanations need one of its members."""
+    nested in it (renamed member0, member1, ...). It has no top-level ``logits`` or 4-D layer:
+    explanations average its members' maps (:func:`ensemble_members`)."""
     inputs = keras.Input(tuple(models[0].input_shape[1:]), name="image")
     for i, member in enumerate(models):
         member.name = f"member{i}"
@@ -145,12 +145,19 @@ def average_models(models: Sequence[keras.Model], name: str = "ensemble") -> ker
     return keras.Model(inputs, outputs, name=name)
 
 
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The members of an :func:`average_models` ensemble; ``[model]`` for a single model."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return nested if nested and isinstance(model.layers[-1], keras.layers.Average) else [model]
+
+
 def find_target_layer(model: keras.Model) -> str:
-    """The name of the layer whose feature map explanations use.
+    """The name of the layer whose feature map explanations use (in each member, for an ensemble).
 
     The from-scratch CNN names it ``last_conv``; a transfer model uses its
     backbone's last 4-D layer. A model without a 4-D layer cannot be explained.
     """
+    model = ensemble_members(model)[0]
     names = [layer.name for layer in model.layers]
     if LAST_CONV in names:
         return LAST_CONV

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 from imagesentiment.config import load_config
 from imagesentiment.data import DataError, ImageSet, from_folder
@@ -214,6 +215,19 @@ def test_cached_views_and_an_ensemble_train_and_predict_as_one_model(tmp_path, s
     x = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
     p = model(x, training=False).numpy()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)  # the averaged ensemble is one model
+    # and it is explained and exported as one (both once failed: no 4-D layer at the top level)
+    from imagesentiment.cli import main
+    from imagesentiment.explain import GradCamPredictor
+
+    image = next((synthetic_root / "positive").glob("*.png"))
+    assert main(["explain", str(image), "--model", str(run), "--out", str(tmp_path / "maps"), "--filters"]) == 0
+    assert (tmp_path / "maps" / f"{image.stem}_gradcam_overlay.jpg").is_file()
+    assert (tmp_path / "maps" / "filters.png").is_file()  # the first member's
+    assert main(["export", str(run), "--out", str(tmp_path / "serving")]) == 0
+    served = tf.saved_model.load(str(tmp_path / "serving" / "imagesentiment" / "1"))
+    out = served.signatures["explain_images"](images=tf.constant(x))
+    np.testing.assert_allclose(out["probabilities"].numpy(), p, atol=1e-5)
+    np.testing.assert_allclose(out["heatmap"].numpy(), GradCamPredictor(model)(x)["heatmap"].numpy(), atol=1e-5)
 
 
 def test_activation_store_computes_each_view_once_and_reuses_its_folder(tmp_path, synthetic_root, capsys):

@@ -12,7 +12,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from ..model import ensemble_members
 from .base import Explainer, Target
+from .ensemble import EnsembleExplainer
 from .gradcam import GradCam
 from .gradcam_plus_plus import GradCamPlusPlus
 from .layercam import LayerCam
@@ -28,13 +30,16 @@ _CACHE: "weakref.WeakKeyDictionary[keras.Model, dict[tuple, Explainer]]" = weakr
 def get_explainer(model: keras.Model, method: str = "gradcam", **options: Any) -> Explainer:
     """The cached explainer of ``method`` for ``model``; ``options`` go to the method's class
     (``classes``, ``layer`` for CAM methods, ``max_N`` for Score-CAM, ``smooth_samples`` for SmoothGrad).
+    An ensemble gets its members' explainers averaged (:class:`EnsembleExplainer`).
     """
     if method not in METHODS:
         raise ValueError(f"unknown explanation method {method!r}; choose one of {list(METHODS)}")
     key = (method, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items())))
     built = _CACHE.setdefault(model, {})
     if key not in built:
-        built[key] = METHODS[method](model, **options)
+        members = ensemble_members(model)
+        built[key] = (METHODS[method](model, **options) if len(members) == 1 else
+                      EnsembleExplainer([get_explainer(member, method, **options) for member in members]))
     return built[key]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from ..model import LOGITS, find_target_layer
+from ..model import LOGITS, ensemble_members, find_target_layer
 
 EPSILON = 1e-7  # keras.backend.epsilon(), as tf-keras-vis's normalize uses
 
@@ -30,13 +30,18 @@ class GradCamPredictor:
     ``images`` are float32 ``(B, H, W, 3)`` in [0, 255] at the model's input size;
     ``target`` (int32 ``(B,)``, optional) names the class to explain per image,
     -1 meaning the predicted class. The traced function is built once and reused.
+    For an ensemble (:func:`imagesentiment.model.average_models`) the heat map is the mean of
+    its members' maps for the class the ensemble predicts, renormalised.
     """
 
     def __init__(self, model: keras.Model, layer: str | None = None) -> None:
         self.layer = layer or find_target_layer(model)
-        names = {l.name for l in model.layers}
-        score = model.get_layer(LOGITS).output if LOGITS in names else model.output
-        self.graph = keras.Model(model.inputs, [model.get_layer(self.layer).output, score, model.output])
+        self.graphs = []
+        for member in ensemble_members(model):
+            names = {l.name for l in member.layers}
+            score = member.get_layer(LOGITS).output if LOGITS in names else member.output
+            self.graphs.append(keras.Model(member.inputs, [member.get_layer(self.layer).output, score,
+                                                           member.output]))
         self.image_size = tuple(model.input_shape[1:3])
         spec = [tf.TensorSpec([None, *self.image_size, 3], tf.float32, name="images"),
                 tf.TensorSpec([None], tf.int32, name="target")]
@@ -44,15 +49,19 @@ class GradCamPredictor:
 
     def _explain(self, images: tf.Tensor, target: tf.Tensor) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
-            features, scores, probabilities = self.graph(images, training=False)
+            features, scores, probabilities = zip(*(graph(images, training=False) for graph in self.graphs))
+            probabilities = tf.add_n(probabilities) / len(probabilities)  # as average_models averages
             predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
             chosen = tf.where(target >= 0, target, predicted)
-            score = tf.gather(scores, chosen, batch_dims=1)
-        grads = tape.gradient(score, features)
-        weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
-        cam = tf.nn.relu(tf.reduce_sum(features * weights, axis=-1))
-        cam = tf.compat.v1.image.resize_bilinear(cam[..., None], self.image_size, align_corners=True)[..., 0]
-        return {"probabilities": probabilities, "class_id": predicted, "heatmap": normalize_maps(cam)}
+            score = tf.add_n([tf.gather(s, chosen, batch_dims=1) for s in scores])  # a member's only its own
+        cams = []
+        for feature, grads in zip(features, tape.gradient(score, list(features))):
+            weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
+            cam = tf.nn.relu(tf.reduce_sum(feature * weights, axis=-1))
+            cam = tf.compat.v1.image.resize_bilinear(cam[..., None], self.image_size, align_corners=True)[..., 0]
+            cams.append(normalize_maps(cam))
+        heatmap = cams[0] if len(cams) == 1 else normalize_maps(tf.add_n(cams) / len(cams))
+        return {"probabilities": probabilities, "class_id": predicted, "heatmap": heatmap}
 
     def __call__(self, images: tf.Tensor, target: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         images = tf.convert_to_tensor(images, tf.float32)

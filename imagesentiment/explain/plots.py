@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
+from ..model import ensemble_members
 from .base import feature_layers
 
 
@@ -132,8 +133,10 @@ def grid_figure(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray], la
 
 def filters_figure(model: keras.Model) -> Figure:
     """The kernels of the model's first 2-D convolution, one tile each (RGB where it reads the
-    colour image, else the mean over its input channels), each scaled to its own range.
+    colour image, else the mean over its input channels), each scaled to its own range. An
+    ensemble's are its first member's.
     """
+    model = ensemble_members(model)[0]
     convolutions = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
     if not convolutions:
         raise ValueError(f"model {model.name!r} has no Conv2D layer; its layers are {[l.name for l in model.layers]}")
@@ -157,7 +160,9 @@ def filters_figure(model: keras.Model) -> Figure:
 
 
 def feature_maps_figure(model: keras.Model, image: np.ndarray, layers: Sequence[str], channels: int = 8) -> Figure:
-    """For one image at the model's input size, the ``channels`` most active feature maps of each chosen layer."""
+    """For one image at the model's input size, the ``channels`` most active feature maps of each chosen
+    layer (an ensemble's first member's)."""
+    model = ensemble_members(model)[0]
     valid = feature_layers(model)
     unknown = [name for name in layers if name not in valid]
     if unknown or not layers:
