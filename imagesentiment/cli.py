@@ -335,7 +335,7 @@ def cmd_score_beam(args: argparse.Namespace) -> int:
     try:
         from .scale import score
     except ImportError as exc:
-        raise UsageError(f"{exc}") from None
+        raise UsageError(str(exc)) from None
 
     files = score(args.images, args.model, args.out, args.format, args.tfrecords, args.batch_size,
                   args.beam_args, args.overwrite)

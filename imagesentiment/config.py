@@ -164,7 +164,7 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
 
 
 def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
-    """Each numeric key's value, whether it is usable, and what it must be."""
+    """Each checked key's value, whether it is usable, and what it must be."""
     s, m, t, fine = config.split, config.model, config.train, config.train.fine_tune
     smallest = 32 if m.kind == "transfer" else 2 ** (len(m.widths) - 1)  # a pixel left after the poolings
     return [

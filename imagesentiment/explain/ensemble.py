@@ -12,7 +12,7 @@ from .base import Explainer, clean_maps
 class EnsembleExplainer(Explainer):
     """The members' explainers of one method, answering as one; built by ``get_explainer``."""
 
-    def __init__(self, members: Sequence[Explainer]) -> None:  # noqa: super().__init__ needs a logits layer
+    def __init__(self, members: Sequence[Explainer]) -> None:  # no super().__init__: no top-level logits
         self.members = list(members)
         self.name, self.classes, self.image_size = members[0].name, members[0].classes, members[0].image_size
 
