@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .data.frames import FrameStream, VideoError, VideoInfo, open_video, sampling_step
 from .explain.plots import overlay
-from .inference import Predictor, to_pixels
+from .inference import Predictor, check_batch_size, to_pixels
 
 
 def annotate(frame: np.ndarray, heatmap: np.ndarray, text: str, opacity: float = 0.4) -> np.ndarray:
@@ -93,6 +93,7 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
     with the heat map of the latest sampled frame and its label blended in; that needs a
     predictor that can explain. At most ``batch_size`` frames are held at once.
     """
+    check_batch_size(batch_size)  # below 1 the buffer would never flush: every frame held at once
     capture, info = open_video(path)
     capture.release()
     step = sampling_step(info, every, per_second)

@@ -84,6 +84,8 @@ def test_bad_videos_give_clear_errors(tmp_path, predictor, video):
         with pytest.raises(VideoError, match=message) as info:
             score_video(path, predictor, tmp_path / "out", progress=False)
         assert path.name in str(info.value)
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        score_video(video, predictor, tmp_path / "out", batch_size=0, progress=False)
 
 
 def test_damaged_video_keeps_the_frames_read(tmp_path, predictor, capsys):
