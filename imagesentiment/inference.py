@@ -234,6 +234,16 @@ class TFLitePredictor(Predictor):
         return self.runner(**{self.input_name: pixels.astype(self.input_type)})["probabilities"]
 
 
+def _not_a_model(path: Path, message: str) -> FileNotFoundError:
+    """The error for a path that is no model, naming the models a folder holds one or two levels down
+    (a cross-validation run's folds, a SavedModel base folder's versions): what was probably meant."""
+    patterns = ("*/model.keras", "*/saved_model.pb", "*/*/saved_model.pb")
+    inside = sorted({p.parent for pattern in patterns for p in path.glob(pattern)} | set(path.glob("*.tflite")))
+    if path.is_dir() and inside:
+        message += f"; it holds {', '.join(map(str, inside[:5]))}{' ...' if len(inside) > 5 else ''}: give one of them"
+    return FileNotFoundError(message)
+
+
 def load_keras(path: str | os.PathLike) -> tuple[keras.Model, list[str]]:
     """A Keras model from a run directory or ``.keras`` file (safe mode: no code runs), and its class
     names from ``classes.json`` in the run directory (the three sentiments where absent)."""
@@ -242,7 +252,8 @@ def load_keras(path: str | os.PathLike) -> tuple[keras.Model, list[str]]:
     path = Path(path)
     file = path / "model.keras" if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(f"{file} not found" + (" (a run directory holds model.keras)" if path.is_dir() else ""))
+        raise _not_a_model(path, f"{file} not found"
+                           + (" (a run directory holds model.keras)" if path.is_dir() else ""))
     if not zipfile.is_zipfile(file):
         raise ModelFileError(f"{file}: not a Keras model file (a .keras file is a zip archive)")
     try:  # safe mode: a Python lambda or a function from outside Keras in the file is refused, never run
@@ -283,5 +294,5 @@ def load(path: str | os.PathLike | None = None, class_names: Sequence[str] | Non
     if (path.is_dir() and (path / "model.keras").is_file()) or (path.suffix == ".keras" and path.is_file()):
         model, stored = load_keras(path)
         return KerasPredictor(model, class_names or stored)
-    raise FileNotFoundError(f"{path}: not a run directory (with model.keras), a .keras file, a SavedModel "
-                            "version folder (with saved_model.pb) or a .tflite file")
+    raise _not_a_model(path, f"{path}: not a run directory (with model.keras), a .keras file, a SavedModel "
+                             "version folder (with saved_model.pb) or a .tflite file")

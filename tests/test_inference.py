@@ -14,7 +14,7 @@ import tensorflow as tf
 import imagesentiment
 from imagesentiment.data import make_dataset
 from imagesentiment.export import export_savedmodel, export_tflite, image_arrays
-from imagesentiment.inference import SHIPPED_MODELS, KerasPredictor, SavedModelPredictor, TFLitePredictor
+from imagesentiment.inference import SHIPPED_MODELS, KerasPredictor, SavedModelPredictor, TFLitePredictor, load_keras
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 CLASSES = ["sad", "meh", "glad"]
@@ -91,6 +91,11 @@ def test_bad_inputs_are_named(forms, tmp_path):
         predictor.predict(np.zeros((48, 48, 2)))
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         imagesentiment.load(tmp_path)
+    # a folder that holds models (a SavedModel base, a cross-validation run) names them
+    with pytest.raises(FileNotFoundError, match=f"it holds {forms['savedmodel']}: give one of them"):
+        imagesentiment.load(forms["savedmodel"].parent)
+    with pytest.raises(FileNotFoundError, match=f"model.keras not found .*it holds {forms['run']}"):
+        load_keras(forms["run"].parent)
 
 
 def test_cli_predict_writes_a_csv(forms, files, tmp_path, capsys):
