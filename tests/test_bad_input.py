@@ -329,10 +329,10 @@ MANIFEST_ROWS = [  # (path, label) -> what from_manifest does
     ([("a.png", "positive"), ("sub dir/ünïcode name.png", " negative ")], 2, None),
     ([("a.png", "positive"), ("missing.png", "positive")], None, r"'missing.png' does not exist"),
     ([("a.png", "positive"), ("sub dir", "positive")], None, r"'sub dir' is a folder"),
-    ([("a.png", "positive"), ("", "positive")], None, r"row 1 has an empty path"),
+    ([("a.png", "positive"), ("", "positive")], None, r"line 3 has an empty path"),
     ([("../outside.png", "positive")], None, r"'../outside.png' is outside the data root"),
     ([("{outside}", "positive")], None, r"is outside the data root"),  # an absolute path elsewhere
-    ([("a.png", "joyful")], None, r"labels \['joyful'\] \(rows \[0\]\) are not in the class list"),
+    ([("a.png", "joyful")], None, r"labels \['joyful'\] \(lines \[2\]\) are not in the class list"),
     ([("a.png", "")], None, r"labels \[''\]"),
     ([("a.png", "positive")] * 3 + [("sub dir/ünïcode name.png", "neutral")], 2, "2 duplicated rows left out"),
 ]

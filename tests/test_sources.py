@@ -94,6 +94,15 @@ def test_votes_csv_flickr_format(tmp_path, synthetic_root):
     assert "1 rows without a clear majority" in images.notes[0]
 
 
+@pytest.mark.parametrize("cell, problem", [("three", "must be numbers"), ("", "must be numbers"),
+                                           ("-1", "must not be negative")])
+def test_votes_csv_bad_count_names_the_file_line(tmp_path, cell, problem):
+    csv = tmp_path / "votes.csv"
+    csv.write_text(f"ImageID,Num_of_Positive,Num_of_Neutral,Num_of_Negative\n0000,3,0,0\n0001,{cell},1,0\n")
+    with pytest.raises(DataError, match=rf"votes.csv: vote counts {problem} \(lines \[3\]\)"):
+        from_votes(csv)
+
+
 def test_load_source_guesses_format_and_names_unknown_options(synthetic_root):
     assert detect_format(synthetic_root) == "folder"
     assert len(load_source(synthetic_root)) == 90

@@ -98,7 +98,7 @@ def from_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
 
 def resolve_paths(paths: "pd.Series", root: Path, source: str, missing: str = "error",
                   allow_outside_root: bool = False) -> tuple["pd.Series", list[str]]:
-    """Absolute paths for ``paths`` taken relative to ``root``.
+    """Absolute paths for ``paths`` (indexed by line number in ``source``) taken relative to ``root``.
 
     A path that leaves ``root`` (``../``, an absolute path elsewhere) is refused
     unless ``allow_outside_root``; a missing file is an error naming it, or, with
@@ -108,13 +108,13 @@ def resolve_paths(paths: "pd.Series", root: Path, source: str, missing: str = "e
         raise ValueError(f"missing must be 'error' or 'skip', not {missing!r}")
     root = Path(os.path.abspath(root))
     resolved, notes = [], []
-    for row, raw in paths.fillna("").astype(str).items():
+    for line, raw in paths.fillna("").astype(str).items():
         path = Path(os.path.abspath(root / raw))
         if not allow_outside_root and not path.is_relative_to(root):
             raise DataError(f"{source}: path {raw!r} is outside the data root {root} "
                             "(pass allow_outside_root=True to permit it)")
         if not raw.strip() or not path.is_file():
-            what = (f"row {row} has an empty path" if not raw.strip() else f"file {raw!r} "
+            what = (f"line {line} has an empty path" if not raw.strip() else f"file {raw!r} "
                     f"{'is a folder' if path.is_dir() else 'does not exist'} (looked for {path})")
             if missing == "error":
                 raise DataError(f"{source}: {what}; pass missing='skip' to leave such rows out")
@@ -126,12 +126,23 @@ def resolve_paths(paths: "pd.Series", root: Path, source: str, missing: str = "e
 
 
 def _read_csv(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The CSV's table, indexed by line number in the file (line 1 is the header), so errors name lines."""
     if not path.is_file():
         raise DataError(f"{path}: no such manifest file")
     try:
-        return pd.read_csv(path, dtype={c: str for c in text_columns})
+        frame = pd.read_csv(path, dtype={c: str for c in text_columns})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
+    return frame.set_axis(frame.index + 2)
+
+
+def _numbers(frame: pd.DataFrame, columns: Sequence[str], source: Path, what: str) -> pd.DataFrame:
+    """``frame[columns]`` as floats; an empty or non-numeric cell is an error naming its lines."""
+    values = frame[list(columns)].apply(pd.to_numeric, errors="coerce")
+    bad = frame.index[values.isna().any(axis=1)]
+    if len(bad):
+        raise DataError(f"{source}: {what} must be numbers (lines {bad[:5].tolist()})")
+    return values
 
 
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str], source: Path) -> None:
@@ -162,8 +173,8 @@ def from_manifest(csv: str | os.PathLike, path_column: str = "path", label_colum
     frame["label"] = frame["label"].fillna("").astype(str).str.strip()
     unknown = sorted(set(frame["label"]) - set(classes))
     if unknown:
-        rows = frame.index[~frame["label"].isin(classes)][:5].tolist()
-        raise DataError(f"{csv}: labels {unknown} (rows {rows}) are not in the class list {list(classes)}")
+        lines = frame.index[~frame["label"].isin(classes)][:5].tolist()
+        raise DataError(f"{csv}: labels {unknown} (lines {lines}) are not in the class list {list(classes)}")
     paths, notes = resolve_paths(frame["path"], Path(root) if root else csv.parent, str(csv),
                                  missing, allow_outside_root)
     return _finish(frame, paths, classes, notes, csv)
@@ -210,10 +221,10 @@ def from_votes(csv: str | os.PathLike, image_root: str | os.PathLike | None = No
     unknown = sorted(set(vote_columns) - set(classes))
     if unknown:
         raise DataError(f"{csv}: vote classes {unknown} are not in the class list {list(classes)}")
-    votes = frame[list(vote_columns.values())].set_axis(list(vote_columns), axis=1)
-    if votes.isna().any().any() or (votes.to_numpy() < 0).any():
-        bad = frame.index[votes.isna().any(axis=1) | (votes < 0).any(axis=1)][:5].tolist()
-        raise DataError(f"{csv}: vote counts must be non-negative numbers (rows {bad})")
+    votes = _numbers(frame, list(vote_columns.values()), csv, "vote counts").set_axis(list(vote_columns), axis=1)
+    if (votes < 0).any().any():
+        bad = frame.index[(votes < 0).any(axis=1)][:5].tolist()
+        raise DataError(f"{csv}: vote counts must not be negative (lines {bad})")
     frame = frame.assign(label=majority_labels(votes, min_agreement))
     unclear = int(frame["label"].isna().sum())
     frame = frame[frame["label"].notna()]
@@ -235,9 +246,10 @@ def twitter(root: str | os.PathLike, agreement: str = "five") -> ImageSet:
     if not truth.is_file():
         raise DataError(f"{truth}: not found; expected the Twitter set's ground_truth folder in {root}")
     frame = pd.read_csv(truth, sep=r"\s+", header=None, names=["file", "polarity"], dtype=str)
+    frame = frame.set_axis(frame.index + 1)  # line numbers, for the messages
     if not frame["polarity"].isin(["0", "1"]).all():
         bad = frame.index[~frame["polarity"].isin(["0", "1"])][:5].tolist()
-        raise DataError(f"{truth}: polarity must be 0 or 1 (lines {[b + 1 for b in bad]})")
+        raise DataError(f"{truth}: polarity must be 0 or 1 (lines {bad})")
     frame["label"] = frame["polarity"].map({"1": "positive", "0": "negative"})
     paths, notes = resolve_paths(frame["file"], root / "images", str(truth))
     return _finish(frame.drop(columns="polarity"), paths, SENTIMENTS, notes, truth)
@@ -255,7 +267,7 @@ def oasis(root: str | os.PathLike, cuts: tuple[float, float] = (3.5, 4.5)) -> Im
     csv = root / "OASIS.csv"
     frame = _read_csv(csv, ["Theme"])
     _require_columns(frame, ["Theme", "Valence_mean"], csv)
-    valence = frame["Valence_mean"].astype(float)
+    valence = _numbers(frame, ["Valence_mean"], csv, "Valence_mean values")["Valence_mean"]
     frame["label"] = np.where(valence < low, "negative", np.where(valence > high, "positive", "neutral"))
     paths, notes = resolve_paths(frame["Theme"].astype(str).str.strip() + ".jpg", root / "images",
                                  str(csv), missing="skip")
