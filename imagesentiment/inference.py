@@ -11,10 +11,11 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, Union
 
 import numpy as np
 import pandas as pd
+import PIL.Image
 import tensorflow as tf
 
 from .data import SENTIMENTS, decode_or_reason
@@ -22,7 +23,7 @@ from .data import SENTIMENTS, decode_or_reason
 if TYPE_CHECKING:
     import keras
 
-Image = Union[str, os.PathLike, bytes, np.ndarray]
+Image = Union[str, os.PathLike, bytes, np.ndarray, PIL.Image.Image]
 CLASSES_FILE = "classes.json"
 
 
@@ -36,17 +37,24 @@ def _first_line(exc: BaseException) -> str:
 
 
 def as_list(images: Image | Sequence[Image]) -> Sequence[Image]:
-    """A single image (a path, bytes or one ``(H, W, C)`` or greyscale ``(H, W)`` array) as a batch of
-    one; a batch as is."""
-    single = isinstance(images, (str, os.PathLike, bytes)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3))
-    return [images] if single else images
+    """A single image (a path, bytes, a PIL image or one ``(H, W, C)`` or greyscale ``(H, W)`` array)
+    as a batch of one; a batch array as is; any other iterable (a list, a pandas column) as a list."""
+    if isinstance(images, (str, os.PathLike, bytes, PIL.Image.Image)):
+        return [images]
+    if isinstance(images, np.ndarray):
+        return [images] if images.ndim in (2, 3) else images
+    if isinstance(images, Mapping) or not isinstance(images, Iterable):
+        raise TypeError("images must be one image (a path, encoded bytes, a pixel array or a PIL image) or a "
+                        f"sequence of them, not {type(images).__name__}")
+    return images if isinstance(images, Sequence) else list(images)
 
 
 def rgb_array(image: np.ndarray, name: str = "an image array") -> np.ndarray:
     """An image array as RGB on the uint8 scale, as the decoder makes files: greyscale ``(H, W)`` or
     ``(H, W, 1)`` repeated, the alpha of ``(H, W, 4)`` dropped, uint16 reduced to 8 bits. Anything
-    else (other shapes, no pixels, booleans, non-finite values, values outside [0, 255]) is refused
-    naming the array, rather than scored as something it is not."""
+    else (other shapes, no pixels, booleans, non-finite values, values outside [0, 255], floats all
+    within (0, 1], the scale many readers give) is refused naming the array, rather than scored as
+    something it is not."""
     if image.dtype == bool or not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
         raise ValueError(f"{name}: pixels must be numbers (uint8, uint16, or float in [0, 255]), not {image.dtype}")
     image = image[..., None] if image.ndim == 2 else image
@@ -63,11 +71,14 @@ def rgb_array(image: np.ndarray, name: str = "an image array") -> np.ndarray:
         if not (np.isfinite(low) and np.isfinite(high)) or low < -0.5 or high > 255.5:
             raise ValueError(f"{name}: pixel values must lie in [0, 255] (RGB on the 8-bit scale); this array "
                              f"holds values from {low} to {high}")
+        if 0 < high <= 1:
+            raise ValueError(f"{name}: float pixel values from {low} to {high} look like the [0, 1] scale; the "
+                             "model reads RGB on the 8-bit scale [0, 255]: multiply by 255 (or pass uint8)")
     return image
 
 
 def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int]) -> np.ndarray:
-    """Float32 ``(B, H, W, 3)`` in [0, 255] at ``image_size`` from paths, encoded bytes or arrays.
+    """Float32 ``(B, H, W, 3)`` in [0, 255] at ``image_size`` from paths, encoded bytes, arrays or PIL images.
 
     Files and bytes are decoded and resized as in training; an array (see :func:`rgb_array`)
     ``(H, W, 3)`` or ``(B, H, W, 3)`` of another size is resized the same way.
@@ -76,10 +87,15 @@ def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int]) -> np.
     size = [int(s) for s in image_size]
     batch = []
     for index, image in enumerate(images):
+        if isinstance(image, PIL.Image.Image):  # 16-bit greyscale kept for rgb_array to reduce as the decoder does
+            image = np.asarray(image if image.mode in ("L", "RGB", "RGBA", "I;16") else image.convert("RGB"))
         if isinstance(image, np.ndarray):
             image = rgb_array(image, f"image {index} of the batch")
             pixels = np.clip(image.astype(np.float32), 0, 255) if list(image.shape[:2]) == size else tf.cast(
                 tf.saturate_cast(tf.round(tf.image.resize(image, size, antialias=True)), tf.uint8), tf.float32).numpy()
+        elif not isinstance(image, (str, os.PathLike, bytes)):
+            raise TypeError(f"image {index} of the batch: expected a path, encoded bytes, a pixel array or a PIL "
+                            f"image, not {type(image).__name__}")
         else:
             data = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) else image
             pixels, reason = decode_or_reason(data, size)

@@ -248,6 +248,7 @@ ARRAYS = {  # pixels handed over as arrays: accepted the way files are decoded, 
     "two channels": (lambda rgb: rgb[..., :2], r"must be \(H, W, 3\) RGB"),
     "NaN": (lambda rgb: np.full(rgb.shape, np.nan, np.float32), r"must lie in \[0, 255\]"),
     "scaled to [-1, 1]": (lambda rgb: rgb / 127.5 - 1, r"must lie in \[0, 255\]"),
+    "scaled to [0, 1]": (lambda rgb: rgb / 255.0, r"look like the \[0, 1\] scale.*multiply by 255"),
     "booleans": (lambda rgb: rgb > 128, "must be numbers"),
 }
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import PIL.Image
 import pytest
 import tensorflow as tf
 
@@ -64,7 +65,8 @@ def test_paths_bytes_and_arrays_give_the_same_answer(forms, files):
     decoded = [tf.io.decode_image(d, channels=3).numpy() for d in data]  # full size: resized as in training
     at_size = np.stack([tf.image.resize(d, (48, 48), antialias=True).numpy().round().clip(0, 255) for d in decoded])
     tables = [predictor.predict(paths), predictor.predict(data, batch_size=4), predictor.predict(decoded),
-              predictor.predict(at_size.astype(np.float32))]
+              predictor.predict(at_size.astype(np.float32)), predictor.predict([PIL.Image.fromarray(d) for d in decoded]),
+              predictor.predict(pd.Series(paths)), predictor.predict(p for p in paths)]
     for table in tables[1:]:
         pd.testing.assert_frame_equal(table, tables[0])
     one = predictor.predict(paths[0])
@@ -89,6 +91,10 @@ def test_bad_inputs_are_named(forms, tmp_path):
         predictor.predict(b"GIF89")
     with pytest.raises(ValueError, match=r"array must be \(H, W, 3\) RGB"):
         predictor.predict(np.zeros((48, 48, 2)))
+    with pytest.raises(TypeError, match="or a sequence of them, not int"):
+        predictor.predict(7)
+    with pytest.raises(TypeError, match="image 1 of the batch: expected a path, .* not NoneType"):
+        predictor.predict([np.zeros((8, 8, 3), np.uint8), None])
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         imagesentiment.load(tmp_path)
     # a folder that holds models (a SavedModel base, a cross-validation run) names them
