@@ -18,7 +18,7 @@ import pandas as pd
 import PIL.Image
 import tensorflow as tf
 
-from .data import SENTIMENTS, decode_or_reason
+from .data import SENTIMENTS, check_pixel_range, decode_or_reason
 
 if TYPE_CHECKING:
     import keras
@@ -67,13 +67,7 @@ def rgb_array(image: np.ndarray, name: str = "an image array") -> np.ndarray:
     if image.dtype == np.uint16:
         return (image >> 8).astype(np.uint8)  # as the decoder reduces a 16-bit PNG
     if image.dtype != np.uint8:
-        low, high = (float(image.min()), float(image.max()))
-        if not (np.isfinite(low) and np.isfinite(high)) or low < -0.5 or high > 255.5:
-            raise ValueError(f"{name}: pixel values must lie in [0, 255] (RGB on the 8-bit scale); this array "
-                             f"holds values from {low} to {high}")
-        if 0 < high <= 1:
-            raise ValueError(f"{name}: float pixel values from {low} to {high} look like the [0, 1] scale; the "
-                             "model reads RGB on the 8-bit scale [0, 255]: multiply by 255 (or pass uint8)")
+        check_pixel_range(image, name)
     return image
 
 

@@ -92,6 +92,10 @@ def test_bad_input_gets_an_error_that_lists_what_is_valid(trained_cnn, batch):
         explain(model, x[:1], "gradcam", target=[0, 1])
     with pytest.raises(ValueError, match=r"\(B, 48, 48, 3\).*not \(2, 32, 32, 3\)"):
         explain(model, x[:, :32, :32], "gradcam")
+    with pytest.raises(ValueError, match=r"image 1 of the batch: float pixel values .* look like the \[0, 1\] scale"):
+        explain(model, np.stack([x[0], x[1] / 255]), "gradcam")
+    with pytest.raises(ValueError, match=r"image 0 of the batch: pixel values must lie in \[0, 255\]"):
+        explain(model, x - 128, "saliency")
     with pytest.raises(ValueError, match="'logits' is not a layer with a feature map.*last_conv"):
         explain(model, x, "gradcam", layer="logits")
     inputs = keras.Input((48, 48, 3), name="image")

@@ -1,6 +1,6 @@
 """Data: sources -> file checks -> splits -> ``tf.data`` pipeline."""
 from .checks import CheckedSet, check_image, check_images, check_set
-from .pipeline import augment, decode_and_resize, decode_or_reason, make_dataset
+from .pipeline import augment, check_pixel_range, decode_and_resize, decode_or_reason, make_dataset
 from .sources import (FER_TO_SENTIMENT, IMAGE_EXTENSIONS, SENTIMENTS, DataError, ImageSet, SOURCES, detect_format,
                       fer2013, load_source,
                       from_folder, from_manifest, from_votes, majority_labels, oasis, twitter)

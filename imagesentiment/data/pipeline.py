@@ -137,6 +137,18 @@ def decode_or_reason(data: bytes, image_size: Sequence[int]) -> tuple[np.ndarray
         return None, re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message.splitlines()[0]).strip()
 
 
+def check_pixel_range(pixels: np.ndarray, name: str) -> None:
+    """Refuse pixels that are not RGB on the 8-bit scale the pipeline makes, naming them: non-finite
+    values, values outside [0, 255], or floats all within (0, 1] (the scale many image readers give)."""
+    low, high = float(np.min(pixels)), float(np.max(pixels))
+    if not (np.isfinite(low) and np.isfinite(high)) or low < -0.5 or high > 255.5:
+        raise ValueError(f"{name}: pixel values must lie in [0, 255] (RGB on the 8-bit scale); this array "
+                         f"holds values from {low} to {high}")
+    if np.issubdtype(np.asarray(pixels).dtype, np.floating) and 0 < high <= 1:
+        raise ValueError(f"{name}: float pixel values from {low} to {high} look like the [0, 1] scale; the "
+                         "model reads RGB on the 8-bit scale [0, 255]: multiply by 255 (or pass uint8)")
+
+
 def augment(image: tf.Tensor, seed: tf.Tensor, zoom: float = 0.2, jitter: float = 0.1) -> tf.Tensor:
     """A random flip, crop-and-zoom and mild colour jitter, reproducible from ``seed`` (shape [2])."""
     flip, crop, scale, bright, contrast, saturation = tf.unstack(

@@ -20,7 +20,7 @@ import tensorflow as tf
 from tf_keras_vis import ModelVisualization
 from tf_keras_vis.utils.scores import CategoricalScore
 
-from ..data import SENTIMENTS, decode_or_reason
+from ..data import SENTIMENTS, check_pixel_range, decode_or_reason
 from ..model import find_target_layer, logits_model
 from .onepass import normalize_maps
 
@@ -131,6 +131,8 @@ class Explainer:
         if images.ndim != 4 or images.shape[1:] != (*self.image_size, 3):
             raise ValueError(f"images must be a batch of shape (B, {self.image_size[0]}, {self.image_size[1]}, 3) "
                              f"at the model's input size, not {images.shape}; read files with load_images()")
+        for index, image in enumerate(images):
+            check_pixel_range(image, f"image {index} of the batch")
         targets = resolve_targets(target, self.probabilities(images).argmax(-1), self.classes)
         return clean_maps(self.compute(images, targets), images)
 
