@@ -44,3 +44,9 @@ def test_duplicates_are_found_and_counted(tmp_path, synthetic_root):
     checked = check_set(ImageSet(rows))
     assert checked.images.frame["sha1"].duplicated().sum() == 1
     assert any("1 exact duplicate" in note for note in checked.notes)
+    source = frame["path"].iloc[0]  # labelled negative here too, then as positive: a conflict, named
+    rows = pd.concat([rows, pd.DataFrame({"path": [str(tmp_path / "copy2.png")], "label": ["positive"]})])
+    (tmp_path / "copy2.png").write_bytes(copy.read_bytes())
+    note = next(n for n in check_set(ImageSet(rows)).notes if "exact duplicate" in n)
+    assert note.endswith(f"1 duplicated images carry conflicting labels: {source} (negative) = {copy} (negative) = "
+                         f"{tmp_path / 'copy2.png'} (positive)"), note

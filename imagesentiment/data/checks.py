@@ -113,7 +113,10 @@ def check_set(images: ImageSet, max_pixels: int = MAX_PIXELS) -> CheckedSet:
     notes = list(images.notes)
     duplicates = int(frame.duplicated("sha1").sum())
     if duplicates:
-        conflicting = int((frame.groupby("sha1")["label"].nunique() > 1).sum())
+        groups = frame[frame.duplicated("sha1", keep=False)].groupby("sha1", sort=False)
+        conflicts = [" = ".join(f"{row.path} ({row.label})" for row in group.itertuples())
+                     for _, group in groups if group["label"].nunique() > 1]
+        named = (": " + "; ".join(conflicts[:3]) + ("; ..." if len(conflicts) > 3 else "")) if conflicts else ""
         notes.append(f"{duplicates} exact duplicate images found (same content hash); kept on one "
-                     f"side of every split; {conflicting} duplicated images carry conflicting labels")
+                     f"side of every split; {len(conflicts)} duplicated images carry conflicting labels{named}")
     return CheckedSet(ImageSet(frame, images.classes, images.notes), results[bad].reset_index(drop=True), notes)
