@@ -261,12 +261,32 @@ def _max_layer_error(args: argparse.Namespace) -> float | None:
     return None if args.all_integer else (MAX_LAYER_ERROR if args.max_layer_error is None else args.max_layer_error)
 
 
+EXPORT_SCOPES = {  # options that apply to one kind of export only: anywhere else they would be ignored
+    "--format tflite": ("quantize", "data", "data_format", "option", "check_images", "representative_images",
+                        "max_layer_error", "all_integer"),
+    "--format savedmodel": ("version", "overwrite"),
+    "--quantize int8": ("representative_images", "max_layer_error", "all_integer"),
+}
+
+
+def _check_export_options(args: argparse.Namespace) -> None:
+    """Refuse options given for another kind of export than the one asked for, naming them."""
+    applies = {"--format tflite": args.format == "tflite", "--format savedmodel": args.format == "savedmodel",
+               "--quantize int8": "int8" in (args.quantize or [])}
+    for scope, options in EXPORT_SCOPES.items():
+        given = ["--" + o.replace("_", "-") for o in options if getattr(args, o) not in (None, False, [])]
+        if given and not applies[scope]:
+            raise UsageError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to {scope}")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a trained model: a SavedModel version for TF Serving (BASE/NAME/VERSION), or TFLite
     files (float32, float16, dynamic-range, int8), each checked with the LiteRT interpreter against the model."""
-    from .export import export_savedmodel, export_tflite, image_arrays, input_size
+    from .export import check_destination, export_savedmodel, export_tflite, image_arrays, input_size
     from .inference import load_keras
 
+    _check_export_options(args)
+    check_destination(args.out, args.name)
     model, classes = load_keras(args.model)
     classes = args.classes or classes
     if args.format == "savedmodel":
@@ -275,10 +295,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     train, test = _export_sets(args, classes)
     size = input_size(model)
+    quantize = args.quantize or ["float32"]
     checks = image_arrays(test, size, classes, args.check_images, args.seed)
-    representative = (image_arrays(train, size, classes, args.representative_images, args.seed)[0]
-                      if "int8" in args.quantize else None)
-    for quantization, (path, _) in export_tflite(model, args.out, args.quantize, checks, representative, classes,
+    representative = (image_arrays(train, size, classes, args.representative_images or 200, args.seed)[0]
+                      if "int8" in quantize else None)
+    for quantization, (path, _) in export_tflite(model, args.out, quantize, checks, representative, classes,
                                                  args.name, _max_layer_error(args)).items():
         print(f"{quantization} model written to {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
@@ -441,15 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "else negative,neutral,positive)")
     p.add_argument("--version", type=COUNT, help="savedmodel: the version number (default: the next one)")
     p.add_argument("--overwrite", action="store_true", help="savedmodel: replace an existing version")
-    p.add_argument("--quantize", nargs="+", choices=["float32", "float16", "dynamic", "int8"], default=["float32"],
-                   help="tflite: one file per choice")
+    p.add_argument("--quantize", nargs="+", choices=["float32", "float16", "dynamic", "int8"],
+                   help="tflite: one file per choice (default: float32)")
     p.add_argument("--data", help="tflite: a labelled data set, split as in training (--seed): calibration "
                    "images from its training side, checks on its test side (default: the run's split tables)")
     p.add_argument("--data-format", help="the data set's format (guessed when left out)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE", help="a source option")
     p.add_argument("--seed", type=NON_NEGATIVE, default=0, help="the split seed (the training run's)")
     p.add_argument("--check-images", type=COUNT, help="tflite: test images to check on (default: all)")
-    p.add_argument("--representative-images", type=COUNT, default=200, help="int8: calibration images")
+    p.add_argument("--representative-images", type=COUNT, help="int8: calibration images (default 200)")
     layers = p.add_mutually_exclusive_group()
     layers.add_argument("--max-layer-error", type=bounded(float, 0),
                         help="int8: layers whose quantization error exceeds "

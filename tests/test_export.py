@@ -325,9 +325,9 @@ def test_class_names_must_fit_the_model(trained_cnn, tmp_path):
         export_savedmodel(model, tmp_path, class_names=["good", "bad"])
 
 
-def test_cli_export_both_formats(trained_cnn, tmp_path, capsys):
-    from imagesentiment.cli import main
-
+@pytest.fixture
+def run(trained_cnn, tmp_path):
+    """A run directory as training leaves it: the model, its classes and the split tables."""
     model, images = trained_cnn
     run = tmp_path / "run"
     run.mkdir()
@@ -336,6 +336,12 @@ def test_cli_export_both_formats(trained_cnn, tmp_path, capsys):
     images.frame.to_csv(run / "split_train.csv", index=False)
     images.frame.iloc[::3].to_csv(run / "split_test.csv", index=False)
     images.frame.iloc[1::3].to_csv(run / "split_validation.csv", index=False)
+    return run
+
+
+def test_cli_export_both_formats(run, tmp_path, capsys):
+    from imagesentiment.cli import main
+
     assert main(["export", str(run), "--out", str(tmp_path / "serving"), "--name", "m"]) == 0
     assert savedmodel_module.saved_class_names(tmp_path / "serving" / "m" / "1") == ["sad", "meh", "glad"]
     assert main(["export", str(run), "--out", str(tmp_path / "serving"), "--name", "m", "--version", "1"]) == 2
@@ -350,3 +356,22 @@ def test_cli_export_both_formats(trained_cnn, tmp_path, capsys):
         assert main(["export", str(run), "--format", "tflite", "--quantize", "int8", "--out", str(out),
                      "--classes", "negative,neutral,positive", *option]) == 0
         assert ("float_layers" in read_metadata((out / "imagesentiment-int8.tflite").read_bytes())) == selective
+
+
+@pytest.mark.parametrize("options, refusal", [
+    (["--quantize", "int8"], "--quantize applies only to --format tflite"),
+    (["--format", "tflite", "--version", "2", "--overwrite"], "--version, --overwrite apply only to --format savedmodel"),
+    (["--format", "tflite", "--quantize", "float16", "--all-integer"], "--all-integer applies only to --quantize int8"),
+    (["--name", "../m"], "model name '../m' must be one plain name"),
+    (["--format", "tflite", "--name", ""], "model name '' must be one plain name"),
+    (["--out", "{file}/serving"], "{file} is a file, not a folder"),
+])
+def test_cli_export_refuses_options_it_would_ignore_or_misuse(run, tmp_path, capsys, options, refusal):
+    from imagesentiment.cli import main
+
+    (tmp_path / "file").write_text("in the way")
+    options = [o.format(file=tmp_path / "file") for o in options]
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["export", str(run), "--out", str(tmp_path / "out"), *options]) == 2
+    assert refusal.format(file=tmp_path / "file") in capsys.readouterr().err
+    assert sorted(tmp_path.rglob("*")) == before, "nothing written"

@@ -1,11 +1,12 @@
 """Export: SavedModel versions for TF Serving, TFLite files checked with LiteRT, and the serving contract."""
-from .savedmodel import (EXPLAIN, PIXELS, SERVING, ExportError, export_savedmodel, input_size, saved_class_names,
-                         versions, write_version)
+from .savedmodel import (EXPLAIN, PIXELS, SERVING, ExportError, check_destination, export_savedmodel, input_size,
+                         saved_class_names, versions, write_version)
 from .serving import grpc_predict, predict_request, read_warmup, rest_body, rest_predict, write_warmup
 from .tflite import QUANTIZATIONS, Check, convert, export_tflite, image_arrays, read_metadata
 
 __all__ = [
-    "EXPLAIN", "PIXELS", "QUANTIZATIONS", "SERVING", "Check", "ExportError", "convert", "export_savedmodel",
-    "export_tflite", "grpc_predict", "image_arrays", "input_size", "predict_request", "read_metadata", "read_warmup",
-    "rest_body", "rest_predict", "saved_class_names", "versions", "write_version", "write_warmup",
+    "EXPLAIN", "PIXELS", "QUANTIZATIONS", "SERVING", "Check", "ExportError", "check_destination", "convert",
+    "export_savedmodel", "export_tflite", "grpc_predict", "image_arrays", "input_size", "predict_request",
+    "read_metadata", "read_warmup", "rest_body", "rest_predict", "saved_class_names", "versions", "write_version",
+    "write_warmup",
 ]

@@ -59,6 +59,17 @@ def check_classes(model: keras.Model, class_names: Sequence[str]) -> list[str]:
     return names
 
 
+def check_destination(folder: str | os.PathLike, name: str) -> None:
+    """Refuse a model ``name`` that is not one plain file name and a ``folder`` that a file stands in the way of."""
+    if not name or name in (".", "..") or Path(name).name != name:
+        raise ExportError(f"model name {name!r} must be one plain name without '/' (it names "
+                          "BASE/<name>/<version> and <name>-<quantization>.tflite)")
+    folder = Path(folder)
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ExportError(f"{folder}: cannot write there, {blocking} is a file, not a folder")
+
+
 def summarize(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
     """``class_id``, ``probabilities`` and ``confidence`` (the top probability) of a batch."""
     return {"class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
@@ -169,6 +180,8 @@ def export_savedmodel(model: keras.Model, base: str | os.PathLike, name: str = "
     generated images, one JPEG and one PNG.
     """
     from .serving import write_warmup
+
+    check_destination(base, name)
 
     def write(folder: Path) -> None:
         with tempfile.TemporaryDirectory() as scratch:

@@ -32,7 +32,7 @@ import pandas as pd
 import tensorflow as tf
 
 from ..data import SENTIMENTS, ImageSet, make_dataset
-from .savedmodel import EXPLAIN, PIXELS_INPUT, SERVING, ExportError, PixelFunctions, check_classes
+from .savedmodel import EXPLAIN, PIXELS_INPUT, SERVING, ExportError, PixelFunctions, check_classes, check_destination
 
 if TYPE_CHECKING:
     from ai_edge_litert.schema_py_generated import ModelT
@@ -249,6 +249,7 @@ def export_tflite(model: keras.Model, out_dir: str | os.PathLike, quantizations:
 
     if test is None or len(test[0]) == 0:
         raise ExportError("a TFLite export is checked against the Keras model: it needs labelled test images")
+    check_destination(out_dir, name)
     names = check_classes(model, class_names)
     images, labels = test
     reference = KerasPredictor(model, names).probabilities(images)
