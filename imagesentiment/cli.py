@@ -6,7 +6,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
@@ -200,6 +200,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     or with --evaluate a table of each method's faithfulness (deletion/insertion AUC) on a data set."""
     from .inference import load_keras
 
+    _scoped(args, {"with --evaluate": (args.evaluate, {"format": None, "option": [], "limit": 64, "steps": 20,
+                                                       "seed": 0}),
+                   "without --evaluate": (not args.evaluate, {"cmap": "jet", "alpha": 0.4, "filters": False,
+                                                              "feature_maps": None})})
     model, stored = load_keras(args.model)
     args.classes = args.classes or stored
     if args.target is not None and args.target.lstrip("-").isdigit():
@@ -261,22 +265,17 @@ def _max_layer_error(args: argparse.Namespace) -> float | None:
     return None if args.all_integer else (MAX_LAYER_ERROR if args.max_layer_error is None else args.max_layer_error)
 
 
-EXPORT_SCOPES = {  # options that apply to one kind of export only: anywhere else they would be ignored
-    "--format tflite": ("quantize", "data", "data_format", "option", "check_images", "representative_images",
-                        "max_layer_error", "all_integer"),
-    "--format savedmodel": ("version", "overwrite"),
-    "--quantize int8": ("representative_images", "max_layer_error", "all_integer"),
-}
-
-
-def _check_export_options(args: argparse.Namespace) -> None:
-    """Refuse options given for another kind of export than the one asked for, naming them."""
-    applies = {"--format tflite": args.format == "tflite", "--format savedmodel": args.format == "savedmodel",
-               "--quantize int8": "int8" in (args.quantize or [])}
-    for scope, options in EXPORT_SCOPES.items():
+def _scoped(args: argparse.Namespace, scopes: dict[str, tuple[bool, dict[str, Any]]]) -> None:
+    """Refuse options given where they would be ignored, naming them; then give the ones left out their
+    defaults. ``scopes`` maps where options apply (``"--evaluate"``) to (whether it holds here, {option: default})."""
+    for scope, (holds, options) in scopes.items():
         given = ["--" + o.replace("_", "-") for o in options if getattr(args, o) not in (None, False, [])]
-        if given and not applies[scope]:
-            raise UsageError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to {scope}")
+        if given and not holds:
+            raise UsageError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only {scope}")
+    for _, options in scopes.values():
+        for option, default in options.items():
+            if getattr(args, option) is None:
+                setattr(args, option, default)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -285,7 +284,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import check_destination, export_savedmodel, export_tflite, image_arrays, input_size
     from .inference import load_keras
 
-    _check_export_options(args)
+    int8 = {"representative_images": 200, "max_layer_error": None, "all_integer": False}
+    _scoped(args, {"to --format tflite": (args.format == "tflite", {
+        "quantize": ["float32"], "data": None, "data_format": None, "option": [], "check_images": None, **int8}),
+        "to --format savedmodel": (args.format == "savedmodel", {"version": None, "overwrite": False}),
+        "to --quantize int8": ("int8" in (args.quantize or []), int8)})
     check_destination(args.out, args.name)
     model, classes = load_keras(args.model)
     classes = args.classes or classes
@@ -295,11 +298,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     train, test = _export_sets(args, classes)
     size = input_size(model)
-    quantize = args.quantize or ["float32"]
     checks = image_arrays(test, size, classes, args.check_images, args.seed)
-    representative = (image_arrays(train, size, classes, args.representative_images or 200, args.seed)[0]
-                      if "int8" in quantize else None)
-    for quantization, (path, _) in export_tflite(model, args.out, quantize, checks, representative, classes,
+    representative = (image_arrays(train, size, classes, args.representative_images, args.seed)[0]
+                      if "int8" in args.quantize else None)
+    for quantization, (path, _) in export_tflite(model, args.out, args.quantize, checks, representative, classes,
                                                  args.name, _max_layer_error(args)).items():
         print(f"{quantization} model written to {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
@@ -432,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", type=lambda s: s.split(","), help="the model's class names, comma-separated "
                    "(default: negative,neutral,positive for a three-class model)")
     p.add_argument("--out", default="runs/explain", help="output folder")
-    p.add_argument("--cmap", default="jet", help="matplotlib colour map of the heat maps")
-    p.add_argument("--alpha", type=bounded(float, 0, 1), default=0.4, help="opacity of the heat map in the overlay")
+    p.add_argument("--cmap", help="matplotlib colour map of the heat maps (default: jet)")
+    p.add_argument("--alpha", type=bounded(float, 0, 1), help="opacity of the heat map in the overlay (default: 0.4)")
     p.add_argument("--batch-size", type=COUNT, default=16)
     p.add_argument("--filters", action="store_true", help="also draw the first convolution's filters")
     p.add_argument("--feature-maps", type=lambda s: s.split(","), metavar="LAYER,...",
@@ -442,9 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", help="with --evaluate: the data set's format (guessed when left out)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="with --evaluate: a source option")
-    p.add_argument("--limit", type=COUNT, default=64, help="with --evaluate: images drawn at random from the set")
-    p.add_argument("--steps", type=COUNT, default=20, help="with --evaluate: points on each curve")
-    p.add_argument("--seed", type=NON_NEGATIVE, default=0)
+    p.add_argument("--limit", type=COUNT, help="with --evaluate: images drawn at random from the set (default: 64)")
+    p.add_argument("--steps", type=COUNT, help="with --evaluate: points on each curve (default: 20)")
+    p.add_argument("--seed", type=NON_NEGATIVE, help="with --evaluate: the seed of the random draw (default: 0)")
 
     p = _add(sub, "report", cmd_report)
     p.add_argument("predictions", help="the output of imagesentiment predict (.csv, .jsonl or .parquet)")

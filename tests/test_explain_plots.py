@@ -133,7 +133,9 @@ def test_cli_evaluate_prints_a_faithfulness_table(tmp_path, model_file, syntheti
 @pytest.mark.parametrize("args, message", [
     (["--method", "gradkam"], "unknown explanation method 'gradkam'; choose one of ['gradcam', 'gradcam++'"),
     (["--target", "happy"], "unknown class 'happy'; the model's classes are ['negative', 'neutral', 'positive']"),
-], ids=["method", "class"])
+    (["--limit", "5"], "--limit applies only with --evaluate"),  # would be ignored: refused instead
+    (["--evaluate", "--cmap", "gray", "--filters"], "--cmap, --filters apply only without --evaluate"),
+], ids=["method", "class", "evaluate only", "files only"])
 def test_cli_errors_name_what_is_valid(tmp_path, model_file, large_images, capsys, args, message):
     code = main(["explain", str(large_images[0]), "--model", str(model_file), "--out", str(tmp_path), *args])
     assert code == 2 and message in capsys.readouterr().err
