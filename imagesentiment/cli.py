@@ -134,6 +134,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_model, summary
     from .inference import load_keras
 
+    _scoped(args, {"with --data": (bool(args.data), {"format": None, "option": []})})
     model_path = Path(args.model)
     run_dir = model_path if model_path.is_dir() else None
     model, classes = load_keras(model_path)  # safe mode; a file that is not a model gets an error naming it
@@ -288,7 +289,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     _scoped(args, {"to --format tflite": (args.format == "tflite", {
         "quantize": ["float32"], "data": None, "data_format": None, "option": [], "check_images": None, **int8}),
         "to --format savedmodel": (args.format == "savedmodel", {"version": None, "overwrite": False}),
-        "to --quantize int8": ("int8" in (args.quantize or []), int8)})
+        "to --quantize int8": ("int8" in (args.quantize or []), int8),
+        "with --data": (bool(args.data), {"data_format": None, "option": []})})
     check_destination(args.out, args.name)
     model, classes = load_keras(args.model)
     classes = args.classes or classes

@@ -93,6 +93,8 @@ def test_evaluating_a_run_uses_its_own_test_time_views_unless_told_otherwise(tra
         assert json.loads((out / "metrics.json").read_text())["test_time_views"] == {"flip_tta": flip,
                                                                                        "crop_tta": False}
     assert "averaged over 2 test-time views per image" in capsys.readouterr().out
+    assert main(["evaluate", str(run), "-o", "split=test"]) == 2  # a source option, but no --data to take it
+    assert "--option applies only with --data" in capsys.readouterr().err
 
 
 def test_test_time_views_average_the_crops_and_mirrors(tmp_path):

@@ -362,6 +362,7 @@ def test_cli_export_both_formats(run, tmp_path, capsys):
     (["--quantize", "int8"], "--quantize applies only to --format tflite"),
     (["--format", "tflite", "--version", "2", "--overwrite"], "--version, --overwrite apply only to --format savedmodel"),
     (["--format", "tflite", "--quantize", "float16", "--all-integer"], "--all-integer applies only to --quantize int8"),
+    (["--format", "tflite", "-o", "agreement=four"], "--option applies only with --data"),
     (["--name", "../m"], "model name '../m' must be one plain name"),
     (["--format", "tflite", "--name", ""], "model name '' must be one plain name"),
     (["--out", "{file}/serving"], "{file} is a file, not a folder"),
