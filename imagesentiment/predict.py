@@ -105,6 +105,35 @@ def _figure_name(path: str) -> str:
     return f"{Path(path).stem}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
 
 
+def _probe_images() -> np.ndarray:
+    """Three fixed 64 x 64 patterns: a model's probabilities on them tell that model from another."""
+    y, x, channel = np.indices((64, 64, 3))
+    pattern = (y * 4 + x * 2 + channel * 85 + (x * y) % 37) % 256
+    return np.stack([pattern, 255 - pattern[:, ::-1], (y + x) * 2 + channel * 3]).astype(np.uint8)
+
+
+def model_stamp(predictor: Predictor) -> dict:
+    """What identifies the model that writes a table: its classes, input size and probabilities on fixed images."""
+    return {"classes": predictor.class_names, "image_size": list(predictor.image_size),
+            "probe_probabilities": [[round(float(p), 6) for p in row]
+                                    for row in predictor.probabilities(list(_probe_images()))]}
+
+
+def _continue_with(predictor: Predictor, stamp_path: Path, out: Path, resume: bool) -> None:
+    """Record the model in ``stamp_path``; refuse to resume ``out`` with another model than the one that began it."""
+    stamp = model_stamp(predictor)
+    if resume and stamp_path.is_file():
+        before = json.loads(stamp_path.read_text())
+        differ = [f"{what} {before[key]} then, {stamp[key]} now" for what, key in (("classes", "classes"),
+                  ("input size", "image_size")) if before[key] != stamp[key]]
+        if not differ and not np.allclose(before["probe_probabilities"], stamp["probe_probabilities"], atol=1e-3):
+            differ = ["same classes and input size, other probabilities on fixed test images"]
+        if differ:
+            raise ValueError(f"{out} was begun by another model ({'; '.join(differ)}; see {stamp_path.name}): "
+                             "resume it with that model, or write to another file")
+    stamp_path.write_text(json.dumps(stamp) + "\n")
+
+
 def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.PathLike, batch_size: int = 32,
                   explain_dir: str | os.PathLike | None = None, resume: bool = False, overwrite: bool = False,
                   progress: bool = True, workers: int | None = None) -> pd.DataFrame:
@@ -113,8 +142,9 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     Columns: path, label, confidence, one probability per class, ``heatmap`` (with ``explain_dir``:
     the overlay image; a panel per image, image | heat map | overlay, is written there too) and
     ``error`` (why an image could not be scored). With ``resume``, paths already in ``out`` are
-    skipped; with ``overwrite`` an existing ``out`` is replaced; otherwise it is an error, so nothing
-    done is lost by accident.
+    skipped, and ``out`` must have been begun by the same model (``OUT.model.json`` records it); with
+    ``overwrite`` an existing ``out`` is replaced; otherwise it is an error, so nothing done is lost
+    by accident.
     """
     out = Path(out)
     if out.suffix not in FORMATS:
@@ -123,12 +153,14 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
     check_batch_size(batch_size)
+    stamp_path = out.with_name(out.name + ".model.json")
     if overwrite:
-        for stale in {out, journal_path}:
+        for stale in {out, journal_path, stamp_path}:
             stale.unlink(missing_ok=True)
     if not resume and (out.exists() or journal_path.exists()):
         raise FileExistsError(f"{out} already exists: resume continues it, overwrite replaces it")
     out.parent.mkdir(parents=True, exist_ok=True)
+    _continue_with(predictor, stamp_path, out, resume)
     classes = predictor.class_names
     journal = Journal(journal_path, ["path", "label", "confidence", *classes, "heatmap", "error"])
     done = set(journal.read()["path"]) | (set(pd.read_parquet(out)["path"]) if out.suffix == ".parquet"

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -61,6 +62,30 @@ def test_resume_after_an_interruption_writes_each_path_once(synthetic_root, tmp_
     final = pd.read_parquet(out) if suffix == ".parquet" else (
         pd.read_json(out, lines=True) if suffix == ".jsonl" else pd.read_csv(out))
     assert len(final) == 90 and final["path"].is_unique and final["label"].notna().all()
+
+
+def test_resume_refuses_another_model_than_the_one_that_began_the_table(synthetic_root, tmp_path, trained_cnn):
+    """Resuming with another model once appended its rows under the first one's columns, unmarked."""
+    import keras
+
+    from imagesentiment.model import build_cnn
+
+    paths, out = collect_images([synthetic_root])[:6], tmp_path / "out.csv"
+    predict_files(KerasPredictor(trained_cnn[0]), paths[:3], out, progress=False)
+    keras.utils.set_random_seed(1)
+    others = {"classes ['negative', 'neutral', 'positive'] then, ['a', 'b', 'c'] now":
+              KerasPredictor(trained_cnn[0], ["a", "b", "c"]),
+              "same classes and input size, other probabilities": KerasPredictor(build_cnn(3, (48, 48, 3), (16, 32)))}
+    for difference, other in others.items():
+        with pytest.raises(ValueError, match=f"out.csv was begun by another model \\({re.escape(difference)}"):
+            predict_files(other, paths, out, resume=True, progress=False)
+        assert pd.read_csv(out)["path"].tolist() == paths[:3]
+    table = predict_files(KerasPredictor(trained_cnn[0]), paths, out, resume=True, progress=False)  # the same one
+    assert table["path"].tolist() == paths
+    predict_files(others["same classes and input size, other probabilities"], paths[:1], out, overwrite=True,
+                  progress=False)  # a new table records its own model
+    predict_files(others["same classes and input size, other probabilities"], paths[:2], out, resume=True,
+                  progress=False)
 
 
 def test_heat_maps_are_written_beside(synthetic_root, tmp_path, predictor):
