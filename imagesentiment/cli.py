@@ -235,13 +235,9 @@ def _run_side(run_dir: Path, classes: Sequence[str], *names: str):
 def _labelled_data(args: argparse.Namespace, classes: Sequence[str], data_format: str | None):
     """The data set of ``--data``, its labels matched by name to the model's ``classes`` (a folder's
     classes come sorted, which need not be the model's output order)."""
-    from .data import ImageSet, load_source
+    from .data import load_source
 
-    images = load_source(args.data, data_format, **parse_options(args.option))
-    unknown = sorted(set(images.frame["label"]) - set(classes))
-    if unknown:
-        raise UsageError(f"{args.data}: labels {unknown} are not among the model's classes {list(classes)}")
-    return ImageSet(images.frame, tuple(classes), images.notes)
+    return load_source(args.data, data_format, **parse_options(args.option)).with_classes(classes, args.data)
 
 
 def _export_sets(args: argparse.Namespace, classes: Sequence[str]):

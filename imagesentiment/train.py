@@ -53,9 +53,11 @@ def load_sources(config: Config, run_dir: Path) -> Sources:
 
     def load(source: SourceConfig, name: str) -> ImageSet:
         images = load_source(source.path, source.format, **source.options)
-        if list(images.classes) != list(config.data.classes):
-            raise DataError(f"{source.path}: its classes {list(images.classes)} differ from "
-                            f"data.classes {list(config.data.classes)}")
+        try:
+            images = images.with_classes(config.data.classes, source.path)
+        except DataError as exc:
+            raise DataError(f"{exc} (data.classes); name every class there, in the output order wanted, e.g. "
+                            f"--set data.classes=[{','.join(images.classes)}]") from None
         checked = check_set(images, config.data.max_pixels)
         print(f"[{name}] {checked.report()}")
         skipped.append(checked.skipped[["path", "reason"]].assign(source=name))

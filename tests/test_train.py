@@ -65,6 +65,25 @@ def test_without_a_validation_side_every_photo_trains_and_the_callbacks_watch_th
         np.testing.assert_array_equal(kept, saved)
 
 
+def test_a_folder_of_other_classes_trains_in_the_order_data_classes_names(tmp_path, synthetic_root):
+    """Folders come sorted (glad, meh, sad); data.classes gives the output order, matched by name."""
+    folder = tmp_path / "moods"
+    for mood, source in (("sad", "negative"), ("meh", "neutral"), ("glad", "positive")):
+        (folder / mood).mkdir(parents=True)
+        for path in (synthetic_root / source).glob("*.png"):
+            (folder / mood / path.name).write_bytes(path.read_bytes())
+    source = f"data: {{source: {{path: {folder}}}"
+    with pytest.raises(DataError, match=r"labels \['glad', 'meh', 'sad'\] are not among the classes \['negative', "
+                                        r"'neutral', 'positive'\] \(data.classes\).*--set data.classes=\[glad,meh,sad\]"):
+        train(load_config(write_config(tmp_path, folder, data=source + "}")), tmp_path / "refused")
+    run = tmp_path / "run"
+    metrics = train(load_config(write_config(tmp_path, folder, data=source + ", classes: [sad, meh, glad]}")), run)
+    assert json.loads((run / "classes.json").read_text()) == ["sad", "meh", "glad"]
+    assert metrics["accuracy"] > 0.8 and metrics["classes"] == ["sad", "meh", "glad"]
+    test_side = pd.read_csv(run / "split_test.csv")
+    assert all(Path(p).parent.name == label for p, label in zip(test_side["path"], test_side["label"]))
+
+
 def test_training_resumes_after_being_killed(tmp_path, synthetic_root):
     config = write_config(tmp_path, synthetic_root,
                           train="train: {epochs: 30, batch_size: 16, learning_rate: 0.003, patience: 30}")

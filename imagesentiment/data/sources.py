@@ -64,6 +64,15 @@ class ImageSet:
         """The rows at the given positions, same classes."""
         return ImageSet(self.frame.iloc[list(rows)], self.classes, list(self.notes))
 
+    def with_classes(self, classes: Sequence[str], source: str | os.PathLike) -> "ImageSet":
+        """The same images with ``classes`` as the output order, labels matched by name (a folder's
+        classes come sorted, which need not be the order wanted); a label outside ``classes`` is an
+        error naming ``source``."""
+        unknown = sorted(set(self.frame["label"]) - set(classes))
+        if unknown:
+            raise DataError(f"{source}: labels {unknown} are not among the classes {list(classes)}")
+        return ImageSet(self.frame, tuple(classes), list(self.notes))
+
 
 def _is_image(path: Path, extensions: Sequence[str]) -> bool:
     return path.is_file() and path.suffix.lower() in extensions
