@@ -152,6 +152,47 @@ class Throughput(keras.callbacks.Callback):
             logs["images_per_s"] = self.images / (time.perf_counter() - self.start)
 
 
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """Sets the moving statistics of every trainable BatchNormalization layer to the mean of its batch
+    statistics over ``dataset`` (the training batches) under the current weights: before each
+    validation or, without one, at the end of the epoch, before the checkpoint is written.
+
+    For epochs of fewer steps than the moving averages' window (``1 / (1 - momentum)`` steps): then
+    they mix in the activations of much older weights (at first the initial mean 0 and variance 1),
+    and a model that fits its training images can predict one class for every image in inference mode.
+    """
+
+    def __init__(self, dataset: tf.data.Dataset) -> None:
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.calibrated = False
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self.calibrate()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not self.calibrated:
+            self.calibrate()
+
+    def calibrate(self) -> None:
+        layers = batch_norm_layers(self.model)
+        momenta = [layer.momentum for layer in layers]
+        for step, (images, *_) in enumerate(self.dataset):
+            for layer in layers:
+                layer.momentum = step / (step + 1)  # a running mean of the batch statistics
+            self.model(images, training=True)
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+        self.calibrated = True
+
+
+def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    """The BatchNormalization layers that training updates (a frozen backbone's stay in inference mode)."""
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+
+
 def _best_so_far(run_dir: Path, monitor: str) -> float | None:
     """The lowest ``monitor`` loss logged so far in any phase, so that a resumed run
     or a later phase only replaces the best checkpoint with a better one."""
@@ -260,6 +301,10 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, p
         train_ds = image_batches(split.train, size, batch, training=True, augment_images=t.augment,
                                  cache=t.cache, seed=config.seed, weights=weights)
         val_ds = image_batches(split.validation, size, batch, cache=t.cache) if validate else None
+    layers, steps = batch_norm_layers(model), math.ceil(len(split.train) / batch)
+    # one process only: a mirrored model's statistics are not written from outside its replicas here
+    precise = ([PreciseBatchNorm(train_ds)] if strategy.num_replicas_in_sync == 1 and layers
+               and steps < max(1 / (1 - layer.momentum) for layer in layers) else [])
     train_ds = for_strategy(train_ds, strategy)
     val_ds = for_strategy(val_ds, strategy) if validate else None
     model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy",
@@ -269,6 +314,7 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, p
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     callbacks = [
         Throughput(len(split.train)),
+        *precise,
         keras.callbacks.TerminateOnNaN(),
         # double_checkpoint: a kill while the backup is written leaves the previous one to resume from
         keras.callbacks.BackupAndRestore(str(run_dir / "backup" / phase), double_checkpoint=True),

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from imagesentiment.config import load_config
-from imagesentiment.data import DataError, ImageSet, from_folder
+from imagesentiment.data import DataError, ImageSet, from_folder, make_dataset
 from imagesentiment.train import ActivationStore, TrainingError, cross_validate, sample_weights, train
 
 from conftest import SHARED_WEIGHTS
@@ -82,6 +82,25 @@ def test_a_folder_of_other_classes_trains_in_the_order_data_classes_names(tmp_pa
     assert metrics["accuracy"] > 0.8 and metrics["classes"] == ["sad", "meh", "glad"]
     test_side = pd.read_csv(run / "split_test.csv")
     assert all(Path(p).parent.name == label for p, label in zip(test_side["path"], test_side["label"]))
+
+
+def test_few_steps_per_epoch_leave_batch_norm_statistics_of_the_trained_weights(tmp_path, synthetic_root):
+    """With 4 steps an epoch the moving averages (momentum 0.9) still held much of their initial
+    variance 1 after training, and the model could answer one class for every image; they are now
+    the statistics of the trained weights, so inference mode answers as training mode does."""
+    run = tmp_path / "run"
+    model_section = "model: {kind: cnn, input_size: 48, widths: [16, 32], dropout: 0.0}"
+    train(load_config(write_config(tmp_path, synthetic_root, model=model_section,
+                                   train="train: {epochs: 2, batch_size: 16, learning_rate: 0.003}")), run)
+    model = keras.models.load_model(run / "model.keras", safe_mode=True)
+    images = ImageSet(pd.read_csv(run / "split_train.csv"))
+    pixels = np.concatenate([x for x, _ in make_dataset(images, (48, 48), 64)])
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    activations = keras.Model(model.inputs[0], first.input)(pixels).numpy().reshape(-1, first.input.shape[-1])
+    ratio = first.moving_variance.numpy() / activations.var(axis=0)
+    assert 0.5 < np.median(ratio) < 2, ratio
+    same = model(pixels, training=False).numpy().argmax(1) == model(pixels, training=True).numpy().argmax(1)
+    assert same.mean() > 0.9
 
 
 def test_training_resumes_after_being_killed(tmp_path, synthetic_root):
