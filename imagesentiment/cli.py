@@ -216,7 +216,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write a self-contained HTML report of a predictions table (CSV, JSON Lines or Parquet)."""
     from .report import build_report, read_predictions
 
-    out = build_report(read_predictions(args.predictions), args.out, args.title)
+    predictions = read_predictions(args.predictions)
+    try:
+        out = build_report(predictions, args.out, args.title)
+    except ValueError as exc:  # the table's content: name the file
+        raise UsageError(f"{args.predictions}: {exc}") from None
     print(f"report written to {out}")
     return 0
 

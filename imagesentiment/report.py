@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .data.sources import SENTIMENTS
 from .evaluate import classification_metrics
 
 COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
@@ -94,8 +93,16 @@ def thumbnail(path: str | os.PathLike, size: int = 160) -> str | None:
 
 
 def _classes(frame: pd.DataFrame) -> list[str]:
-    known = [c for c in SENTIMENTS if c in frame.columns]
-    return known or sorted(frame["label"].dropna().unique())
+    """The model's classes in output order: the probability columns that follow ``confidence`` (as
+    ``predict`` and ``video`` write them), every class even one never predicted; else the labels seen."""
+    columns = list(frame.columns)
+    block = []
+    for column in columns[columns.index("confidence") + 1:]:
+        if column in ("heatmap", "error", "true_label") or not pd.api.types.is_numeric_dtype(frame[column]):
+            break
+        block.append(column)
+    seen = set(frame["label"].dropna()) | (set(frame["true_label"].dropna()) if "true_label" in frame else set())
+    return block or sorted(seen)
 
 
 def _histogram(confidence: pd.Series, bins: int = 10) -> str:
@@ -159,6 +166,9 @@ def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str =
         raise ValueError("the predictions table has no scored images to report")
     classes = _classes(frame)
     has_truth = "true_label" in frame and frame["true_label"].notna().all()
+    unknown = sorted(set(frame["true_label"].dropna()) - set(classes)) if "true_label" in frame else []
+    if unknown:
+        raise ValueError(f"true_label values {unknown} are not among the model's classes {classes}")
     if has_truth:  # misclassified first, the least confident mistakes last
         frame = frame.assign(_wrong=frame["true_label"] != frame["label"])
         frame = frame.sort_values(["_wrong", "confidence"], ascending=[False, False], kind="stable").reset_index(drop=True)

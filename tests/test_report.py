@@ -78,3 +78,23 @@ def test_report_refuses_an_empty_table(tmp_path):
     with pytest.raises(ValueError, match="no scored images"):
         build_report(pd.DataFrame({"path": ["a.jpg"], "label": [np.nan], "confidence": [np.nan]}),
                      tmp_path / "r.html")
+
+
+def test_report_lists_every_class_of_the_model_in_its_order(predictions, tmp_path, capsys):
+    """A model with its own class names that predicts one of them for every image: the report once
+    listed that class alone, and a true label of a never-predicted class crashed it (a float index)."""
+    from imagesentiment.cli import main
+
+    frame = read_predictions(predictions).rename(columns={"negative": "sad", "neutral": "calm", "positive": "happy"})
+    frame = frame.assign(label="calm", true_label="happy")
+    frame.to_csv(tmp_path / "moods.csv", index=False)
+    assert main(["report", str(tmp_path / "moods.csv"), "--out", str(tmp_path / "moods.html")]) == 0
+    page = (tmp_path / "moods.html").read_text()
+    assert [c for c in ("sad", "calm", "happy") if f'<option value="{c}">' in page] == ["sad", "calm", "happy"]
+    assert "<p id='accuracy'>accuracy 0.000" in page and 'data-label="sad">0</td>' in page
+    frame.loc[3, "true_label"] = "hapy"
+    frame.to_csv(tmp_path / "typo.csv", index=False)
+    assert main(["report", str(tmp_path / "typo.csv"), "--out", str(tmp_path / "typo.html")]) == 2
+    assert "typo.csv: true_label values ['hapy'] are not among the model's classes ['sad', 'calm', 'happy']" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "typo.html").exists()
