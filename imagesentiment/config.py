@@ -227,11 +227,26 @@ def set_key(raw: dict, dotted: str, value: Any) -> None:
     node[last] = value
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (PyYAML would keep the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice in one section; "
+                                                        "the first would be ignored", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> Config:
     """Read a YAML configuration; data paths in it are relative to the file's folder."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as handle:  # a stream: YAML's messages name the file
+            raw = yaml.load(handle, Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except yaml.YAMLError as exc:

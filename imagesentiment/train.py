@@ -354,7 +354,9 @@ def check_resumable(config: Config, run_dir: Path) -> None:
     """Refuse a folder where a run of another configuration has trained (its ``config.yaml``, or a
     cross-validation fold's): resuming it, or reusing its finished folds and ensemble members, would
     mix two runs (a fold trained on one split and scored on another's test side). A folder where
-    nothing has trained yet (the run stopped at a data error, say) may be reused."""
+    nothing has trained yet (the run stopped at a data error, say) may be reused. A file is refused too."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainingError(f"{run_dir}: a file, not a folder; give a folder for the run (--out)")
     new = _flat(to_dict(config))
     for path in [run_dir / "config.yaml", *sorted(run_dir.glob("fold*/config.yaml"))]:
         if not (path.is_file() and any((path.parent / name).exists() for name in TRAINED)):

@@ -198,6 +198,9 @@ def test_refusals(tmp_path, synthetic_root):
         (one_class / "positive" / src.name).write_bytes(src.read_bytes())
     with pytest.raises(DataError, match="at least two classes"):
         train(load_config(write_config(tmp_path, one_class)), tmp_path / "r1")
+    (tmp_path / "a file").write_text("not a folder")
+    with pytest.raises(TrainingError, match="a file, not a folder"):  # was 'File exists' after loading the data
+        train(load_config(write_config(tmp_path, synthetic_root)), tmp_path / "a file")
     with pytest.raises(DataError, match="at least 40 distinct images per class"):
         cross_validate(load_config(write_config(tmp_path, synthetic_root, split="split: {folds: 40}")),
                        tmp_path / "r2")
