@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -511,7 +512,11 @@ def cross_validate(config: Config, run_dir: str | Path) -> pd.DataFrame:
     result: dict = {"folds": len(table)}
     for key in ("accuracy", "macro_f1"):
         result[f"{key}_mean"], result[f"{key}_std"] = float(table[key].mean()), float(table[key].std())
+    result["single_class_folds"] = table.loc[table["single_class"], "fold"].tolist()
     (run_dir / "cv_summary.json").write_text(json.dumps(result, indent=2))
     print(f"{config.split.folds}-fold: accuracy {result['accuracy_mean']:.4f} ± {result['accuracy_std']:.4f}, "
           f"macro-F1 {result['macro_f1_mean']:.4f} ± {result['macro_f1_std']:.4f}")
+    if result["single_class_folds"]:  # the mean would hide them
+        print(f"WARNING: the models of folds {result['single_class_folds']} predict a single class for every "
+              "held-out image: they have collapsed, and the mean above includes them", file=sys.stderr)
     return table

@@ -222,6 +222,13 @@ def test_cross_validation_holds_each_image_out_once_and_resumes_only_its_own_run
     again = cross_validate(load_config(config, {"train.activation_cache": str(tmp_path / "cache")}), run)
     assert capsys.readouterr().out.count("already done") == 3
     pd.testing.assert_frame_equal(again, table)
+    assert json.loads((run / "cv_summary.json").read_text())["single_class_folds"] == []
+    # a fold whose model collapsed (as its test metrics record it) is named, not hidden in the mean
+    recorded = run / "fold1" / "test" / "metrics.json"
+    recorded.write_text(json.dumps({**json.loads(recorded.read_text()), "single_class": True}))
+    cross_validate(load_config(config), run)
+    assert "WARNING: the models of folds [1] predict a single class" in capsys.readouterr().err
+    assert json.loads((run / "cv_summary.json").read_text())["single_class_folds"] == [1]
     # another configuration into the same folder would once have reported these folds as its own
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
     for overrides, named in (({"seed": 1}, "seed: 0 there, 1 now"),
