@@ -320,7 +320,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size)
     failed = table[table["error"].fillna("") != ""]
     for row in failed.itertuples():
-        print(f"unreadable: {row.path}: {row.error}", file=sys.stderr)
+        print(f"{row.path}: {row.error}", file=sys.stderr)
     counts = table["label"].value_counts().to_dict()
     print(f"{len(table) - len(failed)} images scored {counts}, {len(failed)} unreadable; written to {args.out}")
     return 0
