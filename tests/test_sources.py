@@ -103,6 +103,18 @@ def test_votes_csv_bad_count_names_the_file_line(tmp_path, cell, problem):
         from_votes(csv)
 
 
+@pytest.mark.parametrize("options, refusal", [
+    ({"format": "oasis", "cuts": 4}, "cuts must be two valence values .* not 4"),  # was a TypeError traceback
+    ({"format": "oasis", "cuts": ["a", "b"]}, "cuts must be two valence values"),
+    ({"format": "oasis", "cuts": [3, 4, 5]}, "cuts must be two valence values"),
+    ({"format": "oasis", "cuts": [4.5, 3.5]}, "cuts must be increasing"),
+    ({"format": "votes", "min_agreement": "most"}, "min_agreement must be a number within \\[0, 1\\], not 'most'"),
+])
+def test_source_options_of_the_wrong_kind_are_refused_by_name(tmp_path, options, refusal):
+    with pytest.raises(ValueError, match=refusal):
+        load_source(tmp_path / "votes.csv", **options)
+
+
 def test_load_source_guesses_format_and_names_unknown_options(synthetic_root):
     assert detect_format(synthetic_root) == "folder"
     assert len(load_source(synthetic_root)) == 90

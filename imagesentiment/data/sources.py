@@ -223,8 +223,8 @@ def from_votes(csv: str | os.PathLike, image_root: str | os.PathLike | None = No
     rows without a clear label are left out and counted in ``notes``.
     """
     csv = Path(csv)
-    if not 0.0 <= min_agreement <= 1.0:
-        raise ValueError(f"min_agreement must be within [0, 1], not {min_agreement}")
+    if isinstance(min_agreement, bool) or not isinstance(min_agreement, (int, float)) or not 0 <= min_agreement <= 1:
+        raise ValueError(f"min_agreement must be a number within [0, 1], not {min_agreement!r}")
     frame = _read_csv(csv, [id_column])
     _require_columns(frame, [id_column, *vote_columns.values()], csv)
     unknown = sorted(set(vote_columns) - set(classes))
@@ -269,7 +269,11 @@ def oasis(root: str | os.PathLike, cuts: tuple[float, float] = (3.5, 4.5)) -> Im
 
     Rows whose photo is not present are left out and counted (part of OASIS is held back).
     """
-    low, high = cuts
+    try:
+        low, high = (float(cut) for cut in cuts)
+    except (TypeError, ValueError):
+        raise ValueError(f"cuts must be two valence values (negative < cuts[0] <= neutral <= cuts[1] < "
+                         f"positive), not {cuts!r}") from None
     if not low <= high:
         raise ValueError(f"cuts must be increasing, not {cuts}")
     root = Path(root)
