@@ -396,8 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "check", cmd_check)
     p.add_argument("path", help="a class-per-folder root, a CSV manifest, or a bundled data set's folder")
-    p.add_argument("--format", choices=["folder", "manifest", "votes", "twitter", "oasis", "fer2013"],
-                   help="the data set's format (guessed when left out)")
+    p.add_argument("--format", help="the data set's format: folder, manifest, votes, twitter, oasis, fer2013 or "
+                   "videos (guessed when left out)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="a source option, e.g. agreement=four, split=test, min_agreement=0.6")
     p.add_argument("--max-pixels", type=COUNT, default=64_000_000, help="refuse larger images")

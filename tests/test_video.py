@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imagesentiment.data import k_fold, load_source
+from imagesentiment.cli import main
+from imagesentiment.data import detect_format, k_fold, load_source
 from imagesentiment.data.frames import VideoError
 from imagesentiment.data.synthetic import synthetic_image
 from imagesentiment.inference import KerasPredictor
@@ -111,3 +112,12 @@ def test_video_folder_data_set_splits_by_clip(tmp_path):
     assert any("broken.mp4" in note for note in images.notes)
     for train, held in k_fold(images, folds=5, seed=0):
         assert not set(train.frame["group"]) & set(held.frame["group"])
+    # a folder of video clips is recognised as one (it was taken for image folders, all "empty"), also
+    # once the frames sit in its hidden .frames folder; a sampling interval must be a positive number
+    for _ in range(2):
+        assert detect_format(tmp_path / "videos") == "videos"
+        assert len(load_source(tmp_path / "videos")) == 30
+    assert main(["check", str(tmp_path / "videos"), "--format", "videos"]) == 0  # argparse once refused it
+    for every in (0, "often"):
+        with pytest.raises(ValueError, match=f"every_seconds must be a number of seconds above 0, not {every!r}"):
+            load_source(tmp_path / "videos", every_seconds=every)

@@ -18,6 +18,7 @@ import pandas as pd
 
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 FER_TO_SENTIMENT: dict[str, str | None] = {
     "angry": "negative", "disgust": "negative", "fear": "negative", "sad": "negative",
@@ -330,7 +331,9 @@ def detect_format(path: str | os.PathLike) -> str:
     if (path / "train").is_dir() and set(FER_TO_SENTIMENT) >= {p.name for p in (path / "train").iterdir() if p.is_dir()}:
         return "fer2013"
     if path.is_dir():
-        return "folder"
+        kinds = {p.suffix.lower() for folder in path.iterdir() if folder.is_dir() and not folder.name.startswith(".")
+                 for p in folder.rglob("*") if p.is_file()}  # not the hidden .frames folder the videos format writes
+        return "videos" if kinds & set(VIDEO_EXTENSIONS) and not kinds & set(IMAGE_EXTENSIONS) else "folder"
     raise DataError(f"{path}: neither a folder nor a CSV file")
 
 
