@@ -52,7 +52,14 @@ def model_info(model_dir: str) -> tuple[list[str], tuple[int, int]]:
 
     from .export.savedmodel import CLASSES_ASSET, PIXELS
 
-    with tf.io.gfile.GFile(f"{model_dir.rstrip('/')}/assets/{CLASSES_ASSET}") as handle:
+    model_dir = model_dir.rstrip("/")
+    if not tf.io.gfile.exists(f"{model_dir}/saved_model.pb"):
+        raise FileNotFoundError(f"{model_dir}: not an exported SavedModel version (no saved_model.pb); export "
+                                "a run with imagesentiment export RUN --format savedmodel and give BASE/NAME/VERSION")
+    if not tf.io.gfile.exists(f"{model_dir}/assets/{CLASSES_ASSET}"):
+        raise FileNotFoundError(f"{model_dir}: no assets/{CLASSES_ASSET}, so not a model imagesentiment export "
+                                "wrote; export it with imagesentiment export")
+    with tf.io.gfile.GFile(f"{model_dir}/assets/{CLASSES_ASSET}") as handle:
         classes = handle.read().splitlines()
     signature = tf.saved_model.load(model_dir).signatures[PIXELS]
     spec = next(iter(signature.structured_input_signature[1].values()))

@@ -74,3 +74,11 @@ def test_csv_through_the_command_line_and_tfrecords_in(collection, tmp_path):
     from_records = read_scores(str(tmp_path / "records" / "scores"))
     assert len(from_records) == 302
     assert_same_scores(from_records, predicted.drop(columns="heatmap"), atol=2e-6)
+
+
+def test_a_model_that_is_not_an_exported_version_is_refused_by_name(collection, tmp_path, capsys):
+    root, version = collection
+    for model, why in ((version.parent, "no saved_model.pb"), (tmp_path / "run", "no saved_model.pb")):
+        assert main(["score-beam", str(root / "images"), "--model", str(model), "--out", str(tmp_path / "s")]) == 2
+        assert f"{model}: not an exported SavedModel version ({why})" in capsys.readouterr().err
+    assert not list(tmp_path.glob("s-*"))
