@@ -549,7 +549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .train import TrainingError
     try:
         return args.run(args)
-    except (ConfigError, DataError, TrainingError, FileNotFoundError, FileExistsError, ValueError) as exc:
+    except (ConfigError, DataError, TrainingError, FileNotFoundError, FileExistsError, ConnectionError,
+            ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

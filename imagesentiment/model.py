@@ -92,7 +92,14 @@ def build_transfer(num_classes: int = 3, backbone: str = "mobilenet_v2", input_s
     x = inputs
     if spec.scale is not None:
         x = keras.layers.Rescaling(spec.scale, offset=spec.offset, name="preprocess")(x)
-    base = spec.build(input_tensor=x, include_top=False, weights=None if weights is None else str(weights))
+    try:
+        base = spec.build(input_tensor=x, include_top=False, weights=None if weights is None else str(weights))
+    except Exception as exc:  # Keras raises a bare Exception when the download fails
+        if weights != "imagenet" or "URL fetch failure" not in str(exc):
+            raise
+        raise ConnectionError(f"the ImageNet weights of {backbone} could not be downloaded ({exc}); without "
+                              "internet, give a local weights file of the backbone without its top "
+                              "(model.weights: PATH.weights.h5)") from None
     for layer in base.layers:
         layer.trainable = False
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)

@@ -153,6 +153,22 @@ def test_transfer_model_trains_from_a_weights_file(tmp_path, synthetic_root):
     assert (run / "history_phase2.csv").is_file() and len(pd.read_csv(run / "history.csv")) == 3
 
 
+def test_imagenet_weights_that_cannot_be_downloaded_get_an_error_saying_what_to_do(monkeypatch):
+    """Offline, weights: imagenet ended in Keras's bare Exception traceback. The download itself is
+    replaced here by the failure Keras reports (tests never download)."""
+    from keras.src.utils import file_utils
+
+    from imagesentiment.model import build_transfer
+
+    def offline(fname, origin, **_):
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    with pytest.raises(ConnectionError, match=r"ImageNet weights of mobilenet_v2 could not be downloaded \(URL fetch "
+                                              r"failure on https://.*without internet, give a local weights file"):
+        build_transfer(3, "mobilenet_v2", input_size=96, weights="imagenet")
+
+
 def test_sample_weights_balance_the_classes_over_the_source_weights(synthetic_root):
     everything = from_folder(synthetic_root)
     by_class = [np.flatnonzero(everything.label_ids.to_numpy() == c) for c in range(3)]
