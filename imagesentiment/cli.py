@@ -268,7 +268,7 @@ def _max_layer_error(args: argparse.Namespace) -> float | None:
 
 def _scoped(args: argparse.Namespace, scopes: dict[str, tuple[bool, dict[str, Any]]]) -> None:
     """Refuse options given where they would be ignored, naming them; then give the ones left out their
-    defaults. ``scopes`` maps where options apply (``"--evaluate"``) to (whether it holds here, {option: default})."""
+    defaults. ``scopes`` maps where options apply (``"with --evaluate"``) to (whether that holds, {option: default})."""
     for scope, (holds, options) in scopes.items():
         given = ["--" + o.replace("_", "-") for o in options if getattr(args, o) not in (None, False, [])]
         if given and not holds:
@@ -434,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "layercam, saliency or smoothgrad; repeat for several (--evaluate: all but scorecam by default)")
     p.add_argument("--target", help="the class to explain, by name or index (default: the predicted class)")
     p.add_argument("--classes", type=lambda s: s.split(","), help="the model's class names, comma-separated "
-                   "(default: negative,neutral,positive for a three-class model)")
+                   "(default: those stored with the model, else negative,neutral,positive for three outputs)")
     p.add_argument("--out", default="runs/explain", help="output folder")
     p.add_argument("--cmap", help="matplotlib colour map of the heat maps (default: jet)")
     p.add_argument("--alpha", type=bounded(float, 0, 1), help="opacity of the heat map in the overlay (default: 0.4)")
