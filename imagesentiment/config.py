@@ -227,30 +227,30 @@ def set_key(raw: dict, dotted: str, value: Any) -> None:
     node[last] = value
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe YAML that refuses a key given twice in one mapping (PyYAML would keep the last one silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice in one section; "
-                                                        "the first would be ignored", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+def _repeated_key(node: yaml.Node | None) -> yaml.Node | None:
+    """The first key given twice in one mapping of a composed YAML document (loading keeps the last)."""
+    if isinstance(node, yaml.MappingNode):
+        keys = [key.value for key, _ in node.value]
+        repeated = next((key for index, (key, _) in enumerate(node.value) if key.value in keys[:index]), None)
+        return repeated or next(filter(None, (_repeated_key(value) for _, value in node.value)), None)
+    if isinstance(node, yaml.SequenceNode):
+        return next(filter(None, map(_repeated_key, node.value)), None)
+    return None
 
 
 def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> Config:
     """Read a YAML configuration; data paths in it are relative to the file's folder."""
     path = Path(path)
     try:
-        with open(path, encoding="utf-8") as handle:  # a stream: YAML's messages name the file
-            raw = yaml.load(handle, Loader=_UniqueKeyLoader)
+        text = path.read_text(encoding="utf-8")
+        raw, repeated = yaml.safe_load(text), _repeated_key(yaml.compose(text, Loader=yaml.SafeLoader))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if repeated is not None:
+        raise ConfigError(f"{path}, line {repeated.start_mark.line + 1}: key {repeated.value!r} is given twice in "
+                          "one section; the first would be ignored")
     raw = raw if raw is not None else {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
