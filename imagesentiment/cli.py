@@ -312,10 +312,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict the sentiment of images (files, folders, globs or a CSV with a path column) with any model
     form (default: the shipped model); rows are written as they come, --resume continues a stopped run."""
+    from .data.sources import unread_images
     from .inference import load
     from .predict import collect_images, predict_files
 
     paths = collect_images(args.images)
+    for note in filter(None, (unread_images(item) for item in args.images if os.path.isdir(item))):
+        print(note, file=sys.stderr)
     table = predict_files(load(args.model, args.classes), paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size)
     failed = table[table["error"].fillna("") != ""]

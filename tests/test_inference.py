@@ -117,6 +117,15 @@ def test_cli_predict_writes_a_csv(forms, files, tmp_path, capsys):
     assert main(["predict", paths[0], "--model", str(forms["int8"]), "--out", str(tmp_path / "one.jsonl")]) == 0
     assert list(pd.read_json(tmp_path / "one.jsonl", lines=True).columns)[:6] == ["path", "label", "confidence",
                                                                                    "sad", "meh", "glad"]
+    # a folder's photos in formats not read (iPhone HEIC, TIFF) were left out without a word
+    (tmp_path / "phone").mkdir()
+    (tmp_path / "phone" / "a.png").write_bytes(Path(paths[0]).read_bytes())
+    for name in ("IMG_1.HEIC", "IMG_2.heic", "scan.tif"):
+        (tmp_path / "phone" / name).write_bytes(b"not read")
+    assert main(["predict", str(tmp_path / "phone"), "--model", str(forms["int8"]),
+                 "--out", str(tmp_path / "phone.csv")]) == 0
+    assert (f"{tmp_path / 'phone'}: 3 photos left out, in formats not read (2 .heic, 1 .tif)"
+            in capsys.readouterr().err) and len(pd.read_csv(tmp_path / "phone.csv")) == 1
 
 
 SHIPPED = SHIPPED_MODELS / "imagesentiment"

@@ -22,6 +22,16 @@ def test_folder_with_only_some_classes_keeps_all_outputs(tmp_path, synthetic_roo
     assert any("empty class folder" in note for note in images.notes)
 
 
+def test_folder_notes_the_photos_in_formats_it_does_not_read(tmp_path, synthetic_root):
+    (tmp_path / "positive").symlink_to(synthetic_root / "positive")
+    (tmp_path / "negative").mkdir()
+    for name in ("IMG_1.HEIC", "IMG_2.heic", "scan.TIFF"):
+        (tmp_path / "negative" / name).write_bytes(b"not read")
+    images = from_folder(tmp_path)
+    assert images.counts()["negative"] == 0 and len(images) == 30
+    assert f"{tmp_path}: 3 photos left out, in formats not read (2 .heic, 1 .tiff); convert them" in images.notes[0]
+
+
 def test_folder_rejects_unknown_class_folder(tmp_path):
     (tmp_path / "happy").mkdir()
     with pytest.raises(DataError, match="happy"):

@@ -19,6 +19,22 @@ import pandas as pd
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+# photo formats people have that TensorFlow's decoder does not read: left out of folders, and said so
+UNREAD_IMAGE_EXTENSIONS: tuple[str, ...] = (".heic", ".heif", ".avif", ".tif", ".tiff", ".jxl", ".dng", ".cr2",
+                                            ".nef", ".arw", ".psd", ".svg")
+
+
+def unread_images(folder: str | os.PathLike) -> str:
+    """A note on the photos under ``folder`` in formats that are not read (HEIC, TIFF, raw ...), or ``""``."""
+    counts: dict[str, int] = {}
+    for path in Path(folder).rglob("*"):
+        if path.suffix.lower() in UNREAD_IMAGE_EXTENSIONS and path.is_file():
+            counts[path.suffix.lower()] = counts.get(path.suffix.lower(), 0) + 1
+    if not counts:
+        return ""
+    listed = ", ".join(f"{count} {suffix}" for suffix, count in sorted(counts.items()))
+    return (f"{folder}: {sum(counts.values())} photos left out, in formats not read ({listed}); "
+            "convert them to JPEG or PNG to use them")
 
 FER_TO_SENTIMENT: dict[str, str | None] = {
     "angry": "negative", "disgust": "negative", "fear": "negative", "sad": "negative",
@@ -97,7 +113,7 @@ def from_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
     extra = sorted(set(folders) - set(classes))
     if extra:
         raise DataError(f"{root}: folders {extra} are not in the class list {list(classes)}")
-    rows, notes = [], []
+    rows, notes = [], [note for note in [unread_images(root)] if note]
     for name in folders:
         found = sorted(p for p in (root / name).rglob("*") if _is_image(p, extensions))
         if not found:
