@@ -317,7 +317,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import collect_images, predict_files
 
     paths = collect_images(args.images)
-    for note in filter(None, (unread_images(item) for item in args.images if os.path.isdir(item))):
+    for note in filter(None, (unread_images(item, Path(item).rglob("*")) for item in args.images
+                              if os.path.isdir(item))):
         print(note, file=sys.stderr)
     table = predict_files(load(args.model, args.classes), paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size)

@@ -11,7 +11,7 @@ import os
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,10 +24,11 @@ UNREAD_IMAGE_EXTENSIONS: tuple[str, ...] = (".heic", ".heif", ".avif", ".tif", "
                                             ".nef", ".arw", ".psd", ".svg")
 
 
-def unread_images(folder: str | os.PathLike) -> str:
-    """A note on the photos under ``folder`` in formats that are not read (HEIC, TIFF, raw ...), or ``""``."""
+def unread_images(folder: str | os.PathLike, paths: Iterable[Path]) -> str:
+    """A note on the photos among ``paths`` (those under ``folder``) in formats that are not read (HEIC,
+    TIFF, raw ...), or ``""``."""
     counts: dict[str, int] = {}
-    for path in Path(folder).rglob("*"):
+    for path in paths:
         if path.suffix.lower() in UNREAD_IMAGE_EXTENSIONS and path.is_file():
             counts[path.suffix.lower()] = counts.get(path.suffix.lower(), 0) + 1
     if not counts:
@@ -91,10 +92,6 @@ class ImageSet:
         return ImageSet(self.frame, tuple(classes), list(self.notes))
 
 
-def _is_image(path: Path, extensions: Sequence[str]) -> bool:
-    return path.is_file() and path.suffix.lower() in extensions
-
-
 def from_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
                 extensions: Sequence[str] = IMAGE_EXTENSIONS) -> ImageSet:
     """Images in ``root/<class>/`` (searched recursively), one folder per class.
@@ -113,13 +110,16 @@ def from_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
     extra = sorted(set(folders) - set(classes))
     if extra:
         raise DataError(f"{root}: folders {extra} are not in the class list {list(classes)}")
-    rows, notes = [], [note for note in [unread_images(root)] if note]
+    rows, notes, files = [], [], []
     for name in folders:
-        found = sorted(p for p in (root / name).rglob("*") if _is_image(p, extensions))
+        inside = [p for p in (root / name).rglob("*") if p.is_file()]
+        found = sorted(p for p in inside if p.suffix.lower() in extensions)
         if not found:
             notes.append(f"{root / name}: empty class folder")
         rows += [(str(p.resolve()), name) for p in found]
-    return ImageSet(pd.DataFrame(rows, columns=["path", "label"]), tuple(classes), notes)
+        files += inside
+    unread = unread_images(root, files)
+    return ImageSet(pd.DataFrame(rows, columns=["path", "label"]), tuple(classes), ([unread] if unread else []) + notes)
 
 
 def resolve_paths(paths: "pd.Series", root: Path, source: str, missing: str = "error",
