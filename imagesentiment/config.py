@@ -242,8 +242,12 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     """Read a YAML configuration; data paths in it are relative to the file's folder."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-        raw, repeated = yaml.safe_load(text), _repeated_key(yaml.compose(text, Loader=yaml.SafeLoader))
+        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+        try:  # one parse: the node tree shows keys given twice, and the safe constructor turns it into data
+            node = loader.get_single_node()
+            raw, repeated = (loader.construct_document(node), _repeated_key(node)) if node else (None, None)
+        finally:
+            loader.dispose()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except yaml.YAMLError as exc:
@@ -255,10 +259,19 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     raw.setdefault("name", path.stem)
-    for key, value in (overrides or {}).items():
-        set_key(raw, key, value)
-    config = check_config(from_dict(Config, raw))
-    base = path.resolve().parent
+    overrides = overrides or {}
+    try:
+        for key, value in overrides.items():
+            set_key(raw, key, value)
+        return _resolve_paths(check_config(from_dict(Config, raw)), path.resolve().parent)
+    except ConfigError as exc:  # say where the value was given: the file, or the command line
+        if any(key in str(exc) for key in overrides):
+            raise ConfigError(f"{exc} (given as an override: --set)") from None
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    """``config`` with its data, weights and shard paths made absolute against the file's folder ``base``."""
     data = config.data
     for source in [data.source, data.test, *data.extra_training]:
         if source is not None:

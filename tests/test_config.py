@@ -46,8 +46,22 @@ def test_paths_resolve_against_the_file_and_overrides_apply(tmp_path):
     ("data: {source: {path: x}}\nmodel: {dropout: 0.1, dropout: 0.5}\n", "key 'dropout' is given twice"),
 ])
 def test_bad_configuration_is_refused_with_the_key_named(tmp_path, text, message):
-    with pytest.raises(ConfigError, match=message):
-        load_config(_write(tmp_path, text))
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_config(path)
+    assert str(refused.value).startswith(str(path)), "the message names the file the value is in"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"train.epochs": "x"}, "train.epochs: expected int"),
+    ({"train.epochs.x": 1}, "epochs is not a mapping"),
+    ({"train.epochs": 3, "train.bogus": 1}, "unknown key train.bogus"),
+])
+def test_a_bad_override_is_refused_as_an_override_not_as_the_file(tmp_path, overrides, message):
+    path = _write(tmp_path, "data: {source: {path: x}}\ntrain: {epochs: 2}\n")
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_config(path, overrides)
+    assert str(path) not in str(refused.value) and str(refused.value).endswith("(given as an override: --set)")
 
 
 def test_shipped_pipelines_are_valid():
