@@ -96,6 +96,9 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
     check_batch_size(batch_size)  # below 1 the buffer would never flush: every frame held at once
     capture, info = open_video(path)
     capture.release()
+    if overlay_path is not None and os.path.exists(overlay_path) and os.path.samefile(path, overlay_path):
+        raise VideoError(f"{overlay_path}: is the video being scored; writing the heat-map copy there would "
+                         "destroy it, give the copy another name")
     step = sampling_step(info, every, per_second)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

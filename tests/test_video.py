@@ -73,6 +73,16 @@ def test_overlay_keeps_frame_count_and_size(video, predictor, tmp_path):
     assert np.abs(frames[0].astype(int) - original.astype(int)).mean() > 5, "the heat map is blended in"
 
 
+def test_an_overlay_named_as_the_video_itself_is_refused_and_the_video_kept(video, predictor, tmp_path):
+    source = tmp_path / "ad.mp4"
+    source.write_bytes(video.read_bytes())
+    (tmp_path / "link.mp4").symlink_to(source)
+    for name in ("ad.mp4", "link.mp4"):
+        with pytest.raises(VideoError, match="is the video being scored"):
+            score_video(source, predictor, tmp_path / "out", overlay_path=tmp_path / name, progress=False)
+    assert source.read_bytes() == video.read_bytes()
+
+
 def test_bad_videos_give_clear_errors(tmp_path, predictor, video):
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
