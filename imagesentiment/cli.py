@@ -49,6 +49,11 @@ def bounded(kind: type[int] | type[float], low: float, high: float = math.inf,
 COUNT, NON_NEGATIVE = bounded(int, 1), bounded(int, 0)  # e.g. --batch-size; --seed, --smooth
 
 
+def _count(number: int, noun: str) -> str:
+    """``1 image``, ``3 images``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Check every image of a data set and list the files left out."""
     from .data import check_set, load_source
@@ -170,7 +175,7 @@ def _explain_images(model, args: argparse.Namespace) -> int:
     methods = args.method or ["gradcam"]
     explain_files(model, paths, args.out, class_names(model, args.classes), methods, args.target, args.batch_size,
                   args.cmap, args.alpha, args.filters, args.feature_maps or (), progress=len(paths) > args.batch_size)
-    print(f"{len(paths)} images explained with {', '.join(methods)}; pictures written to {args.out}")
+    print(f"{_count(len(paths), 'image')} explained with {', '.join(methods)}; pictures written to {args.out}")
     return 0
 
 
@@ -326,7 +331,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for row in failed.itertuples():
         print(f"{row.path}: {row.error}", file=sys.stderr)
     counts = table["label"].value_counts().to_dict()
-    print(f"{len(table) - len(failed)} images scored {counts}, {len(failed)} unreadable; written to {args.out}")
+    print(f"{_count(len(table) - len(failed), 'image')} scored {counts}, {len(failed)} unreadable; "
+          f"written to {args.out}")
     return 0
 
 
@@ -352,7 +358,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
         written = write_split(split, prefix, args.shard_size, config.seed)
         tf.io.gfile.copy(str(Path(scratch) / "skipped_files.csv"), f"{prefix}/skipped_files.csv", overwrite=True)
     for name, shards in written.items():
-        print(f"{name:>10}: {shards.count} images in {len(shards.files)} shards {shards.counts}")
+        print(f"{name:>10}: {_count(shards.count, 'image')} in {_count(len(shards.files), 'shard')} {shards.counts}")
     print(f"shards written to {prefix}; train from them with --set data.shards={prefix}")
     return 0
 
@@ -381,7 +387,8 @@ def cmd_video(args: argparse.Namespace) -> int:
     result = score_video(args.file, load(args.model), out, args.every, args.per_second, args.batch_size,
                          args.smooth, args.overlay)
     shares = ", ".join(f"{c} {v:.0%}" for c, v in result.summary["share_of_time"].items())
-    print(f"{result.summary['samples']} frames scored ({shares}); written to {out}")
+    print(f"{_count(result.summary['samples'], 'frame')} scored ({shares}); written to {out}"
+          + (f", heat-map copy to {args.overlay}" if args.overlay else ""))
     return 0
 
 
