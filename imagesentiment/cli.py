@@ -49,6 +49,13 @@ def bounded(kind: type[int] | type[float], low: float, high: float = math.inf,
 COUNT, NON_NEGATIVE = bounded(int, 1), bounded(int, 0)  # e.g. --batch-size; --seed, --smooth
 
 
+def _not_an_input(out: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> None:
+    """Refuse an output path that is one of the command's input files: writing it would destroy the input."""
+    for given in inputs:
+        if os.path.isfile(given) and os.path.exists(out) and os.path.samefile(given, out):
+            raise UsageError(f"{out}: is an input of this command ({given}); write the output under another name")
+
+
 def _count(number: int, noun: str) -> str:
     """``1 image``, ``3 images``."""
     return f"{number} {noun}{'' if number == 1 else 's'}"
@@ -221,6 +228,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write a self-contained HTML report of a predictions table (CSV, JSON Lines or Parquet)."""
     from .report import build_report, read_predictions
 
+    _not_an_input(args.out, [args.predictions])
     predictions = read_predictions(args.predictions)
     try:
         out = build_report(predictions, args.out, args.title)
@@ -321,6 +329,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import load
     from .predict import collect_images, predict_files
 
+    _not_an_input(args.out, args.images)
     paths = collect_images(args.images)
     for note in filter(None, (unread_images(item, Path(item).rglob("*")) for item in args.images
                               if os.path.isdir(item))):
@@ -560,9 +569,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .train import TrainingError
     try:
         return args.run(args)
-    except (ConfigError, DataError, TrainingError, FileNotFoundError, FileExistsError, ConnectionError,
-            ValueError) as exc:
+    except (ConfigError, DataError, TrainingError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path that cannot be read or written (no such file, a folder, no permission, offline)
+        print(f"error: {exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else f"error: {exc}",
+              file=sys.stderr)
         return 2
 
 

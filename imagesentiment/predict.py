@@ -19,7 +19,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from .data.pipeline import decode_or_reason
-from .data.sources import IMAGE_EXTENSIONS, DataError
+from .data.sources import IMAGE_EXTENSIONS, DataError, read_csv_lines
 from .inference import Predictor, check_batch_size, chunks
 
 FORMATS = (".csv", ".jsonl", ".parquet")
@@ -33,7 +33,7 @@ def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str
         if os.path.isdir(item):
             found += sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in extensions and p.is_file())
         elif item.lower().endswith(".csv") and os.path.isfile(item):
-            table = pd.read_csv(item, dtype=str)
+            table = read_csv_lines(Path(item), ["path"])
             if "path" not in table:
                 raise DataError(f"{item}: a CSV of inputs needs a 'path' column; it has {list(table.columns)}")
             found += [os.path.join(os.path.dirname(item), p) for p in table["path"].dropna()]

@@ -73,7 +73,10 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
         raise ValueError(f"{path}: unknown predictions format; use .csv, .jsonl or .parquet")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such predictions file")
-    frame = readers[path.suffix](path)
+    try:
+        frame = readers[path.suffix](path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:  # pyarrow's errors are ValueErrors
+        raise ValueError(f"{path}: not a readable {path.suffix} table ({exc})") from None
     missing = {"path", "label", "confidence"} - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: a predictions table needs the columns {sorted(missing)}")

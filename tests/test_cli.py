@@ -56,6 +56,39 @@ def test_check_reports_a_missing_manifest_file_by_name(tmp_path, capsys):
     assert "nowhere.jpg" in capsys.readouterr().err
 
 
+def test_an_output_named_as_an_input_is_refused_and_the_input_kept(tmp_path, capsys):
+    images = tmp_path / "list.csv"
+    images.write_text("path\nphoto.jpg\n")
+    table = tmp_path / "scores.csv"
+    table.write_text("path,label,confidence\nphoto.jpg,positive,0.9\n")
+    kept = {path: path.read_bytes() for path in (images, table)}
+    for argv in (["predict", str(images), "--out", str(images), "--resume"],
+                 ["predict", str(images), "--out", str(images), "--overwrite"],
+                 ["report", str(table), "--out", str(tmp_path / "." / "scores.csv")]):
+        assert main(argv) == 2
+        assert "is an input of this command" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in kept} == kept
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("scores.csv", b"\xff\xfe\x00 not text", "scores.csv: not a readable .csv table"),
+    ("scores.jsonl", b'{"path":', "scores.jsonl: not a readable .jsonl table"),
+    ("scores.parquet", b"junk", "scores.parquet: not a readable .parquet table"),
+])
+def test_report_names_a_predictions_file_it_cannot_read(tmp_path, capsys, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    assert main(["report", str(tmp_path / name), "--out", str(tmp_path / "r.html")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_output_path_that_cannot_be_written_is_an_error_line_not_a_traceback(tmp_path, capsys):
+    table = tmp_path / "scores.csv"
+    table.write_text("path,label,confidence\nphoto.jpg,positive,0.9\n")
+    (tmp_path / "folder.html").mkdir()
+    assert main(["report", str(table), "--out", str(tmp_path / "folder.html")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'folder.html'}: Is a directory"
+
+
 def test_console_script_runs_the_demo(tmp_path):
     result = subprocess.run([sys.executable, "-m", "imagesentiment.cli", "demo", "--out", str(tmp_path),
                              "--per-class", "10"], capture_output=True, text=True, timeout=300)

@@ -27,6 +27,9 @@ def test_inputs_from_folders_globs_files_and_csv(synthetic_root, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no images found"):
         collect_images([tmp_path / "empty"])
+    (tmp_path / "broken.csv").write_text('path\n"a.jpg\n')  # an unclosed quote
+    with pytest.raises(DataError, match="broken.csv: not a readable CSV file"):
+        collect_images([tmp_path / "broken.csv"])
 
 
 def test_scores_match_the_keras_model_and_bad_files_are_listed(synthetic_root, tmp_path, predictor):

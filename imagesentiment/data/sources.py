@@ -151,10 +151,10 @@ def resolve_paths(paths: "pd.Series", root: Path, source: str, missing: str = "e
     return pd.Series(resolved, index=paths.index, dtype="object"), notes
 
 
-def _read_csv(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+def read_csv_lines(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
     """The CSV's table, indexed by line number in the file (line 1 is the header), so errors name lines."""
     if not path.is_file():
-        raise DataError(f"{path}: no such manifest file")
+        raise DataError(f"{path}: no such CSV file")
     try:
         frame = pd.read_csv(path, dtype={c: str for c in text_columns})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -193,7 +193,7 @@ def from_manifest(csv: str | os.PathLike, path_column: str = "path", label_colum
                   missing: str = "error", allow_outside_root: bool = False) -> ImageSet:
     """A CSV with a path and a label column; paths are relative to ``root`` (default: the CSV's folder)."""
     csv = Path(csv)
-    frame = _read_csv(csv, [path_column, label_column])
+    frame = read_csv_lines(csv, [path_column, label_column])
     _require_columns(frame, [path_column, label_column], csv)
     frame = frame.rename(columns={path_column: "path", label_column: "label"})
     frame["label"] = frame["label"].fillna("").astype(str).str.strip()
@@ -242,7 +242,7 @@ def from_votes(csv: str | os.PathLike, image_root: str | os.PathLike | None = No
     csv = Path(csv)
     if isinstance(min_agreement, bool) or not isinstance(min_agreement, (int, float)) or not 0 <= min_agreement <= 1:
         raise ValueError(f"min_agreement must be a number within [0, 1], not {min_agreement!r}")
-    frame = _read_csv(csv, [id_column])
+    frame = read_csv_lines(csv, [id_column])
     _require_columns(frame, [id_column, *vote_columns.values()], csv)
     unknown = sorted(set(vote_columns) - set(classes))
     if unknown:
@@ -295,7 +295,7 @@ def oasis(root: str | os.PathLike, cuts: tuple[float, float] = (3.5, 4.5)) -> Im
         raise ValueError(f"cuts must be increasing, not {cuts}")
     root = Path(root)
     csv = root / "OASIS.csv"
-    frame = _read_csv(csv, ["Theme"])
+    frame = read_csv_lines(csv, ["Theme"])
     _require_columns(frame, ["Theme", "Valence_mean"], csv)
     valence = _numbers(frame, ["Valence_mean"], csv, "Valence_mean values")["Valence_mean"]
     frame["label"] = np.where(valence < low, "negative", np.where(valence > high, "positive", "neutral"))
