@@ -159,7 +159,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     checked = check_set(images)
     if len(checked.skipped):
         print(checked.report())
-    out = Path(args.out) if args.out else (run_dir / "evaluation" if run_dir else None)
+    folder = f"evaluation_{Path(args.data).resolve().stem}" if args.data else "evaluation"  # one per data set
+    out = Path(args.out) if args.out else (run_dir / folder if run_dir else None)
     views = _run_views(run_dir)  # by default the views the run's own test metrics were measured with
     views = {key: views[key] if getattr(args, key) is None else getattr(args, key) for key in views}
     print(summary(evaluate_model(model, checked.images, out, **views)))
@@ -445,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-tta", action=argparse.BooleanOptionalAction,
                    help="average with the centre and four corner crops' predictions (with --flip-tta: 12 views; "
                    "default: as the run's config.yaml says)")
-    p.add_argument("--out", help="output folder (default: RUN/evaluation)")
+    p.add_argument("--out", help="output folder (default: RUN/evaluation, with --data RUN/evaluation_DATANAME)")
 
     p = _add(sub, "explain", cmd_explain)
     p.add_argument("images", nargs="+", help="image files or folders of them (with --evaluate: one data set)")

@@ -69,8 +69,9 @@ def test_the_command_line_matches_a_data_set_to_the_models_classes_by_name(train
     refusal = f"{tmp_path / 'data'}: labels ['angry'] are not among the classes ['sad', 'meh', 'glad']"
     assert refusal in capsys.readouterr().err
     (tmp_path / "data" / "angry").rename(tmp_path / "angry")
-    assert main(["evaluate", str(run), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "e")]) == 0
-    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "data")]) == 0
+    assert not (run / "evaluation").exists(), "the run's own test evaluation is not overwritten by another set's"
+    metrics = json.loads((run / "evaluation_data" / "metrics.json").read_text())
     assert metrics["classes"] == ["sad", "meh", "glad"] and metrics["accuracy"] > 0.9  # was 1/3: sad and glad swapped
     with pytest.raises(ValueError, match="the model has 3 outputs but the images have 2 classes"):
         evaluate_model(model, ImageSet(images.frame[images.frame.label != "neutral"], ("negative", "positive")))
