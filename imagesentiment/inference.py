@@ -91,6 +91,9 @@ def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int]) -> np.
             raise TypeError(f"image {index} of the batch: expected a path, encoded bytes, a pixel array or a PIL "
                             f"image, not {type(image).__name__}")
         else:
+            if isinstance(image, (str, os.PathLike)) and os.path.isdir(image):
+                raise ValueError(f"{image}: a folder, not an image; give its files (imagesentiment.predict."
+                                 "collect_images finds them) or run `imagesentiment predict FOLDER`")
             data = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) else image
             pixels, reason = decode_or_reason(data, size)
             if pixels is None:

@@ -95,6 +95,8 @@ def test_bad_inputs_are_named(forms, tmp_path):
         predictor.predict(7)
     with pytest.raises(TypeError, match="image 1 of the batch: expected a path, .* not NoneType"):
         predictor.predict([np.zeros((8, 8, 3), np.uint8), None])
+    with pytest.raises(ValueError, match="a folder, not an image; give its files"):
+        predictor.predict(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         imagesentiment.load(tmp_path)
     # a folder that holds models (a SavedModel base, a cross-validation run) names them
