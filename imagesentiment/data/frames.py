@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .sources import SENTIMENTS, VIDEO_EXTENSIONS, DataError, ImageSet
+from .sources import SENTIMENTS, VIDEO_EXTENSIONS, DataError, ImageSet, is_number
 
 
 class VideoError(DataError):
@@ -95,7 +95,7 @@ def from_video_folder(root: str | os.PathLike, frames_dir: str | os.PathLike, ev
     """Training data from ``root/<class>/<video>``: one JPEG per ``every_seconds`` of each clip,
     written under ``frames_dir``; the ``group`` column (the clip) keeps a clip on one side of a split.
     Videos that cannot be read are left out and noted."""
-    if isinstance(every_seconds, bool) or not isinstance(every_seconds, (int, float)) or not every_seconds > 0:
+    if not is_number(every_seconds) or not every_seconds > 0:
         raise ValueError(f"every_seconds must be a number of seconds above 0, not {every_seconds!r}")
     root, frames_dir = Path(root), Path(frames_dir)
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []

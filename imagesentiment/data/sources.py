@@ -7,8 +7,9 @@ A data set may bring only some of the classes (the Twitter set has no
 """
 from __future__ import annotations
 
-import os
 import inspect
+import numbers
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -22,6 +23,11 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".
 # photo formats people have that TensorFlow's decoder does not read: left out of folders, and said so
 UNREAD_IMAGE_EXTENSIONS: tuple[str, ...] = (".heic", ".heif", ".avif", ".tif", ".tiff", ".jxl", ".dng", ".cr2",
                                             ".nef", ".arw", ".psd", ".svg")
+
+
+def is_number(value: object) -> bool:
+    """``value`` is a real number (a NumPy one too), not a bool: what a numeric source option must be."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def unread_images(folder: str | os.PathLike, paths: Iterable[Path]) -> str:
@@ -240,7 +246,7 @@ def from_votes(csv: str | os.PathLike, image_root: str | os.PathLike | None = No
     rows without a clear label are left out and counted in ``notes``.
     """
     csv = Path(csv)
-    if isinstance(min_agreement, bool) or not isinstance(min_agreement, (int, float)) or not 0 <= min_agreement <= 1:
+    if not is_number(min_agreement) or not 0 <= min_agreement <= 1:
         raise ValueError(f"min_agreement must be a number within [0, 1], not {min_agreement!r}")
     frame = read_csv_lines(csv, [id_column])
     _require_columns(frame, [id_column, *vote_columns.values()], csv)
