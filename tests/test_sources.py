@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -102,6 +103,11 @@ def test_votes_csv_flickr_format(tmp_path, synthetic_root):
     images = from_votes(csv, image_root=synthetic_root / "negative", extension=".png")
     assert images.frame["label"].tolist() == ["positive", "negative"]
     assert "1 rows without a clear majority" in images.notes[0]
+    computed = from_votes(csv, image_root=synthetic_root / "negative", extension=".png",
+                          min_agreement=np.float32(0.7))  # a NumPy number, e.g. a computed threshold
+    assert computed.frame["label"].tolist() == ["positive"]  # 0001: 3 of 5 votes, under 0.7
+    with pytest.raises(ValueError, match="min_agreement must be a number"):
+        from_votes(csv, image_root=synthetic_root / "negative", extension=".png", min_agreement=True)
 
 
 @pytest.mark.parametrize("cell, problem", [("three", "must be numbers"), ("", "must be numbers"),
