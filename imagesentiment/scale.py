@@ -210,6 +210,21 @@ def build(pipeline: beam.Pipeline, inputs: Sequence[str], model_dir: str, out: s
              | "Write" >> beam.io.WriteToText(out, file_name_suffix=".csv", header=",".join(columns)))
 
 
+def pipeline_options(pipeline_args: Sequence[str]) -> PipelineOptions:
+    """Beam's options from ``pipeline_args``; an option Beam does not know is refused by name (Beam
+    itself only logs it and goes on: ``--runer DataflowRunner`` would score on this machine)."""
+    import difflib
+
+    known = PipelineOptions([]).get_all_options()
+    options = PipelineOptions(list(pipeline_args))
+    unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - set(known))
+    if unknown:
+        hints = [f" (did you mean --{close[0]}?)" if (close := difflib.get_close_matches(name, known, 1)) else ""
+                 for name in unknown]
+        raise ValueError("Beam does not know the option " + ", ".join(f"--{n}{h}" for n, h in zip(unknown, hints)))
+    return options
+
+
 def score(inputs: Sequence[str], model_dir: str, out: str, output_format: str = "parquet",
           tfrecords: bool = False, batch_size: int = 32, pipeline_args: Sequence[str] = (),
           overwrite: bool = False) -> list[str]:
@@ -220,12 +235,13 @@ def score(inputs: Sequence[str], model_dir: str, out: str, output_format: str = 
         raise ValueError(f"output format must be one of {FORMATS}, not {output_format!r}")
     if not inputs:
         raise ValueError("nothing to score: give file patterns, folders or TFRecord shards")
+    options = pipeline_options(pipeline_args)
     previous = output_files(out, output_format)
     if previous and not overwrite:
         raise FileExistsError(f"{out}: scores are already written there; choose another output or overwrite")
     if previous:
         FileSystems.delete(previous)
     classes, image_size = model_info(model_dir)
-    with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as pipeline:
+    with beam.Pipeline(options=options) as pipeline:
         build(pipeline, inputs, model_dir, out, classes, image_size, output_format, tfrecords, batch_size)
     return output_files(out, output_format)

@@ -82,3 +82,14 @@ def test_a_model_that_is_not_an_exported_version_is_refused_by_name(collection, 
         assert main(["score-beam", str(root / "images"), "--model", str(model), "--out", str(tmp_path / "s")]) == 2
         assert f"{model}: not an exported SavedModel version ({why})" in capsys.readouterr().err
     assert not list(tmp_path.glob("s-*"))
+
+
+def test_a_beam_option_beam_does_not_know_is_refused_before_anything_is_replaced(collection, tmp_path, capsys):
+    """Beam only logs an unknown option and runs: a misspelt --runner would score on this machine."""
+    root, version = collection
+    earlier = tmp_path / "s-00000-of-00001.parquet"
+    earlier.write_bytes(b"earlier scores")
+    assert main(["score-beam", str(root / "images"), "--model", str(version), "--out", str(tmp_path / "s"),
+                 "--overwrite", "--runer", "DataflowRunner"]) == 2
+    assert "Beam does not know the option --runer (did you mean --runner?)" in capsys.readouterr().err
+    assert earlier.read_bytes() == b"earlier scores"
