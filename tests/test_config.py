@@ -66,8 +66,12 @@ def test_a_bad_override_is_refused_as_an_override_not_as_the_file(tmp_path, over
 
 def test_shipped_pipelines_are_valid():
     from pathlib import Path
+
+    from conftest import SHARED_WEIGHTS
+    # a user's clone has no ../shared/weights: every other key is still checked
+    overrides = {} if SHARED_WEIGHTS.is_file() else {"model.weights": None}
     for path in sorted(Path(__file__).parents[1].joinpath("pipelines").glob("*.yaml")):
-        assert load_config(path).data.source.path
+        assert load_config(path, overrides).data.source.path
 
 
 def test_a_configuration_built_in_python_is_checked_when_training_starts(tmp_path):
