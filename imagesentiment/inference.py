@@ -11,7 +11,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, Union
 
 import numpy as np
 import pandas as pd
@@ -118,6 +118,8 @@ def _class_names_file(path: Path) -> list[str] | None:
 
 
 T = TypeVar("T")
+# float pixels (B, H, W, 3) -> "probabilities" (B, classes) and "heatmap" (B, H, W), as tensors or arrays
+HeatmapFunction = Callable[[np.ndarray], Mapping[str, Any]]
 
 
 def check_batch_size(size: int) -> int:
@@ -151,9 +153,10 @@ class Predictor:
         parts = [self._run(to_pixels(chunk, self.image_size)) for chunk in chunks(as_list(images), batch_size)]
         return np.concatenate(parts) if parts else np.zeros([0, len(self.class_names)], np.float32)
 
-    def explainer(self) -> Callable[[np.ndarray], dict[str, tf.Tensor]]:
+    def explainer(self) -> HeatmapFunction:
         """A one-pass prediction-and-Grad-CAM function of float pixels; only a Keras model has one."""
-        raise ValueError(f"a {type(self).__name__} cannot make heat maps: load a run directory or a .keras file")
+        raise ValueError(f"a {type(self).__name__} cannot make heat maps: load a run directory, a .keras file, or "
+                         "a SavedModel or .tflite file exported with its explain signature")
 
     def predict(self, images: Image | Sequence[Image], batch_size: int = 32) -> pd.DataFrame:
         """A table with ``label``, ``confidence`` and one probability column per class, a row per image."""
@@ -175,7 +178,7 @@ class KerasPredictor(Predictor):
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         return self.function(tf.constant(pixels)).numpy()
 
-    def explainer(self) -> Callable[[np.ndarray], dict[str, tf.Tensor]]:
+    def explainer(self) -> HeatmapFunction:
         from .explain.onepass import GradCamPredictor
 
         return GradCamPredictor(self.model)
@@ -202,7 +205,7 @@ class SavedModelPredictor(Predictor):
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         return self.signature(images=tf.constant(pixels))["probabilities"].numpy()
 
-    def explainer(self) -> Callable[[np.ndarray], dict[str, tf.Tensor]]:
+    def explainer(self) -> HeatmapFunction:
         from .export.savedmodel import EXPLAIN_PIXELS
 
         if EXPLAIN_PIXELS not in self.signatures:
@@ -229,22 +232,36 @@ class TFLitePredictor(Predictor):
             raise ModelFileError(f"{name}: not a TFLite model (no TFL3 identifier; "
                                  f"{'empty' if not content else 'starts with ' + repr(content[:8])})")
         try:
-            self.runner = Interpreter(model_content=content, num_threads=num_threads).get_signature_runner(SERVING)
+            self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+            self.runner = self.interpreter.get_signature_runner(SERVING)
         except ValueError as exc:
             raise ModelFileError(f"{name}: not a usable TFLite model ({_first_line(exc)})") from exc
-        (self.input_name, detail), = self.runner.get_input_details().items()
-        self.input_type = detail["dtype"]
-        self.scale, self.zero_point = detail["quantization"]
+        (_, detail), = self.runner.get_input_details().items()
         outputs = self.runner.get_output_details()["probabilities"]["shape"][-1]
         embedded = (read_metadata(content) or {}).get("classes")
         beside = None if isinstance(model, bytes) else _class_names_file(Path(model))
         super().__init__(class_names or embedded or beside or SENTIMENTS, detail["shape"][1:3], outputs)
 
+    @staticmethod
+    def _call(runner: Any, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """``runner`` (a signature) on float pixels, quantized to its input's type where it has one."""
+        (name, detail), = runner.get_input_details().items()
+        scale, zero_point = detail["quantization"]
+        if scale:
+            limits = np.iinfo(detail["dtype"])
+            pixels = np.clip(np.round(pixels / scale + zero_point), limits.min, limits.max)
+        return runner(**{name: pixels.astype(detail["dtype"])})
+
     def _run(self, pixels: np.ndarray) -> np.ndarray:
-        if self.scale:
-            limits = np.iinfo(self.input_type)
-            pixels = np.clip(np.round(pixels / self.scale + self.zero_point), limits.min, limits.max)
-        return self.runner(**{self.input_name: pixels.astype(self.input_type)})["probabilities"]
+        return self._call(self.runner, pixels)["probabilities"]
+
+    def explainer(self) -> HeatmapFunction:
+        from .export.savedmodel import EXPLAIN
+
+        if EXPLAIN not in self.interpreter.get_signature_list():
+            return super().explainer()
+        runner = self.interpreter.get_signature_runner(EXPLAIN)
+        return lambda pixels: self._call(runner, pixels)
 
 
 def _not_a_model(path: Path, message: str) -> FileNotFoundError:

@@ -186,7 +186,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
                 pixels = np.stack([loaded[i][0] for i in good])
                 if explainer is not None:
                     result = explainer(pixels)
-                    probabilities, heatmaps = result["probabilities"].numpy(), result["heatmap"].numpy()
+                    probabilities, heatmaps = np.asarray(result["probabilities"]), np.asarray(result["heatmap"])
                 else:
                     probabilities = predictor.probabilities(pixels, batch_size)
                 rows.loc[good, "label"] = [classes[i] for i in probabilities.argmax(axis=1)]

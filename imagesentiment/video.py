@@ -64,7 +64,7 @@ class _Scorer:
         pixels = to_pixels([f for _, f in sampled], self.predictor.image_size)
         if self.explainer is not None and sampled:
             result = self.explainer(pixels)
-            probabilities, heatmaps = result["probabilities"].numpy(), result["heatmap"].numpy()
+            probabilities, heatmaps = np.asarray(result["probabilities"]), np.asarray(result["heatmap"])
         else:
             probabilities, heatmaps = self.predictor.probabilities(pixels), None
         marks = {}

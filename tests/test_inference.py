@@ -58,6 +58,20 @@ def test_every_form_predicts_like_the_keras_model(forms, files, form, kind, tole
     np.testing.assert_allclose(table["confidence"], table[CLASSES].max(axis=1))
 
 
+@pytest.mark.parametrize("form, tolerance, correlation", [("savedmodel", 1e-5, 0.999), ("float32", 1e-4, 0.999),
+                                                         ("int8", 0.03, 0.9)])
+def test_exported_forms_make_the_heat_maps_of_the_keras_model(forms, files, form, tolerance, correlation):
+    """A SavedModel and a .tflite file carry an ``explain`` signature: probabilities and Grad-CAM in one pass."""
+    paths, expected = files
+    pixels = imagesentiment.inference.to_pixels(paths, (48, 48))
+    reference = imagesentiment.load(forms["keras"]).explainer()(pixels)
+    result = imagesentiment.load(forms[form]).explainer()(pixels)
+    np.testing.assert_allclose(np.asarray(result["probabilities"]), expected, atol=tolerance)
+    maps, want = np.asarray(result["heatmap"]), np.asarray(reference["heatmap"])
+    assert maps.shape == want.shape == (len(paths), 48, 48)
+    assert min(np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(maps, want)) > correlation
+
+
 def test_paths_bytes_and_arrays_give_the_same_answer(forms, files):
     paths, expected = files
     predictor = imagesentiment.load(forms["float32"])
