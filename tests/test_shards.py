@@ -27,6 +27,17 @@ def test_training_reads_shards_in_a_new_order_each_epoch(synthetic_root, tmp_pat
     assert sorted(first) == sorted(second) and not np.array_equal(first, second)
 
 
+def test_writing_a_set_again_leaves_only_its_own_shard_files(synthetic_root, tmp_path):
+    """An earlier set at the same prefix in 4 files, then 2: a glob of PREFIX-*.tfrecord (score-beam
+    --tfrecords) would otherwise read 6 files and every image twice."""
+    images = from_folder(synthetic_root)
+    write_shards(images, str(tmp_path / "train"), shard_size=25)
+    (tmp_path / "train-notes.txt").write_text("not a shard")  # beside the prefix, not of the set
+    again = write_shards(images, str(tmp_path / "train"), shard_size=45)
+    assert sorted(map(str, tmp_path.glob("train-*.tfrecord"))) == sorted(again.files)
+    assert (tmp_path / "train-notes.txt").exists()
+
+
 def test_missing_shard_set_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no shard set"):
         read_shards(str(tmp_path / "nothing"))

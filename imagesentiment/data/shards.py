@@ -56,7 +56,8 @@ class Shards:
 
 def write_shards(images: ImageSet, prefix: str, shard_size: int = 1000) -> Shards:
     """Write ``images`` as ``PREFIX-00000-of-0000N.tfrecord`` files of ``shard_size`` images and
-    ``PREFIX.json`` (classes, counts, file names); returns what was written."""
+    ``PREFIX.json`` (classes, counts, file names); returns what was written. Shard files of an earlier
+    set at ``prefix`` are removed once the new set is complete."""
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, not {shard_size}")
     if len(images) == 0:
@@ -79,6 +80,8 @@ def write_shards(images: ImageSet, prefix: str, shard_size: int = 1000) -> Shard
     with tf.io.gfile.GFile(prefix + ".json", "w") as handle:
         handle.write(json.dumps({"files": [f.rsplit("/", 1)[-1] for f in files], "classes": list(shards.classes),
                                  "count": shards.count, "counts": shards.counts}, indent=2))
+    for stale in set(tf.io.gfile.glob(f"{prefix}-[0-9]*-of-[0-9]*.tfrecord")) - set(files):
+        tf.io.gfile.remove(stale)  # an earlier set at this prefix, in other shard counts: a glob would read both
     return shards
 
 
