@@ -232,7 +232,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     _not_an_input(args.out, [args.predictions])
     predictions = read_predictions(args.predictions)
     try:
-        out = build_report(predictions, args.out, args.title)
+        out = build_report(predictions, args.out, args.title, gallery=args.gallery)
     except ValueError as exc:  # the table's content: name the file
         raise UsageError(f"{args.predictions}: {exc}") from None
     print(f"report written to {out}")
@@ -475,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("predictions", help="the output of imagesentiment predict (.csv, .jsonl or .parquet)")
     p.add_argument("--out", default="report.html", help="the HTML file to write")
     p.add_argument("--title", default="Image sentiment report")
+    p.add_argument("--gallery", type=NON_NEGATIVE, default=1000,
+                   help="at most this many thumbnails, misclassified first, then each class in turn (0: all)")
 
     p = _add(sub, "export", cmd_export)
     p.add_argument("model", help="a run directory (with model.keras) or a .keras file")

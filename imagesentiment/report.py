@@ -1,9 +1,10 @@
 """A self-contained HTML report of a predictions table, for analysts to open or send.
 
-The page embeds every image as a thumbnail (and its heat map, when the table has a
-``heatmap`` column), shows counts per sentiment and a confidence histogram, a
-gallery that filters and sorts in the browser, and, where a ``true_label`` column
-is present, the metrics and confusion matrix with the misclassified images first.
+The page shows counts per sentiment and a confidence histogram over every image, a gallery of
+thumbnails (and heat maps, when the table has a ``heatmap`` column) that filters and sorts in the
+browser, and, where a ``true_label`` column is present, the metrics and confusion matrix with the
+misclassified images first. A table of thousands keeps a gallery of ``gallery`` images (each one
+is some 7 KB in the page): mistakes first, then each predicted class in turn.
 """
 from __future__ import annotations
 
@@ -159,9 +160,22 @@ def _card(order: int, row: pd.Series, classes: Sequence[str], has_truth: bool, s
             f'<div class="path">{html.escape(str(row["path"]))}</div></div>')
 
 
+def gallery_rows(frame: pd.DataFrame, limit: int | None, seed: int = 0) -> pd.DataFrame:
+    """At most ``limit`` rows of ``frame`` (all with ``None`` or 0), in its order: the rows flagged
+    ``_wrong`` first, then the predicted classes in turn, a random draw within each, so that a rare
+    class is shown as fully as a common one."""
+    if not limit or len(frame) <= limit:
+        return frame
+    shuffled = frame.iloc[np.random.default_rng(seed).permutation(len(frame))]
+    key = pd.DataFrame({"right": ~shuffled["_wrong"] if "_wrong" in shuffled else False,
+                        "turn": shuffled.groupby("label").cumcount()})
+    return frame.loc[sorted(key.sort_values(["right", "turn"], kind="stable").index[:limit])]
+
+
 def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str = "Image sentiment report",
-                 thumb_size: int = 160) -> Path:
-    """Write the report for ``predictions`` to ``out`` (one HTML file) and return its path."""
+                 thumb_size: int = 160, gallery: int | None = 1000) -> Path:
+    """Write the report for ``predictions`` to ``out`` (one HTML file) and return its path; the gallery
+    holds at most ``gallery`` images (``None`` or 0: all), the counts and metrics cover all."""
     frame = predictions.copy()
     failed = frame[frame["label"].isna()] if "label" in frame else frame.iloc[:0]
     frame = frame[frame["label"].notna()].reset_index(drop=True)
@@ -177,14 +191,18 @@ def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str =
         frame = frame.sort_values(["_wrong", "confidence"], ascending=[False, False], kind="stable").reset_index(drop=True)
     options = "".join(f'<option value="{html.escape(c)}">{html.escape(c)}</option>' for c in classes)
     wrong = '<label><input type="checkbox" id="wrong"> misclassified only</label>' if has_truth else ""
-    cards = "".join(_card(i, row, classes, has_truth, thumb_size) for i, row in frame.iterrows())
+    shown = gallery_rows(frame, gallery)
+    cards = "".join(_card(i, row, classes, has_truth, thumb_size) for i, row in shown.iterrows())
+    drawn = (f'<p class="muted" id="drawn">{len(shown)} of {len(frame)} images in the gallery: '
+             f'{"the misclassified first, then " if has_truth else ""}each predicted class in turn, drawn at '
+             f'random</p>' if len(shown) < len(frame) else "")
     errors = "".join(f"<li>{html.escape(str(r['path']))}: {html.escape(str(r.get('error', '')))}</li>"
                      for _, r in failed.iterrows())
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>
 <p class="muted"><span id="total">{len(frame)}</span> images scored{f", {len(failed)} could not be read" if len(failed) else ""}</p>
 {_summary(frame, classes)}{_metrics(frame, classes) if has_truth else ""}
-<h2>Gallery</h2><div class="controls">
+<h2>Gallery</h2>{drawn}<div class="controls">
 <label>sentiment <select id="label"><option value="all">all</option>{options}</select></label>
 <label>confidence ≥ <input type="range" id="confidence" min="0" max="1" step="0.01" value="0"> <span id="confidence-value">0.00</span></label>
 <label>sort <select id="sort"><option value="default">{"mistakes first" if has_truth else "as listed"}</option>
