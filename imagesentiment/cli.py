@@ -402,9 +402,19 @@ def cmd_video(args: argparse.Namespace) -> int:
     return 0
 
 
+class _ShowDefaults(argparse.HelpFormatter):
+    """Help that ends each option with its default, unless it has none or the text already gives it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if not action.option_strings or action.default in (None, False, [], argparse.SUPPRESS) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 def _add(sub: argparse._SubParsersAction, name: str,
          run: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=run.__doc__, description=run.__doc__)
+    parser = sub.add_parser(name, help=run.__doc__, description=run.__doc__, formatter_class=_ShowDefaults)
     parser.set_defaults(run=run)
     return parser
 
@@ -459,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/explain", help="output folder")
     p.add_argument("--cmap", help="matplotlib colour map of the heat maps (default: jet)")
     p.add_argument("--alpha", type=bounded(float, 0, 1), help="opacity of the heat map in the overlay (default: 0.4)")
-    p.add_argument("--batch-size", type=COUNT, default=16)
+    p.add_argument("--batch-size", type=COUNT, default=16, help="images per batch")
     p.add_argument("--filters", action="store_true", help="also draw the first convolution's filters")
     p.add_argument("--feature-maps", type=lambda s: s.split(","), metavar="LAYER,...",
                    help="also draw these layers' feature maps per image")
@@ -474,13 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "report", cmd_report)
     p.add_argument("predictions", help="the output of imagesentiment predict (.csv, .jsonl or .parquet)")
     p.add_argument("--out", default="report.html", help="the HTML file to write")
-    p.add_argument("--title", default="Image sentiment report")
+    p.add_argument("--title", default="Image sentiment report", help="the page's heading")
     p.add_argument("--gallery", type=NON_NEGATIVE, default=1000,
                    help="at most this many thumbnails, misclassified first, then each class in turn (0: all)")
 
     p = _add(sub, "export", cmd_export)
     p.add_argument("model", help="a run directory (with model.keras) or a .keras file")
-    p.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel")
+    p.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel", help="what to export")
     p.add_argument("--out", default="exported_models",
                    help="savedmodel: the base folder a server watches (BASE/NAME/VERSION); tflite: the output folder")
     p.add_argument("--name", default="imagesentiment", help="the model's name (serving) or file name prefix (tflite)")
@@ -517,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     continuing = p.add_mutually_exclusive_group()
     continuing.add_argument("--resume", action="store_true", help="continue a stopped run: skip the images in --out")
     continuing.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--batch-size", type=COUNT, default=32)
+    p.add_argument("--batch-size", type=COUNT, default=32, help="images per batch")
 
     p = _add(sub, "shard", cmd_shard)
     p.add_argument("config", help="a YAML file, e.g. pipelines/oasis.yaml")
@@ -531,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "--tfrecords, patterns of shard files (PREFIX/test-*.tfrecord)")
     p.add_argument("--model", required=True, help="an exported SavedModel version folder (local or gs://...)")
     p.add_argument("--out", required=True, metavar="PREFIX", help="the output files' prefix")
-    p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="the output files' format")
     p.add_argument("--tfrecords", action="store_true", help="the inputs are TFRecord shards (imagesentiment shard)")
     p.add_argument("--batch-size", type=COUNT, default=32, help="the largest batch RunInference forms")
     p.add_argument("--overwrite", action="store_true", help="replace scores already written at --out")
@@ -549,14 +559,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smooth", type=NON_NEGATIVE, default=0, metavar="N",
                    help="moving average over N samples (raw kept)")
     p.add_argument("--overlay", metavar="OUT.mp4", help="write a copy with heat maps and labels drawn in")
-    p.add_argument("--batch-size", type=COUNT, default=32)
+    p.add_argument("--batch-size", type=COUNT, default=32, help="frames per batch")
     p.add_argument("--out", help="output folder (default: runs/video/<name>)")
 
     p = _add(sub, "demo", cmd_demo)
     p.add_argument("--out", default="runs/demo", help="output folder")
-    p.add_argument("--per-class", type=COUNT, default=40)
-    p.add_argument("--size", type=bounded(int, 2), default=64)
-    p.add_argument("--seed", type=NON_NEGATIVE, default=0)
+    p.add_argument("--per-class", type=COUNT, default=40, help="images generated per class")
+    p.add_argument("--size", type=bounded(int, 2), default=64, help="their width and height in pixels")
+    p.add_argument("--seed", type=NON_NEGATIVE, default=0, help="the seed of the images and the split")
     return parser
 
 

@@ -1,3 +1,4 @@
+import argparse
 import subprocess
 import sys
 
@@ -16,7 +17,11 @@ def test_every_sub_command_has_help(capsys):
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([name, "--help"])
         assert exit_info.value.code == 0
-        assert "usage: imagesentiment " + name in capsys.readouterr().out
+        shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+        assert "usage: imagesentiment " + name in shown
+        for action in commands[name]._actions:  # an option's default is in its help: where output goes, how much
+            if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS):
+                assert f"{action.default}" in shown, f"{name} {action.option_strings[0]}: default not shown"
 
 
 @pytest.mark.parametrize("argv, message", [
