@@ -60,8 +60,31 @@ def predict_probabilities(model: keras.Model, images: ImageSet, batch_size: int 
     return np.concatenate([forward(batch).numpy() for batch, _ in image_batches(images, size, batch_size)])
 
 
-def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) -> dict:
-    """Accuracy; precision, recall, F1 and support per class, macro and weighted; the confusion matrix."""
+def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int], groups: Sequence | None = None,
+                        resamples: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals of accuracy and macro-F1 (over ``labels``): the test images drawn
+    again with replacement ``resamples`` times, or whole ``groups`` (the frames of one clip) when given,
+    since images of one group are not independent draws."""
+    keys, group_of = np.unique(np.arange(len(y_true)) if groups is None else np.asarray(groups), return_inverse=True)
+    rng = np.random.default_rng(seed)
+    correct = (y_true == y_pred).astype(float)
+    hits = np.stack([(y_true == k) & (y_pred == k) for k in labels], 1).astype(float)
+    given = np.stack([(y_true == k).astype(float) + (y_pred == k) for k in labels], 1)
+    accuracy, macro_f1 = [], []
+    for block in np.array_split(np.arange(resamples), max(1, resamples // 100)):  # ~100 resamples at a time
+        weights = rng.multinomial(len(keys), np.full(len(keys), 1 / len(keys)), size=len(block))[:, group_of]
+        accuracy.append(weights @ correct / weights.sum(1))
+        f1 = 2 * (weights @ hits) / np.maximum(weights @ given, 1e-12)
+        macro_f1.append(f1.mean(1))
+    tails = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    return {name: np.percentile(np.concatenate(values), tails).tolist()
+            for name, values in (("accuracy", accuracy), ("macro_f1", macro_f1))}
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str],
+                           groups: Sequence | None = None) -> dict:
+    """Accuracy; precision, recall, F1 and support per class, macro and weighted; the confusion matrix;
+    95 % bootstrap intervals of accuracy and macro-F1 (see :func:`bootstrap_intervals`)."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     present = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
     names = [classes[i] for i in present]
@@ -79,13 +102,16 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes
                                                      zero_division=0)
         report[average] = {"precision": float(a), "recall": float(b), "f1": float(c)}
     report["single_class"] = len(report["predicted_classes"]) == 1 and len(set(y_true.tolist())) > 1
+    report["intervals_95"] = bootstrap_intervals(y_true, y_pred, present, groups) if len(y_true) else {}
     return report
 
 
 def summary(metrics: dict) -> str:
     """A short text table of the metrics; a single-class model is called out."""
-    lines = [f"accuracy {metrics['accuracy']:.4f}   macro-F1 {metrics['macro']['f1']:.4f}   "
-             f"weighted-F1 {metrics['weighted']['f1']:.4f}",
+    spread = {name: f" ({low:.3f}-{high:.3f})" for name, (low, high) in metrics.get("intervals_95", {}).items()}
+    lines = [f"accuracy {metrics['accuracy']:.4f}{spread.get('accuracy', '')}   macro-F1 {metrics['macro']['f1']:.4f}"
+             f"{spread.get('macro_f1', '')}   weighted-F1 {metrics['weighted']['f1']:.4f}"
+             + ("   (in brackets: 95 % bootstrap interval)" if spread else ""),
              f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}"]
     for name, m in metrics["per_class"].items():
         lines.append(f"{name:>10} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['support']:7d}")
@@ -138,7 +164,8 @@ def evaluate_model(model: keras.Model, images: ImageSet, out: str | os.PathLike 
                          f"{len(images.classes)} classes {list(images.classes)}")
     probabilities = predict_probabilities(model, images, flip_tta=flip_tta, crop_tta=crop_tta)
     y_pred = probabilities.argmax(axis=1)
-    metrics = classification_metrics(images.label_ids.to_numpy(), y_pred, images.classes)
+    groups = images.frame["group"] if "group" in images.frame else None  # a clip's frames are resampled together
+    metrics = classification_metrics(images.label_ids.to_numpy(), y_pred, images.classes, groups)
     metrics["test_time_views"] = {"flip_tta": flip_tta, "crop_tta": crop_tta}
     if metrics["single_class"]:
         print(f"WARNING: the model predicts only {metrics['predicted_classes'][0]!r} for all "

@@ -35,6 +35,26 @@ def test_metrics_of_a_known_confusion_matrix():
     assert not m["single_class"]
 
 
+def test_bootstrap_intervals_cover_the_truth_and_widen_for_grouped_images():
+    """On a test set of 300, accuracy is known to about ±5 points; the 95 % interval says so. Frames of
+    one clip are not independent: resampling clips gives a wider (honest) interval."""
+    from imagesentiment.evaluate import bootstrap_intervals
+
+    matrix = [[80, 10, 10], [20, 60, 20], [0, 30, 70]]
+    y_true, y_pred = _from_confusion(matrix)
+    m = classification_metrics(y_true, y_pred, CLASSES)
+    (low, high), (f1_low, f1_high) = m["intervals_95"]["accuracy"], m["intervals_95"]["macro_f1"]
+    half = 1.96 * np.sqrt(0.7 * 0.3 / 300)  # the normal approximation of a binomial share
+    assert low < 0.7 < high and (high - low) / 2 == pytest.approx(half, rel=0.15)
+    assert f1_low < m["macro"]["f1"] < f1_high
+    assert "accuracy 0.7000 (0." in summary(m) and "95 % bootstrap interval" in summary(m)
+    clips = np.repeat(np.arange(30), 10)  # 30 clips of 10 frames, each clip all right or all wrong
+    right = np.repeat(np.arange(30) < 21, 10)
+    grouped = bootstrap_intervals(right.astype(int), np.ones(300, int), [0, 1], groups=clips)["accuracy"]
+    alone = bootstrap_intervals(right.astype(int), np.ones(300, int), [0, 1])["accuracy"]
+    assert grouped[1] - grouped[0] > 2.5 * (alone[1] - alone[0])  # sqrt(10) in theory
+
+
 def test_absent_classes_are_not_scored_and_collapse_is_flagged():
     y_true = np.array([0, 0, 2, 2, 2])
     m = classification_metrics(y_true, np.array([2, 2, 2, 2, 2]), CLASSES)
