@@ -11,7 +11,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ import PIL.Image
 import tensorflow as tf
 
 from .data import SENTIMENTS, check_pixel_range, decode_or_reason
+from .data.pipeline import chunks
 
 if TYPE_CHECKING:
     import keras
@@ -117,22 +118,8 @@ def _class_names_file(path: Path) -> list[str] | None:
     return names
 
 
-T = TypeVar("T")
 # float pixels (B, H, W, 3) -> "probabilities" (B, classes) and "heatmap" (B, H, W), as tensors or arrays
 HeatmapFunction = Callable[[np.ndarray], Mapping[str, Any]]
-
-
-def check_batch_size(size: int) -> int:
-    """``size`` if it can be a batch size, else a ValueError that says why."""
-    if size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {size}")
-    return size
-
-
-def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    """``items`` in consecutive slices of ``size`` (the last may be shorter): a batch at a time."""
-    for start in range(0, len(items), check_batch_size(size)):
-        yield items[start:start + size]
 
 
 class Predictor:

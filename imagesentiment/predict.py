@@ -18,9 +18,9 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
-from .data.pipeline import decode_or_reason
+from .data.pipeline import check_batch_size, chunks, decode_or_reason
 from .data.sources import IMAGE_EXTENSIONS, DataError, read_csv_lines
-from .inference import Predictor, check_batch_size, chunks
+from .inference import Predictor
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 

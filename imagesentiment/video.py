@@ -19,8 +19,9 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from .data.frames import FrameStream, VideoError, VideoInfo, open_video, sampling_step
+from .data.pipeline import check_batch_size
 from .explain.plots import overlay
-from .inference import Predictor, check_batch_size, to_pixels
+from .inference import Predictor, to_pixels
 
 
 def annotate(frame: np.ndarray, heatmap: np.ndarray, text: str, opacity: float = 0.4) -> np.ndarray:

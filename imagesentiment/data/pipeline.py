@@ -8,7 +8,7 @@ takes the same input. Nothing is held in memory unless ``cache`` asks for it.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Iterator, Sequence, TypeVar
 
 import numpy as np
 import tensorflow as tf
@@ -16,6 +16,7 @@ import tensorflow as tf
 from .sources import ImageSet
 
 AUTOTUNE = tf.data.AUTOTUNE
+T = TypeVar("T")
 
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000: larger declared sizes are refused before decoding
@@ -228,3 +229,17 @@ def batches(encoded: tf.data.Dataset, image_size: Sequence[int], batch_size: int
     else:
         ds = ds.map(lambda image, label: (tf.cast(image, tf.float32), label), num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def check_batch_size(size: int) -> int:
+    """``size`` if it can be a batch size, else a ValueError that says why."""
+    if size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {size}")
+    return size
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of ``size`` (the last may be shorter): a batch at a time, for the
+    code that scores lists of files outside ``tf.data`` (predict, video, explain)."""
+    for start in range(0, len(items), check_batch_size(size)):
+        yield items[start:start + size]

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..inference import chunks
+from ..data.pipeline import chunks
 from .base import load_images
 from .methods import get_explainer
 from .plots import feature_maps_figure, filters_figure, grid_figure, save_explanation, save_figure
