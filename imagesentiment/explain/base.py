@@ -10,6 +10,7 @@ and an image without any spatial variation (blank or constant) gets a map of zer
 """
 from __future__ import annotations
 
+import difflib
 import os
 from functools import cached_property
 from typing import Any, ClassVar, Sequence, Union
@@ -78,6 +79,21 @@ def feature_layers(model: keras.Model) -> list[str]:
     return [l.name for l in model.layers if not isinstance(l, keras.layers.InputLayer) and len(l.output.shape) == 4]
 
 
+def choices(given: str, options: Sequence[str], examples: Sequence[str]) -> str:
+    """What to give instead of ``given``: all ``options`` when few, else the closest and some ``examples``
+    (a MobileNetV2 has 150 layers with a feature map, matplotlib some 180 colour maps)."""
+    if len(options) <= 12:
+        return f"choose one of {list(options)}"
+    close = difflib.get_close_matches(given, options, 3)
+    return ((f"closest: {', '.join(map(repr, close))}; " if close else "")
+            + f"{len(options)} in all, e.g. {', '.join(map(repr, examples))}")
+
+
+def layer_choices(given: str, model: keras.Model) -> str:
+    """:func:`choices` among ``model``'s feature layers, the last five (where class evidence is) as examples."""
+    return choices(given, feature_layers(model), feature_layers(model)[-5:])
+
+
 def load_images(paths: Sequence[str | os.PathLike], image_size: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
     """Image files as a float32 batch ``(B, H, W, 3)`` in [0, 255] at ``image_size`` (as the
     pipeline resizes them) and the original uint8 images, for overlays at full resolution.
@@ -142,7 +158,7 @@ class CamExplainer(Explainer):
 
     def __init__(self, model: keras.Model, classes: Sequence[str] | None = None, layer: str | None = None) -> None:
         if layer is not None and layer not in feature_layers(model):
-            raise ValueError(f"{layer!r} is not a layer with a feature map; choose one of {feature_layers(model)}")
+            raise ValueError(f"{layer!r} is not a layer with a feature map; {layer_choices(layer, model)}")
         self.layer = layer or find_target_layer(model)
         super().__init__(model, classes)
 

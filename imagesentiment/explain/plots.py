@@ -19,7 +19,7 @@ import tensorflow as tf
 from matplotlib.figure import Figure
 
 from ..model import ensemble_members
-from .base import feature_layers
+from .base import choices, feature_layers, layer_choices
 
 
 def _uint8(image: np.ndarray) -> np.ndarray:
@@ -35,7 +35,8 @@ def resize_map(heatmap: np.ndarray, size: Sequence[int]) -> np.ndarray:
 def colour_map(name: str) -> matplotlib.colors.Colormap:
     """A matplotlib colour map by name."""
     if name not in matplotlib.colormaps:
-        raise ValueError(f"unknown colour map {name!r}; choose one of {sorted(matplotlib.colormaps)}")
+        raise ValueError(f"unknown colour map {name!r}; "
+                         + choices(name, sorted(matplotlib.colormaps), ["jet", "turbo", "viridis", "magma", "inferno"]))
     return matplotlib.colormaps[name]
 
 
@@ -166,7 +167,8 @@ def feature_maps_figure(model: keras.Model, image: np.ndarray, layers: Sequence[
     valid = feature_layers(model)
     unknown = [name for name in layers if name not in valid]
     if unknown or not layers:
-        raise ValueError(f"layers {unknown or list(layers)} have no feature map to show; choose from {valid}")
+        raise ValueError(f"layers {unknown or list(layers)} have no feature map to show; "
+                         + layer_choices((unknown or [""])[0], model))
     probe = keras.Model(model.inputs, [model.get_layer(name).output for name in layers])
     outputs = probe([np.asarray(image, np.float32)[None]], training=False)
     outputs = [np.asarray(o)[0] for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
