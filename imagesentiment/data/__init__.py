@@ -9,7 +9,8 @@ from .synthetic import make_synthetic_set
 
 __all__ = [
     "FER_TO_SENTIMENT", "IMAGE_EXTENSIONS", "SENTIMENTS", "CheckedSet", "DataError", "ImageSet",
-    "SOURCES", "Split", "augment", "check_image", "check_pixel_range", "check_images", "check_set", "decode_and_resize", "decode_or_reason", "detect_format",
+    "SOURCES", "Split", "augment", "check_image", "check_images", "check_pixel_range", "check_set",
+    "decode_and_resize", "decode_or_reason", "detect_format",
     "fer2013", "from_folder", "from_manifest", "from_votes", "k_fold", "load_source", "majority_labels",
     "make_dataset", "make_synthetic_set", "oasis", "train_val_test_split", "twitter",
 ]
