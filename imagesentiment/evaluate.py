@@ -1,4 +1,4 @@
-"""Honest evaluation: per-class and averaged metrics, the confusion matrix, curves.
+"""Honest evaluation: per-class and averaged metrics, the confusion matrix, ROC and precision-recall curves.
 
 Metrics come from scikit-learn over the classes present in the labels or the
 predictions, so a data set without ``neutral`` is not marked down for it.
@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from matplotlib.figure import Figure
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, precision_recall_curve,
+                             precision_recall_fscore_support, roc_auc_score, roc_curve)
 
 from .data import ImageSet
 from .data.shards import image_batches
@@ -106,6 +107,40 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes
     return report
 
 
+def ranking_metrics(y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]) -> dict:
+    """One-vs-rest ROC AUC and average precision (the area under the precision-recall curve) of each
+    class's probability, for the classes with images on both sides, and their macro means: how well
+    the scores rank, whatever the threshold the argmax puts on them."""
+    per_class = {name: {"roc_auc": float(roc_auc_score(y_true == k, probabilities[:, k])),
+                        "average_precision": float(average_precision_score(y_true == k, probabilities[:, k]))}
+                 for k, name in enumerate(classes) if 0 < np.sum(y_true == k) < len(y_true)}
+    macro = {key: float(np.mean([m[key] for m in per_class.values()])) if per_class else None
+             for key in ("roc_auc", "average_precision")}
+    return {"per_class": per_class, "macro": macro}
+
+
+def plot_curves(y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str], ranking: dict,
+                path: str | os.PathLike) -> None:
+    """ROC and precision-recall curves, one-vs-rest, one line per class, as a PNG."""
+    fig = Figure(figsize=(10, 4.2))
+    roc, pr = fig.subplots(1, 2)
+    for k, name in enumerate(classes):
+        if name not in ranking["per_class"]:
+            continue
+        scores = ranking["per_class"][name]
+        fpr, tpr, _ = roc_curve(y_true == k, probabilities[:, k])
+        roc.plot(fpr, tpr, label=f"{name} (AUC {scores['roc_auc']:.3f})")
+        precision, recall, _ = precision_recall_curve(y_true == k, probabilities[:, k])
+        pr.plot(recall, precision, label=f"{name} (AP {scores['average_precision']:.3f})")
+    roc.plot([0, 1], [0, 1], color="#999", linestyle=":", label="chance")
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, one class against the rest")
+    pr.set(xlabel="recall", ylabel="precision", title="precision-recall", ylim=(0, 1.02))
+    for ax in (roc, pr):
+        ax.legend(loc="lower right" if ax is roc else "lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def summary(metrics: dict) -> str:
     """A short text table of the metrics; a single-class model is called out."""
     spread = {name: f" ({low:.3f}-{high:.3f})" for name, (low, high) in metrics.get("intervals_95", {}).items()}
@@ -115,6 +150,10 @@ def summary(metrics: dict) -> str:
              f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}"]
     for name, m in metrics["per_class"].items():
         lines.append(f"{name:>10} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['support']:7d}")
+    ranking = (metrics.get("ranking") or {}).get("macro") or {}
+    if ranking.get("roc_auc") is not None:
+        lines.append(f"one class against the rest, macro: ROC AUC {ranking['roc_auc']:.4f}, "
+                     f"average precision {ranking['average_precision']:.4f}")
     views = metrics.get("test_time_views")
     if views:
         count = (1 + (crop_boxes().shape[0] if views["crop_tta"] else 0)) * (2 if views["flip_tta"] else 1)
@@ -166,6 +205,7 @@ def evaluate_model(model: keras.Model, images: ImageSet, out: str | os.PathLike 
     y_pred = probabilities.argmax(axis=1)
     groups = images.frame["group"] if "group" in images.frame else None  # a clip's frames are resampled together
     metrics = classification_metrics(images.label_ids.to_numpy(), y_pred, images.classes, groups)
+    metrics["ranking"] = ranking_metrics(images.label_ids.to_numpy(), probabilities, images.classes)
     metrics["test_time_views"] = {"flip_tta": flip_tta, "crop_tta": crop_tta}
     if metrics["single_class"]:
         print(f"WARNING: the model predicts only {metrics['predicted_classes'][0]!r} for all "
@@ -177,6 +217,7 @@ def evaluate_model(model: keras.Model, images: ImageSet, out: str | os.PathLike 
         pd.DataFrame(metrics["confusion_matrix"], index=metrics["classes"],
                      columns=metrics["classes"]).to_csv(out / "confusion_matrix.csv")
         plot_confusion_matrix(metrics, out / "confusion_matrix.png")
+        plot_curves(images.label_ids.to_numpy(), probabilities, images.classes, metrics["ranking"], out / "curves.png")
         table = images.frame[["path", "label"]].assign(predicted=[images.classes[i] for i in y_pred])
         table = table.join(pd.DataFrame(probabilities, columns=list(images.classes), index=table.index))
         table.to_csv(out / "predictions.csv", index=False)

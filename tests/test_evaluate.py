@@ -67,8 +67,23 @@ def test_evaluate_model_writes_its_files(trained_cnn, tmp_path):
     metrics = evaluate_model(model, images, tmp_path, flip_tta=True)
     assert metrics["accuracy"] > 0.9
     assert json.loads((tmp_path / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
-    for name in ("confusion_matrix.png", "confusion_matrix.csv", "predictions.csv"):
+    for name in ("confusion_matrix.png", "confusion_matrix.csv", "predictions.csv", "curves.png"):
         assert (tmp_path / name).stat().st_size > 0
+    probabilities = predict_probabilities(model, images, flip_tta=True)
+    from sklearn.metrics import roc_auc_score  # the multi-class one-vs-rest path, computed independently
+    ovr = roc_auc_score(images.label_ids, probabilities, multi_class="ovr", average="macro")
+    assert metrics["ranking"]["macro"]["roc_auc"] == pytest.approx(ovr) and ovr > 0.95
+    assert "ROC AUC" in summary(metrics)
+
+
+def test_ranking_leaves_out_a_class_without_images_on_both_sides():
+    from imagesentiment.evaluate import ranking_metrics
+
+    y_true = np.array([0, 0, 2, 2])  # no neutral image: its AUC is undefined, not 0 or NaN
+    probabilities = np.array([[0.8, 0.1, 0.1], [0.4, 0.5, 0.1], [0.3, 0.3, 0.4], [0.1, 0.1, 0.8]])
+    ranking = ranking_metrics(y_true, probabilities, CLASSES)
+    assert set(ranking["per_class"]) == {"negative", "positive"}
+    assert ranking["per_class"]["negative"]["roc_auc"] == 1.0 and ranking["macro"]["roc_auc"] == 1.0
 
 
 def test_the_command_line_matches_a_data_set_to_the_models_classes_by_name(trained_cnn, synthetic_root,
