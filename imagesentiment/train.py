@@ -506,16 +506,20 @@ def cross_validate(config: Config, run_dir: str | Path) -> pd.DataFrame:
             print(f"fold {fold}: {len(split.train)} training, {len(split.validation)} validation, {len(held)} held out")
             metrics = train_split(config, split, fold_dir, store, fold_split)
         rows.append({"fold": fold, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro"]["f1"],
-                     "weighted_f1": metrics["weighted"]["f1"], "single_class": metrics["single_class"]})
+                     "weighted_f1": metrics["weighted"]["f1"], "single_class": metrics["single_class"],
+                     "macro_roc_auc": (metrics.get("ranking") or {}).get("macro", {}).get("roc_auc", np.nan)})
     table = pd.DataFrame(rows)
     table.to_csv(run_dir / "cv_results.csv", index=False)
     result: dict = {"folds": len(table)}
-    for key in ("accuracy", "macro_f1"):
-        result[f"{key}_mean"], result[f"{key}_std"] = float(table[key].mean()), float(table[key].std())
+    for key in ("accuracy", "macro_f1", "macro_roc_auc"):  # folds written before ROC AUC was measured: left out
+        for name, value in (("mean", table[key].mean()), ("std", table[key].std())):
+            result[f"{key}_{name}"] = None if np.isnan(value) else float(value)
     result["single_class_folds"] = table.loc[table["single_class"], "fold"].tolist()
     (run_dir / "cv_summary.json").write_text(json.dumps(result, indent=2))
     print(f"{config.split.folds}-fold: accuracy {result['accuracy_mean']:.4f} ± {result['accuracy_std']:.4f}, "
-          f"macro-F1 {result['macro_f1_mean']:.4f} ± {result['macro_f1_std']:.4f}")
+          f"macro-F1 {result['macro_f1_mean']:.4f} ± {result['macro_f1_std']:.4f}"
+          + (f", ROC AUC {result['macro_roc_auc_mean']:.4f} ± {result['macro_roc_auc_std']:.4f}"
+             if result["macro_roc_auc_std"] is not None else ""))
     if result["single_class_folds"]:  # the mean would hide them
         print(f"WARNING: the models of folds {result['single_class_folds']} predict a single class for every "
               "held-out image: they have collapsed, and the mean above includes them", file=sys.stderr)
