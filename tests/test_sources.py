@@ -136,3 +136,8 @@ def test_load_source_guesses_format_and_names_unknown_options(synthetic_root):
     assert len(load_source(synthetic_root)) == 90
     with pytest.raises(DataError, match="agreement"):
         load_source(synthetic_root, agreement="five")
+    with pytest.raises(DataError, match="missing: no such file or folder"):
+        detect_format(synthetic_root / "missing")
+    picture = sorted((synthetic_root / "negative").glob("*.png"))[0]
+    with pytest.raises(DataError, match=f"{picture.name}: neither a folder nor a CSV file"):
+        detect_format(picture)

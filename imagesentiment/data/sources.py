@@ -356,6 +356,8 @@ def detect_format(path: str | os.PathLike) -> str:
         kinds = {p.suffix.lower() for folder in path.iterdir() if folder.is_dir() and not folder.name.startswith(".")
                  for p in folder.rglob("*") if p.is_file()}  # not the hidden .frames folder the videos format writes
         return "videos" if kinds & set(VIDEO_EXTENSIONS) and not kinds & set(IMAGE_EXTENSIONS) else "folder"
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
     raise DataError(f"{path}: neither a folder nor a CSV file")
 
 
