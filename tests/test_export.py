@@ -309,15 +309,15 @@ def test_missed_targets_fail_the_check():
 
 
 
-def test_on_a_small_check_set_one_image_is_within_the_target():
-    """On 50 images one changed answer is 2 points (int8) or 98 % agreement (float): a single image
-    cannot fail the export, two can; from 100 images (int8) or 200 (float) the targets apply as they are."""
-    assert Check("int8", 50, 0.98, 0.56, 0.54, 0.1).passed and Check("float32", 50, 0.98, 0.56, 0.56, 0.1).passed
-    assert not Check("int8", 50, 0.96, 0.56, 0.52, 0.1).passed
-    assert not Check("float32", 50, 0.96, 0.56, 0.56, 0.1).passed
-    assert "or one image of 50" in str(Check("int8", 50, 0.98, 0.56, 0.54, 0.1))
-    assert not Check("int8", 150, 0.98, 0.56, 0.56 - 2 / 150, 0.1).passed  # 2 images: 1.33 points
-    assert "one image" not in str(Check("int8", 150, 0.98, 0.56, 0.56, 0.1))
+def test_on_a_small_check_set_a_changed_answer_fails_and_says_to_check_on_more_images():
+    """On 50 images one changed answer is 2 points. Letting one through admitted an int8 model that lost
+    3.4 points on 118 other held-out photos, so the target stands, and the message says what to do."""
+    small = Check("int8", 50, 0.98, 0.56, 0.54, 0.1)
+    assert not small.passed and "one image is 2.0 points, too coarse to tell: check on more images" in str(small)
+    assert not Check("float32", 50, 0.98, 0.56, 0.56, 0.1).passed
+    assert Check("int8", 50, 0.98, 0.56, 0.56, 0.1).passed and "too coarse" not in str(Check("int8", 50, 0.98,
+                                                                                            0.56, 0.56, 0.1))
+    assert "too coarse" not in str(Check("int8", 150, 0.98, 0.56, 0.54, 0.1))  # 1.5 images per point: fine
 
 
 def test_unusable_input_shape_gives_a_clear_error(tmp_path):
