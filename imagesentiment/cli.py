@@ -141,15 +141,18 @@ def _run_views(run_dir: Path | None) -> dict[str, bool]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate a trained model: metrics per class and averaged, confusion matrix, predictions."""
+    """Evaluate a trained or exported model: metrics per class and averaged, confusion matrix, curves,
+    predictions."""
     from .data import check_set
     from .evaluate import evaluate_model, summary
-    from .inference import load_keras
+    from .inference import KerasPredictor, load
 
     _scoped(args, {"with --data": (bool(args.data), {"format": None, "option": []})})
     model_path = Path(args.model)
-    run_dir = model_path if model_path.is_dir() else None
-    model, classes = load_keras(model_path)  # safe mode; a file that is not a model gets an error naming it
+    run_dir = model_path if (model_path / "model.keras").is_file() else None  # not a SavedModel's own folder
+    predictor = load(model_path)  # safe mode; a file that is not a model gets an error naming it
+    model = predictor.model if isinstance(predictor, KerasPredictor) else predictor  # Keras: one compiled graph
+    classes = predictor.class_names
     if args.data:
         images = _labelled_data(args, classes, args.format)
     elif run_dir and (run_dir / "split_test.csv").is_file():
@@ -446,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override any key, e.g. --set model.input_size=128")
 
     p = _add(sub, "evaluate", cmd_evaluate)
-    p.add_argument("model", help="a run directory or a .keras file")
+    p.add_argument("model", help="a run directory, a .keras file, a SavedModel version folder or a .tflite file")
     p.add_argument("--data", help="a data set to evaluate on (default: the run's test split)")
     p.add_argument("--format", help="the data set's format (guessed when left out)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",

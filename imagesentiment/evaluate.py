@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import keras
 import numpy as np
@@ -22,6 +22,9 @@ from sklearn.metrics import (accuracy_score, average_precision_score, confusion_
 
 from .data import ImageSet
 from .data.shards import image_batches
+
+if TYPE_CHECKING:
+    from .inference import Predictor
 
 
 CROP_KEEP = 0.85  # share of each side a test-time crop keeps (the training crops keep 0.8-1.0)
@@ -48,9 +51,14 @@ def test_time_views(batch: tf.Tensor, flip_tta: bool = False, crop_tta: bool = F
     return views
 
 
-def predict_probabilities(model: keras.Model, images: ImageSet, batch_size: int = 64,
+def predict_probabilities(model: keras.Model | Predictor, images: ImageSet, batch_size: int = 64,
                           flip_tta: bool = False, crop_tta: bool = False) -> np.ndarray:
-    """Class probabilities ``(N, C)`` for every image, averaged over its ``test_time_views``."""
+    """Class probabilities ``(N, C)`` for every image, averaged over its ``test_time_views``; ``model`` is
+    a Keras model or any loaded form (:func:`imagesentiment.load`: a SavedModel, a ``.tflite`` file)."""
+    if not isinstance(model, keras.Model):
+        return np.concatenate([np.mean([model.probabilities(view.numpy(), batch_size)
+                                        for view in test_time_views(batch, flip_tta, crop_tta)], axis=0)
+                               for batch, _ in image_batches(images, model.image_size, batch_size)])
     size = tuple(model.input_shape[1:3])
 
     @tf.function(input_signature=[tf.TensorSpec([None, *size, 3], tf.float32)])
@@ -194,12 +202,14 @@ def plot_history(history: pd.DataFrame, path: str | os.PathLike) -> None:
     fig.savefig(path, dpi=100)
 
 
-def evaluate_model(model: keras.Model, images: ImageSet, out: str | os.PathLike | None = None,
+def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | os.PathLike | None = None,
                    flip_tta: bool = False, crop_tta: bool = False) -> dict:
-    """Metrics of ``model`` on ``images``; with ``out``, writes metrics.json, the confusion matrix
-    (CSV and PNG) and predictions.csv there. ``flip_tta``, ``crop_tta``: see test_time_views."""
-    if model.output_shape[-1] != len(images.classes):
-        raise ValueError(f"the model has {model.output_shape[-1]} outputs but the images have "
+    """Metrics of ``model`` (see :func:`predict_probabilities`) on ``images``; with ``out``, writes
+    metrics.json, the confusion matrix (CSV and PNG), the curves and predictions.csv there.
+    ``flip_tta``, ``crop_tta``: see test_time_views."""
+    outputs = model.output_shape[-1] if isinstance(model, keras.Model) else len(model.class_names)
+    if outputs != len(images.classes):
+        raise ValueError(f"the model has {outputs} outputs but the images have "
                          f"{len(images.classes)} classes {list(images.classes)}")
     probabilities = predict_probabilities(model, images, flip_tta=flip_tta, crop_tta=crop_tta)
     y_pred = probabilities.argmax(axis=1)

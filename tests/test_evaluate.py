@@ -159,3 +159,27 @@ def test_test_time_views_average_the_crops_and_mirrors(tmp_path):
     for (flip, crop), share in expected.items():
         red = predict_probabilities(left_colour, images, flip_tta=flip, crop_tta=crop)[0, 0]
         assert red == pytest.approx(share, abs=tolerance), (flip, crop)
+
+
+def test_an_exported_model_is_evaluated_like_the_keras_model_it_came_from(trained_cnn, synthetic_root, tmp_path,
+                                                                          capsys):
+    """App developers check the file they ship: a SavedModel version or a .tflite file, with the same
+    test-time views; float exports agree with Keras, and the SavedModel's own folder is left untouched."""
+    from imagesentiment.cli import main
+    from imagesentiment.export import export_savedmodel, export_tflite, image_arrays
+
+    model, images = trained_cnn
+    version = export_savedmodel(model, tmp_path / "serving", "m", list(CLASSES))
+    x, y = image_arrays(images, (48, 48))
+    lite = export_tflite(model, tmp_path / "lite", ["float32"], (x, y), None, list(CLASSES))["float32"][0]
+    expected = evaluate_model(model, images, flip_tta=True)
+    before = sorted(p.name for p in version.rglob("*"))
+    for form in (version, lite):
+        assert main(["evaluate", str(form), "--data", str(synthetic_root), "--flip-tta",
+                     "--out", str(tmp_path / form.name)]) == 0
+        metrics = json.loads((tmp_path / form.name / "metrics.json").read_text())
+        assert metrics["accuracy"] == pytest.approx(expected["accuracy"], abs=1 / 90)
+        assert metrics["ranking"]["macro"]["roc_auc"] == pytest.approx(expected["ranking"]["macro"]["roc_auc"],
+                                                                       abs=0.01)
+    assert sorted(p.name for p in version.rglob("*")) == before
+    assert "averaged over 2 test-time views per image" in capsys.readouterr().out
