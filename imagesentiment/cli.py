@@ -573,6 +573,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+AFTER_INTERRUPT = {
+    "train": "the last finished epoch is kept; run the same command again to resume from it",
+    "cv": "finished folds and the current fold's last finished epoch are kept; run the same command again",
+    "predict": "the rows written so far are kept; run the same command with --resume to continue",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
@@ -592,6 +599,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else f"error: {exc}",
               file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: say what was kept and how to go on, not a traceback
+        hint = AFTER_INTERRUPT.get(args.command)
+        print(f"interrupted{': ' + hint if hint else ''}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -33,15 +33,16 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 CLI = [sys.executable, "-m", "imagesentiment.cli"]
 
 
-def kill_when(process: subprocess.Popen, ready, timeout: float = 240) -> None:
-    """SIGKILL ``process`` as soon as ``ready()`` holds; fail if it ended first."""
+def kill_when(process: subprocess.Popen, ready, timeout: float = 240, sent: int = signal.SIGKILL) -> None:
+    """Send ``sent`` (SIGKILL) to ``process`` as soon as ``ready()`` holds; fail if it ended first."""
     deadline = time.time() + timeout
     while not ready():
         assert process.poll() is None, "the process ended before it could be killed part-way"
         assert time.time() < deadline, "the process never reached the point to kill it at"
         time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL
+    process.send_signal(sent)
+    if sent == signal.SIGKILL:
+        assert process.wait() == -signal.SIGKILL
 
 
 def _lines(path: Path) -> int:
@@ -88,6 +89,21 @@ def test_predict_killed_and_resumed_writes_each_image_once(trained_cnn, many_pho
     np.testing.assert_allclose(merged[["negative", "neutral", "positive"]].to_numpy(float),
                                merged[["negative_expected", "neutral_expected", "positive_expected"]].to_numpy(float),
                                atol=2e-6)
+
+
+def test_predict_stopped_with_ctrl_c_says_how_to_go_on(trained_cnn, many_photos, tmp_path):
+    """Ctrl-C (SIGINT) ends with one line that says what was kept and how to continue, status 130."""
+    model, _ = trained_cnn
+    model.save(tmp_path / "model.keras")
+    out = tmp_path / "scores.csv"
+    command = ["predict", str(Path(many_photos[0]).parent), "--model", str(tmp_path / "model.keras"), "--out",
+               str(out), "--batch-size", "2"]
+    process = subprocess.Popen(CLI + command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    kill_when(process, lambda: _lines(out) > 40, sent=signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    assert process.stderr.read().strip().splitlines()[-1] == (
+        "interrupted: the rows written so far are kept; run the same command with --resume to continue")
+    assert 40 <= len(pd.read_csv(out)) < len(many_photos)
 
 
 EXPORT = """
