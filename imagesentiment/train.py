@@ -318,7 +318,10 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, p
         *precise,
         keras.callbacks.TerminateOnNaN(),
         # double_checkpoint: a kill while the backup is written leaves the previous one to resume from
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup" / phase), double_checkpoint=True),
+        # kept after the phase ends (delete_checkpoint=False) until fit_member has saved the phase's weights:
+        # a stop in between resumes from it rather than from epoch 1
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup" / phase), double_checkpoint=True,
+                                         delete_checkpoint=False),
         keras.callbacks.EarlyStopping(monitor, patience=t.patience, restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(checkpoint), monitor, save_best_only=True, save_weights_only=True,
                                         initial_value_threshold=_best_so_far(run_dir, monitor)),
@@ -326,6 +329,9 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, p
         keras.callbacks.CSVLogger(str(history), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs" / phase)),
     ]
+    # Keras keeps on the model the epoch BackupAndRestore restored for an earlier fit: after phase 1 resumed
+    # at epoch k, phase 2 would start at epoch k too (or not at all). This phase's own backup sets it again.
+    model._initial_epoch = None
     result = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                        callbacks=callbacks, shuffle=False, verbose=2)
     losses = result.history.get("loss", [])
@@ -432,19 +438,22 @@ def fit_member(config: Config, split: Split, run_dir: Path, store: ActivationSto
     keras.utils.set_random_seed(config.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(config)
-    head_weights = run_dir / "checkpoints" / "phase1.weights.h5"
-    if head_weights.is_file():
-        model.load_weights(str(head_weights))
-        print(f"phase 1 already done; weights from {head_weights}")
-    else:
-        fit_phase(model, split, config, run_dir, "phase1", config.train.epochs, config.train.learning_rate, store)
-        partial = head_weights.with_name("phase1.partial.weights.h5")  # renamed whole: never a torn file
-        model.save_weights(str(partial))
-        partial.replace(head_weights)
     fine = config.train.fine_tune
-    if fine.epochs > 0:
-        print(f"phase 2: {unfreeze_top(model, fine.layers)} layers unfrozen, learning rate {fine.learning_rate}")
-        fit_phase(model, split, config, run_dir, "phase2", fine.epochs, fine.learning_rate, store)
+    phases = [("phase1", config.train.epochs, config.train.learning_rate)]
+    phases += [("phase2", fine.epochs, fine.learning_rate)] if fine.epochs > 0 else []
+    for phase, epochs, learning_rate in phases:
+        if phase == "phase2":
+            print(f"phase 2: {unfreeze_top(model, fine.layers)} layers unfrozen, learning rate {learning_rate}")
+        done = run_dir / "checkpoints" / f"{phase}.weights.h5"
+        if done.is_file():
+            model.load_weights(str(done))
+            print(f"{phase} already done; weights from {done}")
+            continue
+        fit_phase(model, split, config, run_dir, phase, epochs, learning_rate, store)
+        partial = done.with_name(f"{phase}.partial.weights.h5")  # renamed whole: never a torn file
+        model.save_weights(str(partial))
+        partial.replace(done)
+        shutil.rmtree(run_dir / "backup" / phase, ignore_errors=True)  # only now: the phase's weights are kept
     return model
 
 

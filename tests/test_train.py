@@ -126,6 +126,38 @@ def test_training_resumes_after_being_killed(tmp_path, synthetic_root):
         "the second run must continue from the last saved epoch, not start over"
 
 
+def test_a_run_stopped_after_its_epochs_does_not_train_them_again(tmp_path, synthetic_root, monkeypatch, capsys):
+    """Keras deletes a phase's backup when its fit ends; a stop after that (saving the phase's weights,
+    or the test evaluation, which takes minutes with 12 views) once restarted the phase from epoch 1
+    and logged its epochs twice."""
+    import imagesentiment.train as training
+
+    config = load_config(write_config(
+        tmp_path, synthetic_root, train="train: {epochs: 4, batch_size: 16, learning_rate: 0.003, patience: 8, "
+                                       "fine_tune: {epochs: 2, layers: 3, learning_rate: 0.001}}"))
+    run = tmp_path / "run"
+    original = Path.replace
+
+    def stop_once(self, target):  # Ctrl-C just after phase 1's fit, before its weights are kept
+        if Path(target).name == "phase1.weights.h5":
+            monkeypatch.setattr(Path, "replace", original)
+            raise KeyboardInterrupt
+        return original(self, target)
+    monkeypatch.setattr(Path, "replace", stop_once)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, run)
+    with monkeypatch.context() as patch:  # then Ctrl-C during the test evaluation, after both phases
+        patch.setattr(training, "evaluate_model", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):
+            train(config, run)
+    capsys.readouterr()
+    metrics = train(config, run)
+    out = capsys.readouterr().out
+    assert "phase1 already done" in out and "phase2 already done" in out and "Epoch" not in out
+    assert pd.read_csv(run / "history.csv")["epoch"].tolist() == [0, 1, 2, 3, 0, 1]  # each epoch once
+    assert metrics["accuracy"] > 0.8 and not any((run / "backup").iterdir())
+
+
 def random_backbone(folder: Path) -> Path:
     """A MobileNetV2 weights file (no top) with random weights, written into ``folder``."""
     weights = folder / "backbone.weights.h5"
