@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="a source option, e.g. agreement=four, split=test, min_agreement=0.6")
     p.add_argument("--max-pixels", type=COUNT, default=64_000_000, help="refuse larger images")
-    p.add_argument("--out", help="folder for skipped_files.csv")
+    p.add_argument("--out", help="where to list the skipped files: a .csv file, or a folder for skipped_files.csv")
 
     for name, run in (("train", cmd_train), ("cv", cmd_cv)):
         p = _add(sub, name, run)

@@ -52,6 +52,10 @@ def test_check_lists_bad_files_and_goes_on(tmp_path, synthetic_root, capsys):
     assert "9 usable images; 5 left out" in out and "zero_byte.jpg: empty file" in out
     skipped = pd.read_csv(tmp_path / "run" / "skipped_files.csv")
     assert len(skipped) == 5
+    assert main(["check", str(tmp_path / "data"), "--out", str(tmp_path / "bad.csv")]) == 0  # a file, not a folder
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "bad.csv"), skipped)
+    assert main(["check", str(tmp_path / "data"), "--out", str(tmp_path / "bad.csv" / "more")]) == 2
+    assert "bad.csv: a file, not a folder" in capsys.readouterr().err
 
 
 def test_check_reports_a_missing_manifest_file_by_name(tmp_path, capsys):

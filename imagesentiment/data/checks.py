@@ -20,7 +20,7 @@ import tensorflow as tf
 from PIL import Image
 
 from .pipeline import MAX_PIXELS, decode_and_resize
-from .sources import ImageSet
+from .sources import DataError, ImageSet
 
 MAX_BYTES = 256 * 2**20
 
@@ -96,9 +96,13 @@ class CheckedSet:
         lines += [f"  {row.path}: {row.reason}" for row in self.skipped.itertuples()]
         return "\n".join(lines)
 
-    def write_skipped(self, folder: str | os.PathLike) -> Path:
-        """Write ``skipped_files.csv`` (path, reason) into ``folder`` and return its path."""
-        target = Path(folder) / "skipped_files.csv"
+    def write_skipped(self, where: str | os.PathLike) -> Path:
+        """Write the skipped files (path, reason) to ``where``: a ``.csv`` file, or ``skipped_files.csv`` in
+        a folder; return the file's path."""
+        target = Path(where) if Path(where).suffix.lower() == ".csv" else Path(where) / "skipped_files.csv"
+        standing = next(p for p in (target.parent, *target.parent.parents) if p.exists())
+        if not standing.is_dir():
+            raise DataError(f"{standing}: a file, not a folder; give a folder or a .csv file name")
         target.parent.mkdir(parents=True, exist_ok=True)
         self.skipped[["path", "reason"]].to_csv(target, index=False)
         return target
