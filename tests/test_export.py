@@ -378,6 +378,8 @@ def test_cli_export_both_formats(run, tmp_path, capsys):
     (["--name", "../m"], "model name '../m' must be one plain name"),
     (["--format", "tflite", "--name", ""], "model name '' must be one plain name"),
     (["--out", "{file}/serving"], "{file} is a file, not a folder"),
+    (["--format", "tflite", "--out", "app/model.tflite"], "model.tflite: give the folder to write into; the "
+                                                          "export names its files itself"),
 ])
 def test_cli_export_refuses_options_it_would_ignore_or_misuse(run, tmp_path, capsys, options, refusal):
     from imagesentiment.cli import main

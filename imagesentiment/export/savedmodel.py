@@ -60,11 +60,15 @@ def check_classes(model: keras.Model, class_names: Sequence[str]) -> list[str]:
 
 
 def check_destination(folder: str | os.PathLike, name: str) -> None:
-    """Refuse a model ``name`` that is not one plain file name and a ``folder`` that a file stands in the way of."""
+    """Refuse a model ``name`` that is not one plain file name, a ``folder`` named like a model file, and
+    one that a file stands in the way of."""
     if not name or name in (".", "..") or Path(name).name != name:
         raise ExportError(f"model name {name!r} must be one plain name without '/' (it names "
                           "BASE/<name>/<version> and <name>-<quantization>.tflite)")
     folder = Path(folder)
+    if folder.suffix.lower() in (".tflite", ".keras", ".pb") and not folder.is_dir():  # it would become a folder
+        raise ExportError(f"{folder}: give the folder to write into; the export names its files itself "
+                          f"(BASE/{name}/<version>, {name}-<quantization>.tflite; --name sets {name!r})")
     blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise ExportError(f"{folder}: cannot write there, {blocking} is a file, not a folder")
