@@ -142,8 +142,8 @@ def _metrics(frame: pd.DataFrame, classes: Sequence[str]) -> str:
     return (f"<h2>Against the true labels</h2><p id='accuracy'>accuracy {m['accuracy']:.3f}{spread['accuracy']} · "
             f"macro-F1 {m['macro']['f1']:.3f}{spread['macro_f1']} · "
             f"{int((frame['true_label'] != frame['label']).sum())} misclassified</p>"
-            "<p class='muted'>in brackets: 95 % bootstrap interval, how far the figure could move on another "
-            "draw of as many images</p>"
+            "<p class='muted'>in brackets: 95 % interval, how far the figure could move on another draw of as "
+            "many images (Wilson for accuracy, bootstrap for macro-F1)</p>"
             f"<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{rows}</table>"
             f"<h3>Confusion matrix (rows: true, columns: predicted)</h3>"
             f"<table id='confusion'><tr><th></th>{header}</tr>{matrix}</table>")

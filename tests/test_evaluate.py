@@ -47,7 +47,9 @@ def test_bootstrap_intervals_cover_the_truth_and_widen_for_grouped_images():
     half = 1.96 * np.sqrt(0.7 * 0.3 / 300)  # the normal approximation of a binomial share
     assert low < 0.7 < high and (high - low) / 2 == pytest.approx(half, rel=0.15)
     assert f1_low < m["macro"]["f1"] < f1_high
-    assert "accuracy 0.7000 (0." in summary(m) and "95 % bootstrap interval" in summary(m)
+    assert "accuracy 0.7000 (0." in summary(m) and "95 % interval" in summary(m)
+    perfect = classification_metrics(np.array([0, 1, 2, 0, 1, 2]), np.array([0, 1, 2, 0, 1, 2]), CLASSES)
+    assert perfect["intervals_95"]["accuracy"][0] == pytest.approx(0.61, abs=0.01)  # not [1, 1] from 6 of 6
     clips = np.repeat(np.arange(30), 10)  # 30 clips of 10 frames, each clip all right or all wrong
     right = np.repeat(np.arange(30) < 21, 10)
     grouped = bootstrap_intervals(right.astype(int), np.ones(300, int), [0, 1], groups=clips)["accuracy"]

@@ -49,7 +49,7 @@ def test_a_large_table_keeps_a_gallery_of_the_mistakes_then_each_class_in_turn(p
     assert len(cards) == 20 and [c for _, c in cards[:wrong.sum()]] == ["false"] * wrong.sum()
     assert "20 of 90 images in the gallery: the misclassified first" in page
     low, high = map(float, re.search(r"id='accuracy'>accuracy [\d.]+ \(([\d.]+)–([\d.]+)\)", page).groups())
-    assert low <= (~wrong).mean() <= high and "95 % bootstrap interval" in page
+    assert low <= (~wrong).mean() <= high and "95 % interval" in page
     assert f'data-label="positive">{int((frame["label"] == "positive").sum())}</td>' in page  # counts: all 90
     plain = build_report(frame.drop(columns="true_label"), tmp_path / "plain.html", gallery=30).read_text()
     labels = re.findall(r'class="card" data-order="\d+" data-label="(\w+)"', plain)
