@@ -73,7 +73,8 @@ class Check:
     def __str__(self) -> str:
         target = (f"target agreement >= {MIN_AGREEMENT:.1%}" if self.quantization in FLOAT
                   else f"target accuracy loss <= {MAX_ACCURACY_LOSS * 100:.0f} point")
-        if not self.passed and self.images * (1 - MIN_AGREEMENT if self.quantization in FLOAT else MAX_ACCURACY_LOSS) < 1:
+        share = 1 - MIN_AGREEMENT if self.quantization in FLOAT else MAX_ACCURACY_LOSS
+        if not self.passed and self.images * share < 1:
             target += (f"; on {self.images} images one image is {100 / self.images:.1f} points, too coarse to "
                        "tell: check on more images (--check-images, default all held-out ones)")
         return (f"{self.quantization}: same class as Keras on {self.agreement:.2%} of {self.images} held-out images; "
