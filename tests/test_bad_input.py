@@ -356,6 +356,18 @@ def test_manifest_rows(manifest_root, rows, kept, outcome):
         assert any(outcome in note for note in images.notes)
 
 
+@pytest.mark.parametrize("text, refusal", [
+    # the first row longer than the header: pandas took its leading fields as an index and the file
+    # crashed later with a TypeError (or, told index_col=False, would drop the extra fields unsaid)
+    ("path,label\na.png,posi,tive\na.png,positive\n", r"lines \[2\] have more fields than the header \(2\)"),
+    ("path,label\na.png,positive\na.png,posi,tive\n", r"not a readable CSV file \(.*line 3, saw 3\)$"),
+])
+def test_manifest_rows_with_too_many_fields_are_refused_by_line(manifest_root, text, refusal):
+    (manifest_root / "manifest.csv").write_text(text)
+    with pytest.raises(DataError, match=refusal):
+        from_manifest(manifest_root / "manifest.csv")
+
+
 def test_manifest_rows_skipped_or_allowed_on_request(manifest_root):
     csv = manifest_root / "manifest.csv"
     pd.DataFrame([("a.png", "positive"), ("missing.png", "positive"), ("", "neutral"), ("../outside.png", "negative")],

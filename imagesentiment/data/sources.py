@@ -7,9 +7,11 @@ A data set may bring only some of the classes (the Twitter set has no
 """
 from __future__ import annotations
 
+import csv
 import inspect
 import numbers
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -162,9 +164,18 @@ def read_csv_lines(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame
     if not path.is_file():
         raise DataError(f"{path}: no such CSV file")
     try:
-        frame = pd.read_csv(path, dtype={c: str for c in text_columns})
+        with warnings.catch_warnings():  # a row longer than the header: pandas would shift it or drop fields
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, dtype={c: str for c in text_columns}, index_col=False)
+    except pd.errors.ParserWarning:
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            rows = csv.reader(handle)
+            width = len(next(rows))
+            long = [rows.line_num for row in rows if len(row) > width]
+        raise DataError(f"{path}: lines {long[:5]} have more fields than the header ({width}); put values "
+                        "that hold commas in double quotes") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
+        raise DataError(f"{path}: not a readable CSV file ({str(exc).strip()})") from exc
     return frame.set_axis(frame.index + 2)
 
 
