@@ -326,6 +326,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+SHOWN_ROWS = 20  # predict prints each answer for at most this many photos
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict the sentiment of images (files, folders, globs or a CSV with a path column) with any model
     form (default: the shipped model); rows are written as they come, --resume continues a stopped run."""
@@ -343,6 +346,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     failed = table[table["error"].fillna("") != ""]
     for row in failed.itertuples():
         print(f"{row.path}: {row.error}", file=sys.stderr)
+    if len(table) <= SHOWN_ROWS:  # a few photos: the answers here, not only in the table
+        for row in table.drop(failed.index).itertuples():
+            print(f"{row.path}: {row.label} ({row.confidence:.2f})")
     counts = table["label"].value_counts().to_dict()
     print(f"{_count(len(table) - len(failed), 'image')} scored {counts}, {len(failed)} unreadable; "
           f"written to {args.out}")

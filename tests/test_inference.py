@@ -127,6 +127,9 @@ def test_cli_predict_writes_a_csv(forms, files, tmp_path, capsys):
     out = tmp_path / "predictions.csv"
     assert main(["predict", *paths[:5], "--model", str(forms["savedmodel"]), "--out", str(out)]) == 0
     table = pd.read_csv(out)
+    shown = capsys.readouterr().out.splitlines()  # a few photos: each answer in the terminal too
+    assert shown[:5] == [f"{os.path.abspath(p)}: {label} ({confidence:.2f})"
+                         for p, label, confidence in zip(paths, table["label"], table["confidence"])]
     assert list(table.columns) == ["path", "label", "confidence", *CLASSES, "heatmap", "error"]
     assert table["path"].tolist() == [os.path.abspath(p) for p in paths[:5]]
     np.testing.assert_allclose(table[CLASSES].to_numpy(), expected[:5], atol=1e-5)
