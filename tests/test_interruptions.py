@@ -98,7 +98,10 @@ def test_predict_stopped_with_ctrl_c_says_how_to_go_on(trained_cnn, many_photos,
     out = tmp_path / "scores.csv"
     command = ["predict", str(Path(many_photos[0]).parent), "--model", str(tmp_path / "model.keras"), "--out",
                str(out), "--batch-size", "2"]
-    process = subprocess.Popen(CLI + command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal's Ctrl-C delivers it: a job started in the background of a script (CI) inherits
+    # SIGINT ignored, and Python then keeps ignoring it
+    process = subprocess.Popen(CLI + command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     kill_when(process, lambda: _lines(out) > 40, sent=signal.SIGINT)
     assert process.wait(timeout=60) == 130
     assert process.stderr.read().strip().splitlines()[-1] == (
