@@ -429,7 +429,8 @@ def _add(sub: argparse._SubParsersAction, name: str,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imagesentiment", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="imagesentiment",
+                                     description=__doc__.split("\n")[0].replace("``", "") if __doc__ else None)
     from . import __version__
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

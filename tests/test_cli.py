@@ -98,6 +98,17 @@ def test_an_output_path_that_cannot_be_written_is_an_error_line_not_a_traceback(
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'folder.html'}: Is a directory"
 
 
+def test_help_and_usage_errors_do_not_start_tensorflow():
+    """Importing TensorFlow takes ~4 s and prints its log lines: '--help' or a mistyped option needs neither."""
+    probe = ("import sys\nfrom imagesentiment.cli import main\n"
+             "for argv in (['--help'], ['predict', '--help'], ['predict']):\n"
+             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr[-500:]
+    assert "usage: imagesentiment predict" in result.stdout + result.stderr
+
+
 def test_console_script_runs_the_demo(tmp_path):
     result = subprocess.run([sys.executable, "-m", "imagesentiment.cli", "demo", "--out", str(tmp_path),
                              "--per-class", "10"], capture_output=True, text=True, timeout=300)
