@@ -118,6 +118,10 @@ def test_cli_writes_figures_overlays_and_grid(tmp_path, model_file, large_images
     predictions = pd.read_csv(out / "predictions.csv")
     assert list(predictions["predicted"]) == ["positive", "negative"]
     assert "2 images explained with gradcam, layercam" in capsys.readouterr().out
+    # the same folder again (the default runs/explain) for one of them: its table still lists both images
+    assert main(["explain", str(large_images[1]), "--model", str(model_file), "--out", str(out)]) == 0
+    again = pd.read_csv(out / "predictions.csv")
+    assert sorted(again["path"]) == sorted(predictions["path"]) and again["path"].is_unique
 
 
 def test_cli_evaluate_prints_a_faithfulness_table(tmp_path, model_file, synthetic_root, capsys):

@@ -24,7 +24,8 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
                   feature_maps: Sequence[str] = (), progress: bool = True) -> pd.DataFrame:
     """Write ``NAME_METHOD.png`` and ``NAME_METHOD_overlay.jpg`` per image and method,
     ``grid_METHOD_NNN.png`` per batch (``filters.png``, ``NAME_features.png`` on request) and
-    ``predictions.csv``; returns the predictions (path, predicted, confidence).
+    ``predictions.csv`` (kept with an earlier run's rows for other images); returns this run's predictions
+    (path, predicted, confidence).
 
     NAME is the file's stem, numbered when two files share one.
     """
@@ -53,5 +54,17 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
             rows += [{"path": path, "predicted": label, "confidence": round(float(confidence), 4)}
                      for path, label, confidence in zip(batch_paths, labels, confidences)]
     table = pd.DataFrame(rows)
-    table.to_csv(out / "predictions.csv", index=False)
+    _merge_into(out / "predictions.csv", table)
     return table
+
+
+def _merge_into(path: Path, table: pd.DataFrame) -> None:
+    """Write ``table`` to ``path`` beside the rows of an earlier run there for other images: a folder
+    explained into twice (the default runs/explain) lists every image it holds pictures of."""
+    try:
+        earlier = pd.read_csv(path) if path.is_file() else None
+    except (ValueError, UnicodeDecodeError):  # not a table of ours: replaced
+        earlier = None
+    if earlier is not None and list(earlier.columns) == list(table.columns):
+        table = pd.concat([earlier[~earlier["path"].isin(table["path"])], table], ignore_index=True)
+    table.to_csv(path, index=False)
