@@ -82,6 +82,11 @@ def check_images(paths: Iterable[str], max_pixels: int = MAX_PIXELS,
     return pd.DataFrame(results, columns=["path", "reason", "sha1", "width", "height"])
 
 
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file at ``folder`` or at one of its parents, which stops the folder being made; else None."""
+    return next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+
+
 @dataclass
 class CheckedSet:
     """The usable part of an image set, the files left out and why, and what the checks noted."""
@@ -100,8 +105,8 @@ class CheckedSet:
         """Write the skipped files (path, reason) to ``where``: a ``.csv`` file, or ``skipped_files.csv`` in
         a folder; return the file's path."""
         target = Path(where) if Path(where).suffix.lower() == ".csv" else Path(where) / "skipped_files.csv"
-        standing = next(p for p in (target.parent, *target.parent.parents) if p.exists())
-        if not standing.is_dir():
+        standing = file_in_the_way(target.parent)
+        if standing is not None:
             raise DataError(f"{standing}: a file, not a folder; give a folder or a .csv file name")
         target.parent.mkdir(parents=True, exist_ok=True)
         self.skipped[["path", "reason"]].to_csv(target, index=False)

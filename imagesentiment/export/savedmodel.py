@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from ..data import SENTIMENTS, decode_and_resize
+from ..data.checks import file_in_the_way
 
 SERVING = "serving_default"
 PIXELS = "predict_images"
@@ -69,7 +70,7 @@ def check_destination(folder: str | os.PathLike, name: str) -> None:
     if folder.suffix.lower() in (".tflite", ".keras", ".pb") and not folder.is_dir():  # it would become a folder
         raise ExportError(f"{folder}: give the folder to write into; the export names its files itself "
                           f"(BASE/{name}/<version>, {name}-<quantization>.tflite; --name sets {name!r})")
-    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    blocking = file_in_the_way(folder)
     if blocking is not None:
         raise ExportError(f"{folder}: cannot write there, {blocking} is a file, not a folder")
 
