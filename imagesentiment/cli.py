@@ -332,14 +332,13 @@ SHOWN_ROWS = 20  # predict prints each answer for at most this many photos
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict the sentiment of images (files, folders, globs or a CSV with a path column) with any model
     form (default: the shipped model); rows are written as they come, --resume continues a stopped run."""
-    from .data.sources import unread_images
     from .inference import load
     from .predict import collect_images, predict_files
 
     _not_an_input(args.out, args.images)
-    paths = collect_images(args.images)
-    for note in filter(None, (unread_images(item, Path(item).rglob("*")) for item in args.images
-                              if os.path.isdir(item))):
+    notes: list[str] = []
+    paths = collect_images(args.images, notes=notes)
+    for note in notes:
         print(note, file=sys.stderr)
     table = predict_files(load(args.model, args.classes), paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size)

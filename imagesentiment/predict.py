@@ -19,19 +19,24 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from .data.pipeline import check_batch_size, chunks, decode_or_reason
-from .data.sources import IMAGE_EXTENSIONS, DataError, read_csv_lines
+from .data.sources import IMAGE_EXTENSIONS, DataError, read_csv_lines, unread_images
 from .inference import Predictor
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 
 
-def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[str]:
+def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str] = IMAGE_EXTENSIONS,
+                   notes: list[str] | None = None) -> list[str]:
     """Image paths from files, folders (recursively), glob patterns and CSV files with a ``path``
-    column (relative to the CSV), in order, each once."""
+    column (relative to the CSV), in order, each once. ``notes``, when given, gets a line for each
+    folder that holds photos in formats not read (HEIC, TIFF, ...)."""
     found: list[str] = []
     for item in map(str, inputs):
         if os.path.isdir(item):
-            found += sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in extensions and p.is_file())
+            files = [p for p in Path(item).rglob("*") if p.is_file()]
+            found += sorted(str(p) for p in files if p.suffix.lower() in extensions)
+            if notes is not None and (unread := unread_images(item, files)):
+                notes.append(unread)
         elif item.lower().endswith(".csv") and os.path.isfile(item):
             table = read_csv_lines(Path(item), ["path"])
             if "path" not in table:
