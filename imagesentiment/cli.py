@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -586,13 +588,52 @@ AFTER_INTERRUPT = {
 }
 
 
+# What TensorFlow's C++ side writes while it starts, before its logging is set up (so TF_CPP_MIN_LOG_LEVEL cannot
+# hide it): absl's notice, info and warning lines (oneDNN is on, no CUDA driver found) and, on a machine without a
+# GPU driver, the failed cuInit that follows from it.
+START_UP_NOISE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called|[IW]\d{4} [\d:. ]+\S+:\d+\] ")
+NO_GPU_DRIVER, NO_GPU_DRIVER_ERROR = "Could not find cuda drivers", "failed call to cuInit"
+
+
+def start_up_messages(text: str) -> str:
+    """The part of TensorFlow's start-up output on stderr worth showing: all but ``START_UP_NOISE``."""
+    lines = text.splitlines(keepends=True)
+    no_driver = any(NO_GPU_DRIVER in line for line in lines)
+    return "".join(line for line in lines if not START_UP_NOISE.match(line)
+                   and not (no_driver and NO_GPU_DRIVER_ERROR in line))
+
+
+def start_tensorflow_quietly() -> None:
+    """Import TensorFlow and look for devices with stderr caught, then pass on what ``start_up_messages`` keeps."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to catch
+        import tensorflow
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import tensorflow as tf
+            tf.config.list_physical_devices("GPU")
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            sys.stderr.write(start_up_messages(caught.read().decode(errors="replace")))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ  # a level the user set means they want TensorFlow's lines
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "score-beam":  # only Beam takes options of its own
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.beam_args = extra
+    if quiet:
+        start_tensorflow_quietly()
     from .config import ConfigError
     from .data import DataError
     from .train import TrainingError

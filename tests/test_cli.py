@@ -1,11 +1,14 @@
 import argparse
+import os
+import re
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from imagesentiment.cli import build_parser, main
+from imagesentiment import cli
+from imagesentiment.cli import build_parser, main, start_up_messages
 
 from conftest import bad_files
 
@@ -110,7 +113,38 @@ def test_help_and_usage_errors_do_not_start_tensorflow():
 
 
 def test_console_script_runs_the_demo(tmp_path):
+    users_shell = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run([sys.executable, "-m", "imagesentiment.cli", "demo", "--out", str(tmp_path),
-                             "--per-class", "10"], capture_output=True, text=True, timeout=300)
+                             "--per-class", "10"], capture_output=True, text=True, timeout=300, env=users_shell)
     assert result.returncode == 0, result.stderr
     assert "30 usable images" in result.stdout and "pipeline:" in result.stdout
+    assert "absl" not in result.stderr and not re.search(r"^[IWE]\d{4} ", result.stderr, re.M), result.stderr[:500]
+
+
+CAUGHT_AT_START = """WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
+I0000 00:00:1795617181.484087   22538 port.cc:153] oneDNN custom operations are on. You may see slightly different.
+I0000 00:00:1795617181.484418   22538 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.
+W0000 00:00:1795617181.500000   22538 cpu_feature_guard.cc:227] This TensorFlow binary is optimized
+E0000 00:00:1795617184.117577   22538 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error (303)
+E0000 00:00:1795617184.200000   22538 some_op.cc:12] Could not open libfoo.so: a real problem
+/usr/lib/python3/site-packages/x.py:3: DeprecationWarning: something a user may want to see
+"""
+
+
+def test_tensorflow_start_up_lines_are_left_out_and_other_messages_kept():
+    kept = start_up_messages(CAUGHT_AT_START).splitlines()
+    assert kept == CAUGHT_AT_START.splitlines()[-2:]
+    with_driver = CAUGHT_AT_START.replace("Could not find cuda drivers", "Found a driver")
+    assert "failed call to cuInit" in start_up_messages(with_driver)  # a GPU machine whose driver fails says so
+
+
+@pytest.mark.parametrize("level, quiet", [(None, True), ("0", False)])
+def test_start_up_lines_are_caught_unless_the_user_sets_a_log_level(tmp_path, monkeypatch, level, quiet):
+    calls = []
+    monkeypatch.setattr(cli, "start_tensorflow_quietly", lambda: calls.append(1))
+    if level is None:
+        monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    else:
+        monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", level)
+    assert main(["report", str(tmp_path / "missing.csv")]) == 2
+    assert calls == ([1] if quiet else [])
