@@ -302,12 +302,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export a trained model: a SavedModel version for TF Serving (BASE/NAME/VERSION), or TFLite
     files (float32, float16, dynamic-range, int8), each checked with the LiteRT interpreter against the model."""
     from .export import check_destination, export_savedmodel, export_tflite, image_arrays, input_size
+    from .export.tflite import check_files
     from .inference import load_keras
 
     int8 = {"representative_images": 200, "max_layer_error": None, "all_integer": False}
     _scoped(args, {"to --format tflite": (args.format == "tflite", {
         "quantize": ["float32"], "data": None, "data_format": None, "option": [], "check_images": None, **int8}),
-        "to --format savedmodel": (args.format == "savedmodel", {"version": None, "overwrite": False}),
+        "to --format savedmodel": (args.format == "savedmodel", {"version": None}),
         "to --quantize int8": ("int8" in (args.quantize or []), int8),
         "with --data": (bool(args.data), {"data_format": None, "option": []})})
     check_destination(args.out, args.name)
@@ -317,13 +318,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         folder = export_savedmodel(model, args.out, args.name, classes, args.version, args.overwrite)
         print(f"SavedModel written to {folder}")
         return 0
+    check_files(args.out, args.name, args.quantize, classes, args.overwrite)  # before the images are read
     train, test = _export_sets(args, classes)
     size = input_size(model)
     checks = image_arrays(test, size, classes, args.check_images, args.seed)
     representative = (image_arrays(train, size, classes, args.representative_images, args.seed)[0]
                       if "int8" in args.quantize else None)
     for quantization, (path, _) in export_tflite(model, args.out, args.quantize, checks, representative, classes,
-                                                 args.name, _max_layer_error(args)).items():
+                                                 args.name, _max_layer_error(args), args.overwrite).items():
         print(f"{quantization} model written to {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
 
@@ -509,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class names in output order, comma-separated (default: the run's classes.json, "
                    "else negative,neutral,positive)")
     p.add_argument("--version", type=COUNT, help="savedmodel: the version number (default: the next one)")
-    p.add_argument("--overwrite", action="store_true", help="savedmodel: replace an existing version")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing version (savedmodel) or existing files (tflite)")
     p.add_argument("--quantize", nargs="+", choices=["float32", "float16", "dynamic", "int8"],
                    help="tflite: one file per choice (default: float32)")
     p.add_argument("--data", help="tflite: a labelled data set, split as in training (--seed): calibration "

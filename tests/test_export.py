@@ -49,6 +49,9 @@ def base(trained_cnn, tmp_path_factory) -> Path:
 def test_layout_follows_tf_serving(base):
     assert versions(base / NAME) == [1, 2]
     version = base / NAME / "2"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert version.stat().st_mode & 0o777 == 0o777 & ~umask  # a server running as another user can read it
     assert (version / "saved_model.pb").is_file() and (version / "variables" / "variables.index").is_file()
     assert (version / "assets" / "classes.txt").read_text().split() == ["negative", "neutral", "positive"]
     assert sorted(p.name for p in (base / NAME).iterdir()) == ["1", "2"]  # no temporary folder left
@@ -128,6 +131,9 @@ FRESH_PROCESS = textwrap.dedent("""
         "after_bad": rest_predict(loaded, rest_body(data[:2])),
         "grpc": tf.make_ndarray(grpc_predict(loaded, predict_request(data, "m")).outputs["probabilities"]).tolist(),
         "warmup": [len(grpc_predict(loaded, log.predict_log.request).outputs) for log in read_warmup(version)],
+        "empty": {name: {k: v.shape.as_list() for k, v in loaded.signatures[name](**request).items()}
+                  for name, request in (("serving_default", {"image_bytes": tf.constant([], tf.string)}),
+                                        ("explain_images", {"images": tf.zeros([0, *images["pixels"].shape[1:]])}))},
     }
     try:
         loaded.signatures["serving_default"](image_bytes=tf.constant([b"GIF89a broken"]))
@@ -172,6 +178,13 @@ def test_explain_signature_matches_one_pass_gradcam(trained_cnn, sample, fresh):
     rows = fresh["explain"]["predictions"]
     np.testing.assert_allclose([r["heatmap"] for r in rows], reference["heatmap"].numpy(), atol=1e-4)
     np.testing.assert_allclose([r["probabilities"] for r in rows], reference["probabilities"].numpy(), atol=1e-5)
+
+
+def test_an_empty_request_gets_empty_answers(fresh):
+    """A client may send no image; the model's fused batch norm refuses a batch of 0 ('Incompatible shapes')."""
+    assert fresh["empty"]["serving_default"] == {"label": [0], "class_id": [0], "probabilities": [0, 3],
+                                                 "confidence": [0]}
+    assert fresh["empty"]["explain_images"]["heatmap"][0] == 0 and fresh["empty"]["explain_images"]["label"] == [0]
 
 
 def test_bad_bytes_fail_that_request_only(fresh):
@@ -362,7 +375,15 @@ def test_cli_export_both_formats(run, tmp_path, capsys):
                  "--classes", "negative,neutral,positive"]) == 0
     printed = capsys.readouterr().out
     assert "float32: same class as Keras on 100.00% of 60 held-out images" in printed  # test and validation sides
-    assert (tmp_path / "lite" / "imagesentiment-float32.tflite").is_file()
+    shipped = (tmp_path / "lite" / "imagesentiment-float32.tflite").read_bytes()
+    again = ["export", str(run), "--format", "tflite", "--out", str(tmp_path / "lite"), "--classes"]
+    assert main([*again, "negative,neutral,positive"]) == 2  # an app's file is not replaced unasked
+    assert "imagesentiment-float32.tflite already exists" in capsys.readouterr().err
+    assert (tmp_path / "lite" / "imagesentiment-float32.tflite").read_bytes() == shipped
+    assert main([*again, "positive,neutral,negative", "--name", "other"]) == 2  # nor the classes beside it
+    assert "classes.json (other classes) already exists" in capsys.readouterr().err
+    assert main([*again, "positive,neutral,negative", "--name", "other", "--overwrite"]) == 0
+    assert json.loads((tmp_path / "lite" / "classes.json").read_text()) == ["positive", "neutral", "negative"]
     for option, selective in ((["--all-integer"], False), (["--max-layer-error", "0"], True)):
         out = tmp_path / option[0].strip("-")
         assert main(["export", str(run), "--format", "tflite", "--quantize", "int8", "--out", str(out),
@@ -372,7 +393,7 @@ def test_cli_export_both_formats(run, tmp_path, capsys):
 
 @pytest.mark.parametrize("options, refusal", [
     (["--quantize", "int8"], "--quantize applies only to --format tflite"),
-    (["--format", "tflite", "--version", "2", "--overwrite"], "--version, --overwrite apply only to --format savedmodel"),
+    (["--format", "tflite", "--version", "2"], "--version applies only to --format savedmodel"),
     (["--format", "tflite", "--quantize", "float16", "--all-integer"], "--all-integer applies only to --quantize int8"),
     (["--format", "tflite", "-o", "agreement=four"], "--option applies only with --data"),
     (["--name", "../m"], "model name '../m' must be one plain name"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -119,7 +120,12 @@ def build_archive(model: keras.Model, class_names: Sequence[str], classes_file: 
                                       tf.lookup.TextFileIndex.WHOLE_LINE),
         default_value="")
 
-    def labelled(outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    def answer(compute: Callable[[tf.Tensor], dict[str, tf.Tensor]], images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """``compute(images)`` with the labels; an empty request gets empty answers: the model's fused
+        batch norm refuses a batch of 0 images, so one blank image is computed then and dropped."""
+        count = tf.shape(images)[0]
+        blank = tf.zeros(tf.concat([[tf.maximum(1 - count, 0)], tf.shape(images)[1:]], 0), images.dtype)
+        outputs = {key: value[:count] for key, value in compute(tf.concat([images, blank], 0)).items()}
         return {**outputs, "label": table.lookup(tf.cast(outputs["class_id"], tf.int64))}
 
     def decoded(image_bytes: tf.Tensor) -> tf.Tensor:
@@ -130,10 +136,10 @@ def build_archive(model: keras.Model, class_names: Sequence[str], classes_file: 
     # The endpoints capture the model's variables themselves; archive.track(model) would store every
     # weight a second time (keras-team/keras#23553: twice the size on disk and in TF Serving's memory).
     archive.track(table)
-    archive.add_endpoint(SERVING, lambda image_bytes: labelled(functions.predict(decoded(image_bytes))), [bytes_spec])
-    archive.add_endpoint(PIXELS, lambda images: labelled(functions.predict(images)), [functions.spec])
-    archive.add_endpoint(EXPLAIN, lambda image_bytes: labelled(functions.explain(decoded(image_bytes))), [bytes_spec])
-    archive.add_endpoint(EXPLAIN_PIXELS, lambda images: labelled(functions.explain(images)), [functions.spec])
+    archive.add_endpoint(SERVING, lambda image_bytes: answer(functions.predict, decoded(image_bytes)), [bytes_spec])
+    archive.add_endpoint(PIXELS, lambda images: answer(functions.predict, images), [functions.spec])
+    archive.add_endpoint(EXPLAIN, lambda image_bytes: answer(functions.explain, decoded(image_bytes)), [bytes_spec])
+    archive.add_endpoint(EXPLAIN_PIXELS, lambda images: answer(functions.explain, images), [functions.spec])
     return archive
 
 
@@ -160,7 +166,8 @@ def write_version(model_dir: str | os.PathLike, write: Callable[[Path], None], v
     final = root / str(version)
     if final.exists() and not overwrite:
         raise ExportError(f"version {final} exists; pass overwrite=True (--overwrite) to replace it")
-    partial = Path(tempfile.mkdtemp(prefix=f".{version}.partial-", dir=root))
+    partial = root / f".{version}.partial-{uuid.uuid4().hex[:8]}"
+    partial.mkdir()  # with the umask's permissions (mkdtemp's 0700 would lock out a server running as another user)
     try:
         write(partial)
         if final.exists():

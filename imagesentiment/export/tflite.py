@@ -239,13 +239,30 @@ def check(content: bytes, quantization: str, keras_probabilities: np.ndarray, im
                  float(np.mean(got == labels)), float(np.abs(probabilities - keras_probabilities).max()))
 
 
+def check_files(out_dir: str | os.PathLike, name: str, quantizations: Sequence[str], class_names: Sequence[str],
+                overwrite: bool = False) -> None:
+    """Refuse an export that would replace files in ``out_dir`` (another model's ``.tflite``, the one an
+    app ships, a ``classes.json`` with other classes) unless ``overwrite``."""
+    check_destination(out_dir, name)
+    out = Path(out_dir)
+    taken = [str(path) for path in (out / f"{name}-{q}.tflite" for q in quantizations) if path.exists()]
+    classes_file = out / "classes.json"
+    if classes_file.is_file() and json.loads(classes_file.read_text(encoding="utf-8")) != list(class_names):
+        taken.append(f"{classes_file} (other classes)")
+    if taken and not overwrite:
+        raise ExportError(f"{', '.join(taken)} already {'exists' if len(taken) == 1 else 'exist'}; pass "
+                          "overwrite=True (--overwrite) to replace, or export to another folder or name")
+
+
 def export_tflite(model: keras.Model, out_dir: str | os.PathLike, quantizations: Sequence[str] = ("float32",),
                   test: tuple[np.ndarray, np.ndarray] | None = None, representative: np.ndarray | None = None,
                   class_names: Sequence[str] = SENTIMENTS, name: str = "imagesentiment",
-                  max_layer_error: float | None = MAX_LAYER_ERROR) -> dict[str, tuple[Path, Check]]:
+                  max_layer_error: float | None = MAX_LAYER_ERROR, overwrite: bool = False
+                  ) -> dict[str, tuple[Path, Check]]:
     """Convert ``model`` once per quantization, check each on ``test`` (images, labels), write the ones
     that pass as ``OUT/<name>-<quantization>.tflite`` with ``OUT/classes.json``. ``max_layer_error``:
-    see :func:`convert`.
+    see :func:`convert`. Files already there (another model's, or the one an app ships) are refused
+    before any work unless ``overwrite``.
 
     Raises :class:`ExportError`, writing nothing more, on the first conversion that misses its target.
     """
@@ -253,11 +270,11 @@ def export_tflite(model: keras.Model, out_dir: str | os.PathLike, quantizations:
 
     if test is None or len(test[0]) == 0:
         raise ExportError("a TFLite export is checked against the Keras model: it needs labelled test images")
-    check_destination(out_dir, name)
     names = check_classes(model, class_names)
+    check_files(out_dir, name, quantizations, names, overwrite)
+    out, classes_file = Path(out_dir), Path(out_dir) / "classes.json"
     images, labels = test
     reference = KerasPredictor(model, names).probabilities(images)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     for quantization in quantizations:
@@ -273,7 +290,7 @@ def export_tflite(model: keras.Model, out_dir: str | os.PathLike, quantizations:
         path = out / f"{name}-{quantization}.tflite"
         write_atomically(path, content)
         written[quantization] = (path, result)
-    write_atomically(out / "classes.json", (json.dumps(names) + "\n").encode("utf-8"))
+    write_atomically(classes_file, (json.dumps(names) + "\n").encode("utf-8"))
     return written
 
 
