@@ -57,6 +57,18 @@ def test_bootstrap_intervals_cover_the_truth_and_widen_for_grouped_images():
     assert grouped[1] - grouped[0] > 2.5 * (alone[1] - alone[0])  # sqrt(10) in theory
 
 
+def test_averages_leave_out_a_class_that_is_predicted_but_never_labelled():
+    """A 3-class model judged on photos labelled only positive or negative (the Twitter set)."""
+    y_true, y_pred = np.array([0, 0, 0, 2, 2, 2]), np.array([0, 1, 0, 2, 2, 1])
+    m = classification_metrics(y_true, y_pred, CLASSES)
+    assert m["per_class"]["neutral"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert m["averaged_over"] == ["negative", "positive"]
+    assert m["macro"]["recall"] == pytest.approx(2 / 3)  # (2/3 + 2/3) / 2, not (2/3 + 0 + 2/3) / 3
+    assert m["macro"]["f1"] == pytest.approx(f1_score(y_true, y_pred, labels=[0, 2], average="macro"))
+    assert m["intervals_95"]["macro_f1"][0] <= m["macro"]["f1"] <= m["intervals_95"]["macro_f1"][1]
+    assert "neutral: predicted, no image labelled so" in summary(m)
+
+
 def test_absent_classes_are_not_scored_and_collapse_is_flagged():
     y_true = np.array([0, 0, 2, 2, 2])
     m = classification_metrics(y_true, np.array([2, 2, 2, 2, 2]), CLASSES)
