@@ -347,6 +347,7 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, p
 # keys that say where or under which name a run computes, not what: a run may resume with others
 RESUMABLE_CHANGES = frozenset({"name", "train.activation_cache", "train.strategy"})
 TRAINED = ("backup", "history_phase1.csv", "model.keras")  # a run folder where training has begun
+SIDES = ("train", "validation", "test")
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -360,8 +361,9 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 def check_resumable(config: Config, run_dir: Path) -> None:
     """Refuse a folder where a run of another configuration has trained (its ``config.yaml``, or a
     cross-validation fold's): resuming it, or reusing its finished folds and ensemble members, would
-    mix two runs (a fold trained on one split and scored on another's test side). A folder where
-    nothing has trained yet (the run stopped at a data error, say) may be reused. A file is refused too."""
+    mix two runs (a fold trained on one split and scored on another's test side), and a finished run,
+    before any data is read. A folder where nothing has trained yet (the run stopped at a data error,
+    say) may be reused. A file is refused too."""
     if run_dir.exists() and not run_dir.is_dir():
         raise TrainingError(f"{run_dir}: a file, not a folder; give a folder for the run (--out)")
     new = _flat(to_dict(config))
@@ -374,6 +376,30 @@ def check_resumable(config: Config, run_dir: Path) -> None:
             differences = "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in changed)
             raise TrainingError(f"{run_dir} holds a run of another configuration ({differences}): run its own "
                                 f"configuration ({path}) to resume it, or choose another output folder")
+    if (run_dir / "model.keras").is_file():
+        raise TrainingError(f"{run_dir} already holds a finished run; choose another output folder")
+
+
+def check_same_data(split: Split, folder: Path) -> None:
+    """Refuse to go on with a run (resume it, reuse a finished fold or member) whose data changed since it
+    began: its saved epochs trained on the sides in ``folder``'s ``split_*.csv``, and a split of other
+    images could put those training images on the test side."""
+    files = {side: folder / f"split_{side}.csv" for side in SIDES}
+    if not any((folder / name).exists() for name in TRAINED) or not all(f.is_file() for f in files.values()):
+        return
+    side_of = {side: dict(pd.read_csv(f, usecols=["path", "label"]).itertuples(index=False))
+               for side, f in files.items()}
+    then = {(path, label): side for side, rows in side_of.items() for path, label in rows.items()}
+    now = {(path, label): side for side in SIDES
+           for path, label in getattr(split, side).frame[["path", "label"]].itertuples(index=False)}
+    if then == now:
+        return
+    moved = sum(1 for key in then.keys() & now.keys() if then[key] != now[key])
+    raise TrainingError(
+        f"{folder}: the data changed since this run began ({len(now.keys() - then.keys())} images added, "
+        f"{len(then.keys() - now.keys())} removed or relabelled, {moved} on another side): going on would mix "
+        "models trained on other images, and put some of its training images on the test side. Restore the data "
+        "as it was (the sides are in its split_*.csv), or train into another folder")
 
 
 def _write_inputs(config: Config, split: Split, run_dir: Path) -> None:
@@ -385,7 +411,7 @@ def _write_inputs(config: Config, split: Split, run_dir: Path) -> None:
 
 def _write_split(split: Split, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("train", "validation", "test"):
+    for name in SIDES:
         getattr(split, name).frame.to_csv(folder / f"split_{name}.csv", index=False)
 
 
@@ -398,8 +424,7 @@ def train_split(config: Config, split: Split, run_dir: Path, store: ActivationSt
         raise TrainingError("train.ensemble_resplit draws each member's validation side from the image "
                             "files: it cannot be used with data.shards")
     run_dir = Path(run_dir)
-    if (run_dir / "model.keras").is_file():
-        raise TrainingError(f"{run_dir} already holds a finished run; choose another output folder")
+    check_same_data(split, run_dir)
     _write_inputs(config, split, run_dir)
     store = store or ActivationStore(config.train.activation_cache)
     model = fit_member(config, split, run_dir, store)
@@ -418,6 +443,7 @@ def train_split(config: Config, split: Split, run_dir: Path, store: ActivationSt
             member_split = split
             if config.train.ensemble_resplit:
                 member_split = resplit(m)
+                check_same_data(member_split, member_dir)
                 _write_split(member_split, member_dir)
             members.append(fit_member(dataclasses.replace(config, seed=config.seed + m), member_split,
                                       member_dir, store))
@@ -509,6 +535,7 @@ def cross_validate(config: Config, run_dir: str | Path) -> pd.DataFrame:
         split = fold_split()
         fold_dir = run_dir / f"fold{fold}"
         if (fold_dir / "model.keras").is_file():
+            check_same_data(split, fold_dir)
             metrics = json.loads((fold_dir / "test" / "metrics.json").read_text())
             print(f"fold {fold}: already done")
         else:

@@ -158,6 +158,35 @@ def test_a_run_stopped_after_its_epochs_does_not_train_them_again(tmp_path, synt
     assert metrics["accuracy"] > 0.8 and not any((run / "backup").iterdir())
 
 
+def test_a_run_whose_data_changed_is_not_resumed(tmp_path, synthetic_root, monkeypatch):
+    """Photos added to the folder between a stop and the same command again once re-split the data and
+    resumed: a quarter of the new test side had trained in the first epochs."""
+    import shutil
+
+    from PIL import Image
+
+    import imagesentiment.train as training
+
+    images = tmp_path / "images"
+    shutil.copytree(synthetic_root, images)
+    config = load_config(write_config(tmp_path, images, train="train: {epochs: 2, batch_size: 16}"))
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:  # stopped during the test evaluation: trained, not finished
+        patch.setattr(training, "evaluate_model", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):
+            train(config, run)
+    sides = {p.name: p.read_text() for p in run.glob("split_*.csv")}
+    noise = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    for k, pixels in enumerate(noise):
+        Image.fromarray(pixels).save(images / "negative" / f"new{k}.png")
+    with pytest.raises(TrainingError, match=r"the data changed since this run began \(3 images added, 0 removed"):
+        train(config, run)
+    assert {p.name: p.read_text() for p in run.glob("split_*.csv")} == sides  # its record kept
+    for k in range(3):
+        (images / "negative" / f"new{k}.png").unlink()
+    assert train(config, run)["accuracy"] > 0  # the data as it was: the run goes on
+
+
 def random_backbone(folder: Path) -> Path:
     """A MobileNetV2 weights file (no top) with random weights, written into ``folder``."""
     weights = folder / "backbone.weights.h5"
