@@ -89,6 +89,16 @@ def test_manifest_duplicated_rows_are_dropped_and_counted(tmp_path, synthetic_ro
     assert len(images) == 1 and any("2 duplicated rows" in n for n in images.notes)
 
 
+def test_an_image_listed_under_two_labels_is_left_out_and_named(tmp_path, synthetic_root):
+    """Which row is right cannot be told; the first one was once kept as if the second were a mere copy."""
+    csv = _manifest(tmp_path, [("negative/0000.png", "negative"), ("neutral/0000.png", "neutral"),
+                               ("negative/0000.png", "positive")])
+    images = from_manifest(csv, "file", "sentiment", root=synthetic_root)
+    assert images.frame["label"].tolist() == ["neutral"]
+    assert any("1 image listed with conflicting labels, left out: " in n and "0000.png (line 2: negative, "
+               "line 4: positive)" in n for n in images.notes), images.notes
+
+
 def test_majority_labels_threshold_and_ties():
     votes = pd.DataFrame({"positive": [5, 2, 3, 0, 2], "neutral": [0, 2, 1, 0, 1],
                           "negative": [0, 1, 1, 0, 0]})

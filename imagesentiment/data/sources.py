@@ -197,6 +197,14 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], source: Path) 
 def _finish(frame: pd.DataFrame, paths: "pd.Series", classes: Sequence[str],
             notes: list[str], source: Path) -> ImageSet:
     frame = frame.assign(path=paths)[paths.notna()]
+    labels_of = frame.groupby("path")["label"].nunique()
+    conflicting = frame["path"].isin(labels_of.index[labels_of > 1])
+    if conflicting.any():  # which row is right cannot be told: none is kept
+        named = [f"{path} (" + ", ".join(f"line {line}: {label}" for line, label in rows["label"].items()) + ")"
+                 for path, rows in frame[conflicting].groupby("path", sort=False)]
+        notes.append(f"{source}: {len(named)} image{'s' if len(named) > 1 else ''} listed with conflicting labels, "
+                     "left out: " + "; ".join(named[:3]) + ("; ..." if len(named) > 3 else ""))
+        frame = frame[~conflicting]
     duplicated = frame.duplicated("path")
     if duplicated.any():
         notes.append(f"{source}: {int(duplicated.sum())} duplicated rows left out")
