@@ -32,7 +32,7 @@ def fold_scores(fold: Path, classes: list[str], power: float) -> tuple[float, fl
                      pd.read_csv(fold / "split_validation.csv")])
     frequency = own["label"].value_counts(normalize=True).reindex(classes, fill_value=0).to_numpy()
     predicted = np.array(classes)[(held_out[classes].to_numpy() * frequency ** power).argmax(axis=1)]
-    truth = held_out["label"]
+    truth = held_out["true_label"] if "true_label" in held_out else held_out["label"]  # runs before: label
     return (accuracy_score(truth, predicted), f1_score(truth, predicted, average="macro"),
             recall_score(truth, predicted, labels=classes, average=None))
 

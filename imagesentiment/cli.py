@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -152,34 +153,51 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _scoped(args, {"with --data": (bool(args.data), {"format": None, "option": []})})
     model_path = Path(args.model)
     run_dir = model_path if (model_path / "model.keras").is_file() else None  # not a SavedModel's own folder
+    data = str(Path(args.data).resolve()) if args.data else None
+    data_run = Path(data) if data and (Path(data) / "split_test.csv").is_file() else None  # a run's test side
+    folder = f"evaluation_{Path(data).stem}" if data else "evaluation"  # one per data set
+    out = Path(args.out) if args.out else (run_dir / folder if run_dir else None)
+    earlier = (json.loads((out / "metrics.json").read_text()).get("data")
+               if out and (out / "metrics.json").is_file() else None)
+    if not args.out and earlier not in (None, data):
+        raise UsageError(f"{out} holds the evaluation on {earlier}; give --out for the one on {data}")
     predictor = load(model_path)  # safe mode; a file that is not a model gets an error naming it
     model = predictor.model if isinstance(predictor, KerasPredictor) else predictor  # Keras: one compiled graph
     classes = predictor.class_names
-    if args.data:
+    if data_run and not args.format:
+        images = _run_side(data_run, classes, "test")
+    elif args.data:
         images = _labelled_data(args, classes, args.format)
     elif run_dir and (run_dir / "split_test.csv").is_file():
         images = _run_side(run_dir, classes, "test")
     else:
         raise UsageError("give --data, or a run directory that holds split_test.csv")
     checked = check_set(images)
-    if len(checked.skipped):
-        print(checked.report())
-    folder = f"evaluation_{Path(args.data).resolve().stem}" if args.data else "evaluation"  # one per data set
-    out = Path(args.out) if args.out else (run_dir / folder if run_dir else None)
+    print(checked.report())
     views = _run_views(run_dir)  # by default the views the run's own test metrics were measured with
     views = {key: views[key] if getattr(args, key) is None else getattr(args, key) for key in views}
-    print(summary(evaluate_model(model, checked.images, out, **views)))
+    print(summary(evaluate_model(model, checked.images, out, **views, data=data)))
     if out:
         print(f"metrics written to {out}")
     return 0
 
 
+def _collect_images(inputs: Sequence[str]) -> list[str]:
+    """The image files among ``inputs`` (``predict.collect_images``), saying which photos it cannot read."""
+    from .predict import collect_images
+
+    notes: list[str] = []
+    paths = collect_images(inputs, notes=notes)
+    for note in notes:
+        print(note, file=sys.stderr)
+    return paths
+
+
 def _explain_images(model, args: argparse.Namespace) -> int:
     from .data import check_images
     from .explain import class_names, explain_files
-    from .predict import collect_images
 
-    checks = check_images(collect_images(args.images))
+    checks = check_images(_collect_images(args.images))
     for row in checks[checks.reason != ""].itertuples():
         print(f"skipped {row.path}: {row.reason}", file=sys.stderr)
     paths = checks.loc[checks.reason == "", "path"].tolist()
@@ -200,7 +218,9 @@ def _explain_evaluate(model, args: argparse.Namespace) -> int:
 
     if len(args.images) != 1:
         raise UsageError("--evaluate takes one data set (a class-per-folder root or a CSV manifest)")
-    images = check_set(load_source(args.images[0], args.format, **parse_options(args.option))).images
+    checked = check_set(load_source(args.images[0], args.format, **parse_options(args.option)))
+    print(checked.report())
+    images = checked.images
     rows = np.random.default_rng(args.seed).permutation(len(images))[:args.limit]
     batches = make_dataset(images.subset(sorted(rows)), model.input_shape[1:3], args.batch_size)
     x = np.concatenate([batch.numpy() for batch, _ in batches])
@@ -337,13 +357,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Predict the sentiment of images (files, folders, globs or a CSV with a path column) with any model
     form (default: the shipped model); rows are written as they come, --resume continues a stopped run."""
     from .inference import load
-    from .predict import collect_images, predict_files
+    from .predict import predict_files
 
     _not_an_input(args.out, args.images)
-    notes: list[str] = []
-    paths = collect_images(args.images, notes=notes)
-    for note in notes:
-        print(note, file=sys.stderr)
+    paths = _collect_images(args.images)
     table = predict_files(load(args.model, args.classes), paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size)
     failed = table[table["error"].fillna("") != ""]
@@ -460,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "evaluate", cmd_evaluate)
     p.add_argument("model", help="a run directory, a .keras file, a SavedModel version folder or a .tflite file")
-    p.add_argument("--data", help="a data set to evaluate on (default: the run's test split)")
+    p.add_argument("--data", help="a data set to evaluate on, or a run directory: its test side "
+                   "(default: the run's test split)")
     p.add_argument("--format", help="the data set's format (guessed when left out)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="a source option, e.g. split=test")

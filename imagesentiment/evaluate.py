@@ -225,10 +225,11 @@ def plot_history(history: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | os.PathLike | None = None,
-                   flip_tta: bool = False, crop_tta: bool = False) -> dict:
+                   flip_tta: bool = False, crop_tta: bool = False, data: str | None = None) -> dict:
     """Metrics of ``model`` (see :func:`predict_probabilities`) on ``images``; with ``out``, writes
-    metrics.json, the confusion matrix (CSV and PNG), the curves and predictions.csv there.
-    ``flip_tta``, ``crop_tta``: see test_time_views."""
+    metrics.json, the confusion matrix (CSV and PNG), the curves and predictions.csv there (as ``predict``
+    writes it, with ``true_label``: ``imagesentiment report`` shows it). ``flip_tta``, ``crop_tta``: see
+    test_time_views. ``data``: where the images came from, recorded in the metrics."""
     outputs = model.output_shape[-1] if isinstance(model, keras.Model) else len(model.class_names)
     if outputs != len(images.classes):
         raise ValueError(f"the model has {outputs} outputs but the images have "
@@ -239,6 +240,8 @@ def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | 
     metrics = classification_metrics(images.label_ids.to_numpy(), y_pred, images.classes, groups)
     metrics["ranking"] = ranking_metrics(images.label_ids.to_numpy(), probabilities, images.classes)
     metrics["test_time_views"] = {"flip_tta": flip_tta, "crop_tta": crop_tta}
+    if data is not None:
+        metrics["data"] = data
     if metrics["single_class"]:
         print(f"WARNING: the model predicts only {metrics['predicted_classes'][0]!r} for all "
               f"{len(images)} images", file=sys.stderr)
@@ -250,7 +253,8 @@ def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | 
                      columns=metrics["classes"]).to_csv(out / "confusion_matrix.csv")
         plot_confusion_matrix(metrics, out / "confusion_matrix.png")
         plot_curves(images.label_ids.to_numpy(), probabilities, images.classes, metrics["ranking"], out / "curves.png")
-        table = images.frame[["path", "label"]].assign(predicted=[images.classes[i] for i in y_pred])
+        table = images.frame[["path"]].assign(label=[images.classes[i] for i in y_pred],
+                                              confidence=probabilities.max(axis=1))
         table = table.join(pd.DataFrame(probabilities, columns=list(images.classes), index=table.index))
-        table.to_csv(out / "predictions.csv", index=False)
+        table.assign(true_label=images.frame["label"]).to_csv(out / "predictions.csv", index=False)
     return metrics

@@ -67,7 +67,7 @@ def test_training_from_shards_gives_the_same_results_as_from_files(tmp_path, syn
     assert from_files["accuracy"] == from_shards["accuracy"]
     predictions = [pd.read_csv(tmp_path / run / "test" / "predictions.csv").sort_values("path", ignore_index=True)
                    for run in ("files", "shards_run")]
-    assert predictions[0]["predicted"].tolist() == predictions[1]["predicted"].tolist()
+    assert predictions[0]["label"].tolist() == predictions[1]["label"].tolist()
     np.testing.assert_allclose(predictions[0]["positive"], predictions[1]["positive"], atol=1e-4)
 
 

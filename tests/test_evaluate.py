@@ -10,6 +10,7 @@ from sklearn.metrics import f1_score
 
 from imagesentiment.data import ImageSet
 from imagesentiment.evaluate import CROP_KEEP, classification_metrics, evaluate_model, predict_probabilities, summary
+from imagesentiment.report import read_predictions
 
 CLASSES = ("negative", "neutral", "positive")
 
@@ -118,10 +119,20 @@ def test_the_command_line_matches_a_data_set_to_the_models_classes_by_name(train
     refusal = f"{tmp_path / 'data'}: labels ['angry'] are not among the classes ['sad', 'meh', 'glad']"
     assert refusal in capsys.readouterr().err
     (tmp_path / "data" / "angry").rename(tmp_path / "angry")
+    (tmp_path / "data" / "sad" / "scan.tif").write_bytes(b"II*\x00")
     assert main(["evaluate", str(run), "--data", str(tmp_path / "data")]) == 0
+    assert "1 photos left out, in formats not read (1 .tif)" in capsys.readouterr().out  # said, none skipped
     assert not (run / "evaluation").exists(), "the run's own test evaluation is not overwritten by another set's"
     metrics = json.loads((run / "evaluation_data" / "metrics.json").read_text())
     assert metrics["classes"] == ["sad", "meh", "glad"] and metrics["accuracy"] > 0.9  # was 1/3: sad and glad swapped
+    assert metrics["data"] == str(tmp_path / "data")
+    table = read_predictions(run / "evaluation_data" / "predictions.csv")  # `report` shows an evaluation too
+    assert (table["label"] == table["true_label"]).mean() == pytest.approx(metrics["accuracy"])
+    (tmp_path / "another" / "data" / "sad").mkdir(parents=True)  # a data set of the same name, elsewhere
+    (tmp_path / "another" / "data" / "sad" / "a.png").write_bytes((tmp_path / "data" / "sad" / "0000.png").read_bytes())
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "another" / "data")]) == 2
+    assert f"evaluation_data holds the evaluation on {tmp_path / 'data'}; give --out" in capsys.readouterr().err
+    assert json.loads((run / "evaluation_data" / "metrics.json").read_text()) == metrics
     with pytest.raises(ValueError, match="the model has 3 outputs but the images have 2 classes"):
         evaluate_model(model, ImageSet(images.frame[images.frame.label != "neutral"], ("negative", "positive")))
 
@@ -197,3 +208,10 @@ def test_an_exported_model_is_evaluated_like_the_keras_model_it_came_from(traine
                                                                        abs=0.01)
     assert sorted(p.name for p in version.rglob("*")) == before
     assert "averaged over 2 test-time views per image" in capsys.readouterr().out
+    run = tmp_path / "run"  # the test side of the run the file came from: --data RUN
+    run.mkdir()
+    images.frame.iloc[::3].to_csv(run / "split_test.csv", index=False)
+    assert main(["evaluate", str(lite), "--data", str(run), "--out", str(tmp_path / "on_run")]) == 0
+    metrics = json.loads((tmp_path / "on_run" / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(evaluate_model(model, images.subset(range(0, 90, 3)))["accuracy"])
+    assert sum(metrics["per_class"][name]["support"] for name in CLASSES) == 30
