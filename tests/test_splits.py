@@ -57,3 +57,16 @@ def test_refusals_give_the_reason(checked):
         list(k_fold(tiny, folds=5))
     with pytest.raises(DataError, match="at least 10 images"):
         list(k_fold(ImageSet(checked.frame.head(4).assign(label=["negative", "positive"] * 2)), folds=10))
+
+
+def test_a_set_too_small_to_split_by_class_is_refused_with_what_to_change(checked):
+    """Nine clips, three per class: scikit-learn's own words reached the user, or (with bigger sides)
+    a model trained on one class and reported metrics."""
+    clips = ImageSet(checked.frame.groupby("label").head(3).assign(group=lambda f: range(len(f))), checked.classes)
+    with pytest.raises(DataError, match=r"9 clips are too few for a 15% validation and 15% test side .* add clips, "
+                                        r"or lower split.validation and split.test \(The test_size = 2"):
+        train_val_test_split(clips)
+    with pytest.raises(DataError, match=r"the training side would have no (negative|neutral|positive)"):
+        train_val_test_split(clips, validation=0.3, test=0.4)
+    two_of_three = ImageSet(checked.frame[checked.frame["label"] != "neutral"], checked.classes)
+    assert len(train_val_test_split(two_of_three).train) > 0  # a class the data set lacks is no refusal

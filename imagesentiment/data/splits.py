@@ -68,13 +68,22 @@ def train_val_test_split(images: ImageSet, validation: float = 0.15, test: float
     _require_classes(images, 3, "a train/validation/test split")
     codes, labels = _groups(images)
     ids = labels.index.to_numpy()
-    rest, test_ids = (ids, ids[:0]) if test == 0 else train_test_split(
-        ids, test_size=test, random_state=seed, stratify=_stratify(labels))
-    rest_labels = labels.loc[rest]
-    train_ids, val_ids = (rest, rest[:0]) if validation == 0 else train_test_split(
-        rest, test_size=validation / (1 - test), random_state=seed if validation_seed is None else validation_seed,
-        stratify=_stratify(rest_labels))
-    return Split(*(images.subset(_rows(codes, g)) for g in (train_ids, val_ids, test_ids)))
+    units = "clips" if "group" in images.frame else "images"
+    too_few = (f"{len(ids)} {units} are too few for a {validation:.0%} validation and {test:.0%} test side "
+               f"that keep every class on the training side: add {units}, or lower split.validation and split.test")
+    try:
+        rest, test_ids = (ids, ids[:0]) if test == 0 else train_test_split(
+            ids, test_size=test, random_state=seed, stratify=_stratify(labels))
+        train_ids, val_ids = (rest, rest[:0]) if validation == 0 else train_test_split(
+            rest, test_size=validation / (1 - test), random_state=seed if validation_seed is None else validation_seed,
+            stratify=_stratify(labels.loc[rest]))
+    except ValueError as exc:  # scikit-learn: a side smaller than the number of classes cannot be stratified
+        raise DataError(f"{too_few} ({exc})") from None
+    split = Split(*(images.subset(_rows(codes, g)) for g in (train_ids, val_ids, test_ids)))
+    untrained = [name for name, count in split.train.counts().items() if count == 0 and images.counts()[name]]
+    if untrained:
+        raise DataError(f"{too_few}; the training side would have no {', '.join(untrained)} image")
+    return split
 
 
 def k_fold(images: ImageSet, folds: int = 5, seed: int = 0) -> Iterator[tuple[ImageSet, ImageSet]]:
