@@ -256,6 +256,28 @@ def test_tflite_signatures_and_int8_pixel_input(trained_cnn, tflite_files):
             assert min(np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(heatmap, expected)) > 0.9
 
 
+def test_the_classic_interpreter_api_runs_serving_default(tflite_files):
+    """Interpreter.run on Android and get_output_details run subgraph 0: the converter put explain there
+    (signatures sorted by name), with its four outputs in no stated order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    written, x = tflite_files
+    for quantization, (path, _) in written.items():
+        interpreter = Interpreter(model_path=str(path))
+        interpreter.allocate_tensors()
+        (given,), outputs = interpreter.get_input_details(), interpreter.get_output_details()
+        pixels = x[:2].astype(given["dtype"])
+        interpreter.resize_tensor_input(given["index"], pixels.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(given["index"], pixels)
+        interpreter.invoke()
+        answers = [interpreter.get_tensor(detail["index"]) for detail in interpreter.get_output_details()]
+        expected = interpreter.get_signature_runner(SERVING)(images=pixels)
+        assert len(outputs) == 3, quantization  # not explain's four
+        for answer, name in zip(answers, ("probabilities", "class_id", "confidence")):
+            np.testing.assert_array_equal(answer, expected[name])
+
+
 def test_int8_keeps_the_layers_that_quantize_badly_in_float(trained_cnn, tflite_files):
     from ai_edge_litert.interpreter import Interpreter
 

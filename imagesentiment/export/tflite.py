@@ -51,6 +51,7 @@ DEBUG_IMAGES = 16          # calibration images on which each layer's quantizati
 # point is not 0 (a heat map's min-max spread of 0.28 was); LiteRT's refuses a real 0 (a constant
 # map's spread once epsilon rounds away). Only ``explain`` divides, so ``serving_default`` stays integer.
 FLOAT_OPS = ["DIV"]
+OUTPUT_ORDER = ("probabilities", "class_id", "confidence", "heatmap")  # for the classic interpreter API
 
 
 @dataclass(frozen=True)
@@ -201,12 +202,28 @@ def _badly_quantized(debugger: tf.lite.experimental.QuantizationDebugger, calibr
     return bad
 
 
+def _serving_first(model: ModelT) -> None:
+    """Make ``serving_default`` subgraph 0, with its outputs in the order ``OUTPUT_ORDER``: what the classic
+    interpreter API (``Interpreter.run`` on Android, ``get_output_details``) runs and returns, which would
+    otherwise be ``explain`` (the converter sorts the signatures by name) with its outputs in any order. The
+    models hold no op that calls a subgraph by index, so only the signatures' indices change."""
+    order = sorted(range(len(model.subgraphs)), key=lambda i: next(
+        sd.signatureKey.decode("utf-8") != SERVING for sd in model.signatureDefs if sd.subgraphIndex == i))
+    model.subgraphs = [model.subgraphs[i] for i in order]
+    for signature in model.signatureDefs:
+        signature.subgraphIndex = order.index(signature.subgraphIndex)
+        tensor_of = {output.name.decode("utf-8"): output.tensorIndex for output in signature.outputs}
+        model.subgraphs[signature.subgraphIndex].outputs = [tensor_of[name] for name in OUTPUT_ORDER if name in tensor_of]
+
+
 def with_metadata(content: bytes, metadata: dict) -> bytes:
-    """``content`` with a model metadata entry ``imagesentiment`` holding ``metadata`` as JSON."""
+    """``content`` with ``serving_default`` first (:func:`_serving_first`) and a model metadata entry
+    ``imagesentiment`` holding ``metadata`` as JSON."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    _serving_first(model)
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(json.dumps(metadata).encode("utf-8"), np.uint8)
     model.buffers.append(buffer)
