@@ -603,8 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 AFTER_INTERRUPT = {
-    "train": "the last finished epoch is kept; run the same command again to resume from it",
-    "cv": "finished folds and the current fold's last finished epoch are kept; run the same command again",
+    "train": "every finished epoch is kept (none if it stopped while reading the data); run the same command "
+             "again to go on",
+    "cv": "finished folds and the current fold's finished epochs are kept; run the same command again to go on",
     "predict": "the rows written so far are kept; run the same command with --resume to continue",
 }
 

@@ -126,9 +126,11 @@ class Predictor:
     """Class probabilities of image batches; subclasses say how one float batch is run."""
 
     def __init__(self, class_names: Sequence[str], image_size: Sequence[int], outputs: int) -> None:
-        if len(class_names) != outputs:
-            raise ValueError(f"{len(class_names)} class names {list(class_names)} for a model with {outputs} outputs")
-        self.class_names = [str(c) for c in class_names]
+        names = [str(c) for c in class_names] if not isinstance(class_names, str) else [class_names]
+        if len(names) != outputs or len(set(names)) != len(names) or not all(names):
+            raise ValueError(f"class names {names} for a model with {outputs} outputs: give as many, "
+                             "distinct and non-empty (a list of names, not one string)")
+        self.class_names = names
         self.image_size = tuple(int(s) for s in image_size)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
@@ -251,11 +253,13 @@ class TFLitePredictor(Predictor):
         return lambda pixels: self._call(runner, pixels)
 
 
-def _not_a_model(path: Path, message: str) -> FileNotFoundError:
+def _not_a_model(path: Path, message: str, keras_only: bool = False) -> FileNotFoundError:
     """The error for a path that is no model, naming the models a folder holds one or two levels down
-    (a cross-validation run's folds, a SavedModel base folder's versions): what was probably meant."""
-    patterns = ("*/model.keras", "*/saved_model.pb", "*/*/saved_model.pb")
-    inside = sorted({p.parent for pattern in patterns for p in path.glob(pattern)} | set(path.glob("*.tflite")))
+    (a cross-validation run's folds, a SavedModel base folder's versions): what was probably meant;
+    ``keras_only``: only the Keras models (what export and explain's layer options take)."""
+    patterns = ("*/model.keras",) + (() if keras_only else ("*/saved_model.pb", "*/*/saved_model.pb"))
+    inside = sorted({p.parent for pattern in patterns for p in path.glob(pattern)}
+                    | (set() if keras_only else set(path.glob("*.tflite"))))
     if path.is_dir() and inside:
         message += f"; it holds {', '.join(map(str, inside[:5]))}{' ...' if len(inside) > 5 else ''}: give one of them"
     return FileNotFoundError(message)
@@ -267,10 +271,13 @@ def load_keras(path: str | os.PathLike) -> tuple[keras.Model, list[str]]:
     import keras
 
     path = Path(path)
+    if (path / "saved_model.pb").is_file() or (path.suffix.lower() == ".tflite" and path.is_file()):
+        raise ModelFileError(f"{path}: an exported model; this needs the Keras model it came from, a run "
+                             "directory (with model.keras) or a .keras file")
     file = path / "model.keras" if path.is_dir() else path
     if not file.is_file():
         raise _not_a_model(path, f"{file} not found"
-                           + (" (a run directory holds model.keras)" if path.is_dir() else ""))
+                           + (" (a run directory holds model.keras)" if path.is_dir() else ""), keras_only=True)
     if not zipfile.is_zipfile(file):
         raise ModelFileError(f"{file}: not a Keras model file (a .keras file is a zip archive)")
     try:  # safe mode: a Python lambda or a function from outside Keras in the file is refused, never run
@@ -306,9 +313,9 @@ def load(path: str | os.PathLike | None = None, class_names: Sequence[str] | Non
     path = Path(path) if path is not None else default_model()
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return SavedModelPredictor(path, class_names)
-    if path.suffix == ".tflite" and path.is_file():
+    if path.suffix.lower() == ".tflite" and path.is_file():
         return TFLitePredictor(path, class_names)
-    if (path.is_dir() and (path / "model.keras").is_file()) or (path.suffix == ".keras" and path.is_file()):
+    if (path.is_dir() and (path / "model.keras").is_file()) or (path.suffix.lower() == ".keras" and path.is_file()):
         model, stored = load_keras(path)
         return KerasPredictor(model, class_names or stored)
     raise _not_a_model(path, f"{path}: not a run directory (with model.keras), a .keras file, a SavedModel "

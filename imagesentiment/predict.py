@@ -163,7 +163,8 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
         for stale in {out, journal_path, stamp_path}:
             stale.unlink(missing_ok=True)
     if not resume and (out.exists() or journal_path.exists()):
-        raise FileExistsError(f"{out} already exists: resume continues it, overwrite replaces it")
+        raise FileExistsError(f"{out} already exists: resume=True (--resume) continues it, overwrite=True "
+                              "(--overwrite) replaces it")
     out.parent.mkdir(parents=True, exist_ok=True)
     _continue_with(predictor, stamp_path, out, resume)
     classes = predictor.class_names

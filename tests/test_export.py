@@ -22,7 +22,6 @@ from imagesentiment.export import (EXPLAIN, PIXELS, QUANTIZATIONS, SERVING, Chec
 from imagesentiment.export import savedmodel as savedmodel_module
 from imagesentiment.export import serving as serving_module
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")  # the calibrator's
 NAME = "sentiment"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
@@ -314,6 +313,7 @@ def operators(content: bytes) -> dict[str, list[tuple[str, str]]]:
                                   for op in graph.operators] for graph in model.subgraphs}
 
 
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")  # TensorFlow's own kernel
 def test_int8_division_kernel_misreads_a_raw_zero_divisor():
     """Why int8 models divide in float (``FLOAT_OPS``): TensorFlow's own int8 DIV kernel, which the
     quantization debugger of the selective int8 export runs, refuses a divisor whose raw value is 0,

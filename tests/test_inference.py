@@ -88,12 +88,15 @@ def test_paths_bytes_and_arrays_give_the_same_answer(forms, files):
     assert len(predictor.predict([])) == 0
 
 
-def test_class_names_come_with_the_model_or_the_caller(forms):
+def test_class_names_come_with_the_model_or_the_caller(forms, tmp_path):
     for form in ("run", "keras", "savedmodel", "float32", "int8"):
         assert imagesentiment.load(forms[form]).class_names == CLASSES
     assert imagesentiment.load(forms["int8"], ["a", "b", "c"]).class_names == ["a", "b", "c"]
-    with pytest.raises(ValueError, match="2 class names"):
-        imagesentiment.load(forms["savedmodel"], ["a", "b"])
+    for wrong in (["a", "b"], "abc", ["a", "a", "b"], ["a", "", "b"]):  # "abc" is not three classes a, b, c
+        with pytest.raises(ValueError, match="for a model with 3 outputs: give as many, distinct and non-empty"):
+            imagesentiment.load(forms["savedmodel"], wrong)
+    (tmp_path / "MODEL.TFLITE").write_bytes(forms["int8"].read_bytes())  # as a phone's file system may name it
+    assert imagesentiment.load(tmp_path / "MODEL.TFLITE").class_names == CLASSES
 
 
 def test_bad_inputs_are_named(forms, tmp_path):
@@ -118,6 +121,12 @@ def test_bad_inputs_are_named(forms, tmp_path):
         imagesentiment.load(forms["savedmodel"].parent)
     with pytest.raises(FileNotFoundError, match=f"model.keras not found .*it holds {forms['run']}"):
         load_keras(forms["run"].parent)
+    with pytest.raises(FileNotFoundError) as named:  # export and the layer options take only Keras models
+        load_keras(forms["savedmodel"].parent)
+    assert "saved_model" not in str(named.value) and ".tflite" not in str(named.value)
+    for exported in (forms["savedmodel"], forms["int8"]):
+        with pytest.raises(ValueError, match="an exported model; this needs the Keras model it came from"):
+            load_keras(exported)
 
 
 def test_cli_predict_writes_a_csv(forms, files, tmp_path, capsys):

@@ -33,6 +33,16 @@ def test_folder_notes_the_photos_in_formats_it_does_not_read(tmp_path, synthetic
     assert f"{tmp_path}: 3 photos left out, in formats not read (2 .heic, 1 .tiff); convert them" in images.notes[0]
 
 
+def test_folder_notes_images_outside_the_class_folders_and_videos_read_as_images(tmp_path, synthetic_root):
+    (tmp_path / "positive").symlink_to(synthetic_root / "positive")
+    (tmp_path / "negative").mkdir()
+    (tmp_path / "negative" / "clip.MP4").write_bytes(b"a video")
+    (tmp_path / "loose.jpg").write_bytes((synthetic_root / "positive" / "0000.png").read_bytes())
+    notes = from_folder(tmp_path).notes
+    assert f"{tmp_path / 'negative'}: empty class folder (1 videos: for their frames, give the format videos)" in notes
+    assert f"{tmp_path}: 1 images in no class folder left out (e.g. loose.jpg); move them into" in " ".join(notes)
+
+
 def test_folder_rejects_unknown_class_folder(tmp_path):
     (tmp_path / "happy").mkdir()
     with pytest.raises(DataError, match="happy"):

@@ -122,10 +122,16 @@ def from_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
     for name in folders:
         inside = [p for p in (root / name).rglob("*") if p.is_file()]
         found = sorted(p for p in inside if p.suffix.lower() in extensions)
+        videos = sum(p.suffix.lower() in VIDEO_EXTENSIONS for p in inside)
         if not found:
-            notes.append(f"{root / name}: empty class folder")
+            notes.append(f"{root / name}: empty class folder" + (
+                f" ({videos} videos: for their frames, give the format videos)" if videos else ""))
         rows += [(str(p.resolve()), name) for p in found]
         files += inside
+    loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in extensions]
+    if loose:
+        notes.append(f"{root}: {len(loose)} images in no class folder left out (e.g. {sorted(loose)[0]}); "
+                     "move them into the folder of their class")
     unread = unread_images(root, files)
     return ImageSet(pd.DataFrame(rows, columns=["path", "label"]), tuple(classes), ([unread] if unread else []) + notes)
 
@@ -146,12 +152,12 @@ def resolve_paths(paths: "pd.Series", root: Path, source: str, missing: str = "e
         path = Path(os.path.abspath(root / raw))
         if not allow_outside_root and not path.is_relative_to(root):
             raise DataError(f"{source}: path {raw!r} is outside the data root {root} "
-                            "(pass allow_outside_root=True to permit it)")
+                            "(pass allow_outside_root=True, -o allow_outside_root=true, to permit it)")
         if not raw.strip() or not path.is_file():
             what = (f"line {line} has an empty path" if not raw.strip() else f"file {raw!r} "
                     f"{'is a folder' if path.is_dir() else 'does not exist'} (looked for {path})")
             if missing == "error":
-                raise DataError(f"{source}: {what}; pass missing='skip' to leave such rows out")
+                raise DataError(f"{source}: {what}; pass missing='skip' (-o missing=skip) to leave such rows out")
             notes.append(f"{source}: {what}, left out")
             resolved.append(None)
             continue

@@ -58,7 +58,7 @@ class GradCamPredictor:
         for feature, grads in zip(features, tape.gradient(score, list(features))):
             weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
             cam = tf.nn.relu(tf.reduce_sum(feature * weights, axis=-1))
-            cam = tf.compat.v1.image.resize_bilinear(cam[..., None], self.image_size, align_corners=True)[..., 0]
+            cam = tf.raw_ops.ResizeBilinear(images=cam[..., None], size=self.image_size, align_corners=True)[..., 0]
             cams.append(normalize_maps(cam))
         heatmap = cams[0] if len(cams) == 1 else normalize_maps(tf.add_n(cams) / len(cams))
         return {"probabilities": probabilities, "class_id": predicted, "heatmap": heatmap}

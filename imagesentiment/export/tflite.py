@@ -22,6 +22,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -172,11 +173,13 @@ def _int8(converter: tf.lite.TFLiteConverter, images: np.ndarray, layers: set[st
     from ai_edge_litert.tools import flatbuffer_utils
     from tensorflow.lite.python.convert import mlir_quantize  # the quantizer the converter itself calls
 
-    debugger = tf.lite.experimental.QuantizationDebugger(  # calibrates on the converter's representative set
-        converter=converter, debug_dataset=lambda: ([image[None].astype(np.float32)] for image in images),
-        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=FLOAT_OPS))
-    calibrated = flatbuffer_utils.read_model_from_bytearray(bytearray(debugger.calibrated_model))
-    bad = set() if max_layer_error is None else _badly_quantized(debugger, calibrated, layers, max_layer_error)
+    with warnings.catch_warnings():  # the debugger runs tf.lite.Interpreter, which warns of LiteRT each time
+        warnings.filterwarnings("ignore", ".*tf.lite.Interpreter is deprecated", UserWarning)
+        debugger = tf.lite.experimental.QuantizationDebugger(  # calibrates on the converter's representative set
+            converter=converter, debug_dataset=lambda: ([image[None].astype(np.float32)] for image in images),
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=FLOAT_OPS))
+        calibrated = flatbuffer_utils.read_model_from_bytearray(bytearray(debugger.calibrated_model))
+        bad = set() if max_layer_error is None else _badly_quantized(debugger, calibrated, layers, max_layer_error)
     tensors = {t.name.decode("utf-8") for graph in calibrated.subgraphs for t in graph.tensors}
     content = mlir_quantize(debugger.calibrated_model, input_data_type=tf.uint8, output_data_type=tf.float32,
                             denylisted_ops=FLOAT_OPS,
