@@ -374,7 +374,10 @@ def test_manifest_rows_skipped_or_allowed_on_request(manifest_root):
                  columns=["path", "label"]).to_csv(csv, index=False)
     images = from_manifest(csv, missing="skip", allow_outside_root=True)
     assert images.frame["label"].tolist() == ["positive", "negative"]
-    assert sum("left out" in note for note in images.notes) == 2
+    assert any("2 images left out in all, each listed with the skipped files" in note for note in images.notes)
+    skipped = check_set(images).skipped  # what skipped_files.csv lists, beside the files that do not decode
+    assert [Path(p).name for p in skipped["path"]] == ["missing.png", manifest_root.name]
+    assert skipped["reason"].str.contains("does not exist|line 4 has an empty path").all()
 
 
 def test_empty_class_folder_is_noted_and_the_class_kept(tmp_path, synthetic_root):

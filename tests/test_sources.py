@@ -38,8 +38,12 @@ def test_folder_notes_images_outside_the_class_folders_and_videos_read_as_images
     (tmp_path / "negative").mkdir()
     (tmp_path / "negative" / "clip.MP4").write_bytes(b"a video")
     (tmp_path / "loose.jpg").write_bytes((synthetic_root / "positive" / "0000.png").read_bytes())
-    notes = from_folder(tmp_path).notes
+    (tmp_path / "negative" / "scan.tif").write_bytes(b"II*\x00")
+    images = from_folder(tmp_path)
+    notes = images.notes
     assert f"{tmp_path / 'negative'}: empty class folder (1 videos: for their frames, give the format videos)" in notes
+    assert sorted(images.left_out) == [(str(tmp_path / "loose.jpg"), "in no class folder"),
+                                       (str(tmp_path / "negative" / "scan.tif"), "a .tif file: a format not read")]
     assert f"{tmp_path}: 1 images in no class folder left out (e.g. loose.jpg); move them into" in " ".join(notes)
 
 
@@ -105,6 +109,8 @@ def test_an_image_listed_under_two_labels_is_left_out_and_named(tmp_path, synthe
                                ("negative/0000.png", "positive")])
     images = from_manifest(csv, "file", "sentiment", root=synthetic_root)
     assert images.frame["label"].tolist() == ["neutral"]
+    assert images.left_out == [(str(synthetic_root / "negative" / "0000.png"),
+                                f"{csv}: listed with conflicting labels (line 2: negative, line 4: positive)")]
     assert any("1 image listed with conflicting labels, left out: " in n and "0000.png (line 2: negative, "
                "line 4: positive)" in n for n in images.notes), images.notes
 
@@ -123,6 +129,8 @@ def test_votes_csv_flickr_format(tmp_path, synthetic_root):
     images = from_votes(csv, image_root=synthetic_root / "negative", extension=".png")
     assert images.frame["label"].tolist() == ["positive", "negative"]
     assert "1 rows without a clear majority" in images.notes[0]
+    assert images.left_out == [(str(synthetic_root / "negative" / "0002.png"),
+                                f"{csv}: line 4: no clear majority (a tie, or agreement below 0.50)")]
     computed = from_votes(csv, image_root=synthetic_root / "negative", extension=".png",
                           min_agreement=np.float32(0.7))  # a NumPy number, e.g. a computed threshold
     assert computed.frame["label"].tolist() == ["positive"]  # 0001: 3 of 5 votes, under 0.7

@@ -1,6 +1,7 @@
 """Videos made by the tests with OpenCV: the first half shows the negative pattern, the second the
 positive one, so the expected timeline is known."""
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -120,6 +121,7 @@ def test_video_folder_data_set_splits_by_clip(tmp_path):
     images = load_source(tmp_path / "videos", "videos", every_seconds=1.0, frames_dir=tmp_path / "frames")
     assert len(images) == 10 * 3 and images.frame["group"].nunique() == 10
     assert any("broken.mp4" in note for note in images.notes)
+    assert [Path(path).name for path, _ in images.left_out] == ["broken.mp4"]  # listed with the skipped files
     for train, held in k_fold(images, folds=5, seed=0):
         assert not set(train.frame["group"]) & set(held.frame["group"])
     # a folder of video clips is recognised as one (it was taken for image folders, all "empty"), also

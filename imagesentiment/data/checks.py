@@ -87,6 +87,9 @@ def file_in_the_way(folder: Path) -> Path | None:
     return next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
 
 
+REPORTED = 50  # left-out files a report names one by one
+
+
 @dataclass
 class CheckedSet:
     """The usable part of an image set, the files left out and why, and what the checks noted."""
@@ -98,7 +101,9 @@ class CheckedSet:
     def report(self) -> str:
         """A human-readable summary, one line per left-out file."""
         lines = [f"{len(self.images)} usable images; {len(self.skipped)} left out"] + self.notes
-        lines += [f"  {row.path}: {row.reason}" for row in self.skipped.itertuples()]
+        lines += [f"  {row.path}: {row.reason}" for row in self.skipped.head(REPORTED).itertuples()]
+        if len(self.skipped) > REPORTED:
+            lines.append(f"  ... and {len(self.skipped) - REPORTED} more, all in the skipped-files table")
         return "\n".join(lines)
 
     def write_skipped(self, where: str | os.PathLike) -> Path:
@@ -128,4 +133,5 @@ def check_set(images: ImageSet, max_pixels: int = MAX_PIXELS) -> CheckedSet:
         named = (": " + "; ".join(conflicts[:3]) + ("; ..." if len(conflicts) > 3 else "")) if conflicts else ""
         notes.append(f"{duplicates} exact duplicate images found (same content hash); kept on one "
                      f"side of every split; {len(conflicts)} duplicated images carry conflicting labels{named}")
-    return CheckedSet(ImageSet(frame, images.classes, images.notes), results[bad].reset_index(drop=True), notes)
+    skipped = pd.concat([results[bad], pd.DataFrame(images.left_out, columns=["path", "reason"])], ignore_index=True)
+    return CheckedSet(ImageSet(frame, images.classes, images.notes), skipped, notes)

@@ -102,7 +102,7 @@ def from_video_folder(root: str | os.PathLike, frames_dir: str | os.PathLike, ev
     if not folders:
         raise DataError(f"{root}: no class folders of videos found")
     classes = tuple(classes or (SENTIMENTS if set(folders) <= set(SENTIMENTS) else folders))
-    rows, notes = [], []
+    rows, notes, left_out = [], [], []
     for label in folders:
         for video in sorted(p for p in (root / label).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS):
             clip = f"{label}/{video.relative_to(root / label).with_suffix('')}"
@@ -118,4 +118,5 @@ def from_video_folder(root: str | os.PathLike, frames_dir: str | os.PathLike, ev
                         rows.append((str(target.resolve()), label, clip, index / info.fps))
             except VideoError as exc:
                 notes.append(f"{exc}; left out")
-    return ImageSet(pd.DataFrame(rows, columns=["path", "label", "group", "time_s"]), classes, notes)
+                left_out.append((str(video), str(exc)))
+    return ImageSet(pd.DataFrame(rows, columns=["path", "label", "group", "time_s"]), classes, notes, left_out)

@@ -32,13 +32,16 @@ def is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
+def unread_files(paths: Iterable[Path]) -> list[Path]:
+    """The photos among ``paths`` in formats that are not read (HEIC, TIFF, raw ...)."""
+    return [path for path in paths if path.suffix.lower() in UNREAD_IMAGE_EXTENSIONS and path.is_file()]
+
+
 def unread_images(folder: str | os.PathLike, paths: Iterable[Path]) -> str:
-    """A note on the photos among ``paths`` (those under ``folder``) in formats that are not read (HEIC,
-    TIFF, raw ...), or ``""``."""
+    """A note on the photos among ``paths`` (those under ``folder``) in formats that are not read, or ``""``."""
     counts: dict[str, int] = {}
-    for path in paths:
-        if path.suffix.lower() in UNREAD_IMAGE_EXTENSIONS and path.is_file():
-            counts[path.suffix.lower()] = counts.get(path.suffix.lower(), 0) + 1
+    for path in unread_files(paths):
+        counts[path.suffix.lower()] = counts.get(path.suffix.lower(), 0) + 1
     if not counts:
         return ""
     listed = ", ".join(f"{count} {suffix}" for suffix, count in sorted(counts.items()))
@@ -58,11 +61,14 @@ class DataError(ValueError):
 
 @dataclass
 class ImageSet:
-    """Labelled images: ``frame`` has ``path`` and ``label`` columns; ``classes`` is the output order."""
+    """Labelled images: ``frame`` has ``path`` and ``label`` columns; ``classes`` is the output order;
+    ``left_out``: the files the source found and did not use, each with why (:func:`check_set` lists them
+    with the files that do not decode)."""
 
     frame: pd.DataFrame
     classes: tuple[str, ...] = SENTIMENTS
     notes: list[str] = field(default_factory=list)
+    left_out: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         missing = {"path", "label"} - set(self.frame.columns)
@@ -88,7 +94,7 @@ class ImageSet:
 
     def subset(self, rows: Sequence[int]) -> "ImageSet":
         """The rows at the given positions, same classes."""
-        return ImageSet(self.frame.iloc[list(rows)], self.classes, list(self.notes))
+        return ImageSet(self.frame.iloc[list(rows)], self.classes, list(self.notes), list(self.left_out))
 
     def with_classes(self, classes: Sequence[str], source: str | os.PathLike) -> "ImageSet":
         """The same images with ``classes`` as the output order, labels matched by name (a folder's
@@ -97,7 +103,7 @@ class ImageSet:
         unknown = sorted(set(self.frame["label"]) - set(classes))
         if unknown:
             raise DataError(f"{source}: labels {unknown} are not among the classes {list(classes)}")
-        return ImageSet(self.frame, tuple(classes), list(self.notes))
+        return ImageSet(self.frame, tuple(classes), list(self.notes), list(self.left_out))
 
 
 def from_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
@@ -118,7 +124,7 @@ def from_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
     extra = sorted(set(folders) - set(classes))
     if extra:
         raise DataError(f"{root}: folders {extra} are not in the class list {list(classes)}")
-    rows, notes, files = [], [], []
+    rows, notes, files, left_out = [], [], [], []
     for name in folders:
         inside = [p for p in (root / name).rglob("*") if p.is_file()]
         found = sorted(p for p in inside if p.suffix.lower() in extensions)
@@ -128,26 +134,30 @@ def from_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
                 f" ({videos} videos: for their frames, give the format videos)" if videos else ""))
         rows += [(str(p.resolve()), name) for p in found]
         files += inside
-    loose = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in extensions]
+    loose = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in extensions)
     if loose:
-        notes.append(f"{root}: {len(loose)} images in no class folder left out (e.g. {sorted(loose)[0]}); "
+        notes.append(f"{root}: {len(loose)} images in no class folder left out (e.g. {loose[0].name}); "
                      "move them into the folder of their class")
+    left_out += [(str(p), "in no class folder") for p in loose]
+    left_out += [(str(p), f"a {p.suffix.lower()} file: a format not read") for p in unread_files(files)]
     unread = unread_images(root, files)
-    return ImageSet(pd.DataFrame(rows, columns=["path", "label"]), tuple(classes), ([unread] if unread else []) + notes)
+    return ImageSet(pd.DataFrame(rows, columns=["path", "label"]), tuple(classes), ([unread] if unread else []) + notes,
+                    left_out)
 
 
 def resolve_paths(paths: "pd.Series", root: Path, source: str, missing: str = "error",
-                  allow_outside_root: bool = False) -> tuple["pd.Series", list[str]]:
-    """Absolute paths for ``paths`` (indexed by line number in ``source``) taken relative to ``root``.
+                  allow_outside_root: bool = False) -> tuple["pd.Series", list[tuple[str, str]]]:
+    """Absolute paths for ``paths`` (indexed by line number in ``source``) taken relative to ``root``,
+    and the rows left out: (path, why).
 
     A path that leaves ``root`` (``../``, an absolute path elsewhere) is refused
     unless ``allow_outside_root``; a missing file is an error naming it, or, with
-    ``missing="skip"``, dropped and noted.
+    ``missing="skip"``, left out (None in the paths).
     """
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', not {missing!r}")
     root = Path(os.path.abspath(root))
-    resolved, notes = [], []
+    resolved, left_out = [], []
     for line, raw in paths.fillna("").astype(str).items():
         path = Path(os.path.abspath(root / raw))
         if not allow_outside_root and not path.is_relative_to(root):
@@ -158,11 +168,11 @@ def resolve_paths(paths: "pd.Series", root: Path, source: str, missing: str = "e
                     f"{'is a folder' if path.is_dir() else 'does not exist'} (looked for {path})")
             if missing == "error":
                 raise DataError(f"{source}: {what}; pass missing='skip' (-o missing=skip) to leave such rows out")
-            notes.append(f"{source}: {what}, left out")
+            left_out.append((str(path), f"{source}: {what}"))
             resolved.append(None)
             continue
         resolved.append(str(path))
-    return pd.Series(resolved, index=paths.index, dtype="object"), notes
+    return pd.Series(resolved, index=paths.index, dtype="object"), left_out
 
 
 def read_csv_lines(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
@@ -200,14 +210,20 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], source: Path) 
         raise DataError(f"{source}: columns {absent} not found; the file has {list(frame.columns)}")
 
 
-def _finish(frame: pd.DataFrame, paths: "pd.Series", classes: Sequence[str],
-            notes: list[str], source: Path) -> ImageSet:
+def _finish(frame: pd.DataFrame, paths: "pd.Series", classes: Sequence[str], notes: list[str], source: Path,
+            left_out: list[tuple[str, str]] = ()) -> ImageSet:
+    """The table's rows with a file, as an ImageSet: an image under two labels left out, repeats dropped;
+    what is left out (``left_out``: rows without a file, ...) is counted in the notes and kept to be
+    listed with the skipped files."""
+    left_out = list(left_out)
     frame = frame.assign(path=paths)[paths.notna()]
     labels_of = frame.groupby("path")["label"].nunique()
     conflicting = frame["path"].isin(labels_of.index[labels_of > 1])
     if conflicting.any():  # which row is right cannot be told: none is kept
-        named = [f"{path} (" + ", ".join(f"line {line}: {label}" for line, label in rows["label"].items()) + ")"
-                 for path, rows in frame[conflicting].groupby("path", sort=False)]
+        lines = {path: ", ".join(f"line {line}: {label}" for line, label in rows["label"].items())
+                 for path, rows in frame[conflicting].groupby("path", sort=False)}
+        left_out += [(path, f"{source}: listed with conflicting labels ({which})") for path, which in lines.items()]
+        named = [f"{path} ({which})" for path, which in lines.items()]
         notes.append(f"{source}: {len(named)} image{'s' if len(named) > 1 else ''} listed with conflicting labels, "
                      "left out: " + "; ".join(named[:3]) + ("; ..." if len(named) > 3 else ""))
         frame = frame[~conflicting]
@@ -215,8 +231,11 @@ def _finish(frame: pd.DataFrame, paths: "pd.Series", classes: Sequence[str],
     if duplicated.any():
         notes.append(f"{source}: {int(duplicated.sum())} duplicated rows left out")
         frame = frame[~duplicated]
+    if left_out:
+        notes.append(f"{source}: {len(left_out)} images left out in all, each listed with the skipped files "
+                     f"(the first: {left_out[0][0]}: {left_out[0][1]})")
     columns = ["path", "label"] + [c for c in frame.columns if c not in ("path", "label")]
-    return ImageSet(frame[columns], tuple(classes), notes)
+    return ImageSet(frame[columns], tuple(classes), notes, left_out)
 
 
 def from_manifest(csv: str | os.PathLike, path_column: str = "path", label_column: str = "label",
@@ -232,9 +251,9 @@ def from_manifest(csv: str | os.PathLike, path_column: str = "path", label_colum
     if unknown:
         lines = frame.index[~frame["label"].isin(classes)][:5].tolist()
         raise DataError(f"{csv}: labels {unknown} (lines {lines}) are not in the class list {list(classes)}")
-    paths, notes = resolve_paths(frame["path"], Path(root) if root else csv.parent, str(csv),
-                                 missing, allow_outside_root)
-    return _finish(frame, paths, classes, notes, csv)
+    paths, left_out = resolve_paths(frame["path"], Path(root) if root else csv.parent, str(csv),
+                                    missing, allow_outside_root)
+    return _finish(frame, paths, classes, [], csv, left_out)
 
 
 def majority_labels(votes: pd.DataFrame, min_agreement: float = 0.5) -> "pd.Series":
@@ -283,15 +302,17 @@ def from_votes(csv: str | os.PathLike, image_root: str | os.PathLike | None = No
         bad = frame.index[(votes < 0).any(axis=1)][:5].tolist()
         raise DataError(f"{csv}: vote counts must not be negative (lines {bad})")
     frame = frame.assign(label=majority_labels(votes, min_agreement))
-    unclear = int(frame["label"].isna().sum())
-    frame = frame[frame["label"].notna()]
     names = frame[id_column].astype(str)
     names = names.where(names.str.lower().str.endswith(extension.lower()), names + extension)
-    paths, notes = resolve_paths(names, Path(image_root) if image_root else csv.parent, str(csv),
-                                 missing, allow_outside_root)
-    notes.insert(0, f"{csv}: {unclear} rows without a clear majority (ties or agreement "
-                    f"below {min_agreement:.2f}) left out")
-    return _finish(frame, paths, classes, notes, csv)
+    root = Path(image_root) if image_root else csv.parent
+    unclear = frame["label"].isna()
+    why = f"no clear majority (a tie, or agreement below {min_agreement:.2f})"
+    notes = [f"{csv}: {int(unclear.sum())} rows without a clear majority (ties or agreement "
+             f"below {min_agreement:.2f}) left out"]
+    paths, left_out = resolve_paths(names[~unclear], root, str(csv), missing, allow_outside_root)
+    left_out = [(os.path.abspath(root / name), f"{csv}: line {line}: {why}") for line, name in names[unclear].items()]\
+        + left_out
+    return _finish(frame[~unclear], paths, classes, notes, csv, left_out)
 
 
 def twitter(root: str | os.PathLike, agreement: str = "five") -> ImageSet:
@@ -308,8 +329,8 @@ def twitter(root: str | os.PathLike, agreement: str = "five") -> ImageSet:
         bad = frame.index[~frame["polarity"].isin(["0", "1"])][:5].tolist()
         raise DataError(f"{truth}: polarity must be 0 or 1 (lines {bad})")
     frame["label"] = frame["polarity"].map({"1": "positive", "0": "negative"})
-    paths, notes = resolve_paths(frame["file"], root / "images", str(truth))
-    return _finish(frame.drop(columns="polarity"), paths, SENTIMENTS, notes, truth)
+    paths, _ = resolve_paths(frame["file"], root / "images", str(truth))  # a missing photo is an error
+    return _finish(frame.drop(columns="polarity"), paths, SENTIMENTS, [], truth)
 
 
 def oasis(root: str | os.PathLike, cuts: tuple[float, float] = (3.5, 4.5)) -> ImageSet:
@@ -330,10 +351,10 @@ def oasis(root: str | os.PathLike, cuts: tuple[float, float] = (3.5, 4.5)) -> Im
     _require_columns(frame, ["Theme", "Valence_mean"], csv)
     valence = _numbers(frame, ["Valence_mean"], csv, "Valence_mean values")["Valence_mean"]
     frame["label"] = np.where(valence < low, "negative", np.where(valence > high, "positive", "neutral"))
-    paths, notes = resolve_paths(frame["Theme"].astype(str).str.strip() + ".jpg", root / "images",
-                                 str(csv), missing="skip")
-    notes = [f"{csv}: {len(notes)} rated photos not present here, left out"] if notes else []
-    return _finish(frame, paths, SENTIMENTS, notes, csv)
+    paths, absent = resolve_paths(frame["Theme"].astype(str).str.strip() + ".jpg", root / "images",
+                                  str(csv), missing="skip")
+    notes = [f"{csv}: {len(absent)} rated photos not present here, left out"] if absent else []
+    return _finish(frame, paths, SENTIMENTS, notes, csv)  # the absent photos are held back by design: not listed
 
 
 def fer2013(root: str | os.PathLike, split: str = "train",
@@ -349,7 +370,7 @@ def fer2013(root: str | os.PathLike, split: str = "train",
     dropped = sorted(e for e, s in mapping.items() if s is None)
     notes = raw.notes + ([f"{folder}: emotions {dropped} left out"] if dropped else [])
     frame = frame[frame["label"].notna()][["path", "label", "emotion"]]
-    return ImageSet(frame, SENTIMENTS, notes)
+    return ImageSet(frame, SENTIMENTS, notes, raw.left_out)
 
 
 def videos(root: str | os.PathLike, frames_dir: str | os.PathLike | None = None, every_seconds: float = 1.0,
