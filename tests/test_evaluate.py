@@ -49,6 +49,8 @@ def test_bootstrap_intervals_cover_the_truth_and_widen_for_grouped_images():
     assert low < 0.7 < high and (high - low) / 2 == pytest.approx(half, rel=0.15)
     assert f1_low < m["macro"]["f1"] < f1_high
     assert "accuracy 0.7000 (0." in summary(m) and "95 % interval" in summary(m)
+    shuffled = np.random.default_rng(1).permutation(len(y_true))  # a report sorts its table, say
+    assert classification_metrics(y_true[shuffled], y_pred[shuffled], CLASSES)["intervals_95"] == m["intervals_95"]
     perfect = classification_metrics(np.array([0, 1, 2, 0, 1, 2]), np.array([0, 1, 2, 0, 1, 2]), CLASSES)
     assert perfect["intervals_95"]["accuracy"][0] == pytest.approx(0.61, abs=0.01)  # not [1, 1] from 6 of 6
     clips = np.repeat(np.arange(30), 10)  # 30 clips of 10 frames, each clip all right or all wrong
