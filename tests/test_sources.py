@@ -47,6 +47,17 @@ def test_folder_notes_images_outside_the_class_folders_and_videos_read_as_images
     assert f"{tmp_path}: 1 images in no class folder left out (e.g. loose.jpg); move them into" in " ".join(notes)
 
 
+def test_folder_says_when_its_classes_are_not_the_sentiments(tmp_path, synthetic_root):
+    """check took Negative/ and positive/ as two classes without a word; train then refused them."""
+    (tmp_path / "Negative").symlink_to(synthetic_root / "negative")
+    (tmp_path / "positive").symlink_to(synthetic_root / "positive")
+    images = from_folder(tmp_path)
+    assert images.classes == ("Negative", "positive")
+    assert (f"{tmp_path}: classes ['Negative', 'positive'] from the folder names, not ['negative', 'neutral', "
+            "'positive'] (Negative: name the folder in lower case)") in images.notes
+    assert from_folder(synthetic_root).notes == []
+
+
 def test_folder_rejects_unknown_class_folder(tmp_path):
     (tmp_path / "happy").mkdir()
     with pytest.raises(DataError, match="happy"):

@@ -119,12 +119,18 @@ def from_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise DataError(f"{root}: no class folders found (expected {root}/<class>/<image>)")
+    notes = []
     if classes is None:
         classes = SENTIMENTS if set(folders) <= set(SENTIMENTS) else tuple(folders)
+        if classes != SENTIMENTS:  # train's classes are the sentiments unless data.classes says otherwise
+            cased = [f for f in folders if f not in SENTIMENTS and f.lower() in SENTIMENTS]
+            notes.append(f"{root}: classes {list(classes)} from the folder names, not {list(SENTIMENTS)}"
+                         + (f" ({', '.join(cased)}: name the folder in lower case)" if cased else
+                            "; give them as data.classes to train on them"))
     extra = sorted(set(folders) - set(classes))
     if extra:
         raise DataError(f"{root}: folders {extra} are not in the class list {list(classes)}")
-    rows, notes, files, left_out = [], [], [], []
+    rows, files, left_out = [], [], []
     for name in folders:
         inside = [p for p in (root / name).rglob("*") if p.is_file()]
         found = sorted(p for p in inside if p.suffix.lower() in extensions)
