@@ -155,6 +155,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = model_path if (model_path / "model.keras").is_file() else None  # not a SavedModel's own folder
     data = str(Path(args.data).resolve()) if args.data else None
     data_run = Path(data) if data and (Path(data) / "split_test.csv").is_file() else None  # a run's test side
+    folds = sorted(p.parent.name for p in Path(data).glob("fold*/split_test.csv")) if data else []
+    if folds and not data_run:
+        raise UsageError(f"{args.data}: a cross-validation run; give one of its folds ({', '.join(folds)}) "
+                         "to evaluate on that fold's test side")
     folder = f"evaluation_{Path(data).stem}" if data else "evaluation"  # one per data set
     out = Path(args.out) if args.out else (run_dir / folder if run_dir else None)
     earlier = (json.loads((out / "metrics.json").read_text()).get("data")

@@ -217,3 +217,8 @@ def test_an_exported_model_is_evaluated_like_the_keras_model_it_came_from(traine
     metrics = json.loads((tmp_path / "on_run" / "metrics.json").read_text())
     assert metrics["accuracy"] == pytest.approx(evaluate_model(model, images.subset(range(0, 90, 3)))["accuracy"])
     assert sum(metrics["per_class"][name]["support"] for name in CLASSES) == 30
+    run.rename(tmp_path / "fold0")  # a cross-validation run holds its sides one level down
+    (tmp_path / "cv").mkdir()
+    (tmp_path / "fold0").rename(tmp_path / "cv" / "fold0")
+    assert main(["evaluate", str(lite), "--data", str(tmp_path / "cv"), "--out", str(tmp_path / "on_cv")]) == 2
+    assert "a cross-validation run; give one of its folds (fold0)" in capsys.readouterr().err
