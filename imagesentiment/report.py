@@ -130,7 +130,8 @@ def _summary(frame: pd.DataFrame, classes: Sequence[str]) -> str:
             f"</table><h3>Confidence</h3>{_histogram(frame['confidence'])}")
 
 
-def _metrics(frame: pd.DataFrame, classes: Sequence[str]) -> str:
+def _metrics(frame: pd.DataFrame, classes: Sequence[str], scored: int) -> str:
+    """The figures against the true labels of ``frame`` (the labelled rows of ``scored`` scored images)."""
     index = {c: i for i, c in enumerate(classes)}
     m = classification_metrics(frame["true_label"].map(index), frame["label"].map(index), classes)
     rows = "".join(f"<tr><th>{html.escape(n)}</th><td>{v['precision']:.3f}</td><td>{v['recall']:.3f}</td>"
@@ -139,7 +140,9 @@ def _metrics(frame: pd.DataFrame, classes: Sequence[str]) -> str:
     matrix = "".join(f"<tr><th>{html.escape(n)}</th>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
                      for n, row in zip(m["classes"], m["confusion_matrix"]))
     spread = {name: f" ({low:.3f}–{high:.3f})" for name, (low, high) in m["intervals_95"].items()}
-    return (f"<h2>Against the true labels</h2><p id='accuracy'>accuracy {m['accuracy']:.3f}{spread['accuracy']} · "
+    which = f"<p id='labelled'>on the {len(frame)} of {scored} scored images with a true label</p>" \
+        if len(frame) < scored else ""
+    return (f"<h2>Against the true labels</h2>{which}<p id='accuracy'>accuracy {m['accuracy']:.3f}{spread['accuracy']} · "
             f"macro-F1 {m['macro']['f1']:.3f}{spread['macro_f1']} · "
             f"{int((frame['true_label'] != frame['label']).sum())} misclassified</p>"
             "<p class='muted'>in brackets: 95 % interval, how far the figure could move on another draw of as "
@@ -149,12 +152,12 @@ def _metrics(frame: pd.DataFrame, classes: Sequence[str]) -> str:
             f"<table id='confusion'><tr><th></th>{header}</tr>{matrix}</table>")
 
 
-def _card(order: int, row: pd.Series, classes: Sequence[str], has_truth: bool, size: int) -> str:
+def _card(order: int, row: pd.Series, classes: Sequence[str], size: int) -> str:
     image = thumbnail(row["path"], size)
     heat = thumbnail(row["heatmap"], size) if isinstance(row.get("heatmap"), str) else None
-    correct = (row["true_label"] == row["label"]) if has_truth else True
+    correct = not row.get("_wrong", False)
     probabilities = " · ".join(f"{c} {row[c]:.2f}" for c in classes if c in row and pd.notna(row[c]))
-    truth = f"<div>true: {html.escape(str(row['true_label']))}</div>" if has_truth else ""
+    truth = f"<div>true: {html.escape(str(row['true_label']))}</div>" if pd.notna(row.get("true_label")) else ""
     pictures = "".join(f'<img alt="{alt}" src="{src}">' for alt, src in (("image", image), ("heat map", heat)) if src)
     name = os.path.basename(str(row["path"]))
     return (f'<div class="card{"" if correct else " wrong"}" data-order="{order}" data-label="{html.escape(str(row["label"]))}" '
@@ -186,17 +189,18 @@ def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str =
     if frame.empty:
         raise ValueError("the predictions table has no scored images to report")
     classes = _classes(frame)
-    has_truth = "true_label" in frame and frame["true_label"].notna().all()
+    labelled = frame["true_label"].notna() if "true_label" in frame else pd.Series(False, frame.index)
+    has_truth = bool(labelled.any())  # figures on the labelled rows: an analyst may label a sample
     unknown = sorted(set(frame["true_label"].dropna()) - set(classes)) if "true_label" in frame else []
     if unknown:
         raise ValueError(f"true_label values {unknown} are not among the model's classes {classes}")
     if has_truth:  # misclassified first, the least confident mistakes last
-        frame = frame.assign(_wrong=frame["true_label"] != frame["label"])
+        frame = frame.assign(_wrong=labelled & (frame["true_label"] != frame["label"]))
         frame = frame.sort_values(["_wrong", "confidence"], ascending=[False, False], kind="stable").reset_index(drop=True)
     options = "".join(f'<option value="{html.escape(c)}">{html.escape(c)}</option>' for c in classes)
     wrong = '<label><input type="checkbox" id="wrong"> misclassified only</label>' if has_truth else ""
     shown = gallery_rows(frame, gallery)
-    cards = "".join(_card(i, row, classes, has_truth, thumb_size) for i, row in shown.iterrows())
+    cards = "".join(_card(i, row, classes, thumb_size) for i, row in shown.iterrows())
     drawn = (f'<p class="muted" id="drawn">{len(shown)} of {len(frame)} images in the gallery: '
              f'{"the misclassified first, then " if has_truth else ""}each predicted class in turn, drawn at '
              f'random</p>' if len(shown) < len(frame) else "")
@@ -205,7 +209,7 @@ def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str =
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>
 <p class="muted"><span id="total">{len(frame)}</span> images scored{f", {len(failed)} could not be read" if len(failed) else ""}</p>
-{_summary(frame, classes)}{_metrics(frame, classes) if has_truth else ""}
+{_summary(frame, classes)}{_metrics(frame[frame["true_label"].notna()], classes, len(frame)) if has_truth else ""}
 <h2>Gallery</h2>{drawn}<div class="controls">
 <label>sentiment <select id="label"><option value="all">all</option>{options}</select></label>
 <label>confidence ≥ <input type="range" id="confidence" min="0" max="1" step="0.01" value="0"> <span id="confidence-value">0.00</span></label>

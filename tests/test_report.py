@@ -57,6 +57,18 @@ def test_a_large_table_keeps_a_gallery_of_the_mistakes_then_each_class_in_turn(p
     assert build_report(frame, tmp_path / "all.html", gallery=0).read_text().count('class="card') == 90
 
 
+def test_a_table_labelled_in_part_is_judged_on_its_labelled_rows(predictions, tmp_path):
+    """An analyst labels a sample: one empty true_label once dropped every figure without a word."""
+    frame = read_predictions(predictions)
+    frame.loc[1::2, "true_label"] = np.nan
+    page = build_report(frame, tmp_path / "part.html").read_text()
+    sample = frame.iloc[::2]
+    wrong = int((sample["label"] != sample["true_label"]).sum())
+    assert "on the 45 of 90 scored images with a true label" in page
+    assert f"accuracy {1 - wrong / 45:.3f} (" in page and f"{wrong} misclassified" in page
+    assert page.count('data-correct="false"') == wrong and page.count("<div>true: ") == 45
+
+
 def test_report_in_a_real_browser(predictions, tmp_path):
     if CHROMIUM is None:
         pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
