@@ -186,12 +186,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _collect_images(inputs: Sequence[str]) -> list[str]:
-    """The image files among ``inputs`` (``predict.collect_images``), saying which photos it cannot read."""
+def _collect_images(inputs: Sequence[str], pictures: str | None = None) -> list[str]:
+    """The image files among ``inputs`` (``predict.collect_images``), saying which photos it cannot read;
+    those in ``pictures``, the folder the command draws heat maps into, are left out: with the maps kept
+    beside the photos (``photos/ --explain photos/maps``) the next run scored the maps as photos."""
     from .predict import collect_images
 
     notes: list[str] = []
     paths = collect_images(inputs, notes=notes)
+    if pictures:
+        drawn = [p for p in paths if Path(os.path.abspath(p)).is_relative_to(os.path.abspath(pictures))]
+        if drawn:
+            paths = [p for p in paths if p not in set(drawn)]
+            notes.append(f"{pictures}: {_count(len(drawn), 'image')} left out, in the folder heat maps are drawn into")
     for note in notes:
         print(note, file=sys.stderr)
     return paths
@@ -201,7 +208,7 @@ def _explain_images(model, args: argparse.Namespace) -> int:
     from .data import check_images
     from .explain import class_names, explain_files
 
-    checks = check_images(_collect_images(args.images))
+    checks = check_images(_collect_images(args.images, args.out))
     for row in checks[checks.reason != ""].itertuples():
         print(f"skipped {row.path}: {row.reason}", file=sys.stderr)
     paths = checks.loc[checks.reason == "", "path"].tolist()
@@ -364,7 +371,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import predict_files
 
     _not_an_input(args.out, args.images)
-    paths = _collect_images(args.images)
+    paths = _collect_images(args.images, args.explain)
     table = predict_files(load(args.model, args.classes), paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size)
     failed = table[table["error"].fillna("") != ""]

@@ -154,6 +154,14 @@ def test_cli_predict_writes_a_csv(forms, files, tmp_path, capsys):
                  "--out", str(tmp_path / "phone.csv")]) == 0
     assert (f"{tmp_path / 'phone'}: 3 photos left out, in formats not read (2 .heic, 1 .tif)"
             in capsys.readouterr().err) and len(pd.read_csv(tmp_path / "phone.csv")) == 1
+    # heat maps kept beside the photos (photos/ --explain photos/maps) were scored as photos the next time
+    maps = ["predict", str(tmp_path / "phone"), "--model", str(forms["keras"]),
+            "--explain", str(tmp_path / "phone" / "maps")]
+    assert main([*maps, "--out", str(tmp_path / "first.csv")]) == 0 and any((tmp_path / "phone" / "maps").iterdir())
+    capsys.readouterr()
+    assert main([*maps, "--out", str(tmp_path / "again.csv")]) == 0
+    assert f"{tmp_path / 'phone' / 'maps'}: 2 images left out, in the folder heat maps" in capsys.readouterr().err
+    assert pd.read_csv(tmp_path / "again.csv")["path"].tolist() == [str(tmp_path / "phone" / "a.png")]
 
 
 SHIPPED = SHIPPED_MODELS / "imagesentiment"
