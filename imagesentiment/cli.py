@@ -195,10 +195,10 @@ def _collect_images(inputs: Sequence[str], pictures: str | None = None) -> list[
     notes: list[str] = []
     paths = collect_images(inputs, notes=notes)
     if pictures:
-        drawn = [p for p in paths if Path(os.path.abspath(p)).is_relative_to(os.path.abspath(pictures))]
-        if drawn:
-            paths = [p for p in paths if p not in set(drawn)]
-            notes.append(f"{pictures}: {_count(len(drawn), 'image')} left out, in the folder heat maps are drawn into")
+        drawn = [Path(os.path.abspath(p)).is_relative_to(os.path.abspath(pictures)) for p in paths]
+        if any(drawn):
+            paths = [p for p, inside in zip(paths, drawn) if not inside]
+            notes.append(f"{pictures}: {_count(sum(drawn), 'image')} left out, in the folder heat maps are drawn into")
     for note in notes:
         print(note, file=sys.stderr)
     return paths

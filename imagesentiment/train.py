@@ -387,11 +387,10 @@ def check_same_data(split: Split, folder: Path) -> None:
     files = {side: folder / f"split_{side}.csv" for side in SIDES}
     if not any((folder / name).exists() for name in TRAINED) or not all(f.is_file() for f in files.values()):
         return
-    side_of = {side: dict(pd.read_csv(f, usecols=["path", "label"]).itertuples(index=False))
-               for side, f in files.items()}
-    then = {(path, label): side for side, rows in side_of.items() for path, label in rows.items()}
-    now = {(path, label): side for side in SIDES
-           for path, label in getattr(split, side).frame[["path", "label"]].itertuples(index=False)}
+    then = {row: side for side, f in files.items()
+            for row in pd.read_csv(f, usecols=["path", "label"]).itertuples(index=False, name=None)}
+    now = {row: side for side in SIDES
+           for row in getattr(split, side).frame[["path", "label"]].itertuples(index=False, name=None)}
     if then == now:
         return
     moved = sum(1 for key in then.keys() & now.keys() if then[key] != now[key])

@@ -144,9 +144,10 @@ def from_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
     if loose:
         notes.append(f"{root}: {len(loose)} images in no class folder left out (e.g. {loose[0].name}); "
                      "move them into the folder of their class")
+    unread_paths = unread_files(files)
     left_out += [(str(p), "in no class folder") for p in loose]
-    left_out += [(str(p), f"a {p.suffix.lower()} file: a format not read") for p in unread_files(files)]
-    unread = unread_images(root, files)
+    left_out += [(str(p), f"a {p.suffix.lower()} file: a format not read") for p in unread_paths]
+    unread = unread_images(root, unread_paths)
     return ImageSet(pd.DataFrame(rows, columns=["path", "label"]), tuple(classes), ([unread] if unread else []) + notes,
                     left_out)
 
