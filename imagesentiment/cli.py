@@ -263,12 +263,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write a self-contained HTML report of a predictions table (CSV, JSON Lines or Parquet)."""
-    from .report import build_report, read_predictions
+    from .report import build_report, check_out, read_predictions
 
     _not_an_input(args.out, [args.predictions])
+    check_out(args.out, args.predictions, args.overwrite)
     predictions = read_predictions(args.predictions)
     try:
-        out = build_report(predictions, args.out, args.title, gallery=args.gallery)
+        out = build_report(predictions, args.out, args.title, gallery=args.gallery, source=args.predictions,
+                           overwrite=args.overwrite)
     except ValueError as exc:  # the table's content: name the file
         raise UsageError(f"{args.predictions}: {exc}") from None
     print(f"report written to {out}")
@@ -431,13 +433,17 @@ def cmd_score_beam(args: argparse.Namespace) -> int:
 def cmd_video(args: argparse.Namespace) -> int:
     """Sentiment over time in a video: per-frame table, timeline plot, summary, optional heat-map overlay."""
     from .inference import load
-    from .video import score_video
+    from .video import check_outputs, score_video
 
     out = Path(args.out or Path("runs") / "video" / Path(args.file).stem)
+    check_outputs(args.file, out, args.overlay, args.overwrite)  # before the model loads
     result = score_video(args.file, load(args.model), out, args.every, args.per_second, args.batch_size,
-                         args.smooth, args.overlay)
-    shares = ", ".join(f"{c} {v:.0%}" for c, v in result.summary["share_of_time"].items())
-    print(f"{_count(result.summary['samples'], 'frame')} scored ({shares}); written to {out}"
+                         args.smooth, args.overlay, overwrite=args.overwrite)
+    smoothed = "smoothed_share_of_time" in result.summary
+    shares = ", ".join(f"{c} {v:.0%}" for c, v in
+                       result.summary["smoothed_share_of_time" if smoothed else "share_of_time"].items())
+    print(f"{_count(result.summary['samples'], 'frame')} scored ({shares}"
+          f"{f', smoothed over {args.smooth} samples' if smoothed else ''}); written to {out}"
           + (f", heat-map copy to {args.overlay}" if args.overlay else ""))
     return 0
 
@@ -529,6 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="Image sentiment report", help="the page's heading")
     p.add_argument("--gallery", type=NON_NEGATIVE, default=1000,
                    help="at most this many thumbnails, misclassified first, then each class in turn (0: all)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even if it is another table's report or not a report")
 
     p = _add(sub, "export", cmd_export)
     p.add_argument("model", help="a run directory (with model.keras) or a .keras file")
@@ -604,6 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay", metavar="OUT.mp4", help="write a copy with heat maps and labels drawn in")
     p.add_argument("--batch-size", type=COUNT, default=32, help="frames per batch")
     p.add_argument("--out", help="output folder (default: runs/video/<name>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run's results in --out and "
+                   "an existing --overlay file")
 
     p = _add(sub, "demo", cmd_demo)
     p.add_argument("--out", default="runs/demo", help="output folder")
@@ -618,6 +628,7 @@ AFTER_INTERRUPT = {
              "again to go on",
     "cv": "finished folds and the current fold's finished epochs are kept; run the same command again to go on",
     "predict": "the rows written so far are kept; run the same command with --resume to continue",
+    "video": "nothing was written, no half-written heat-map copy either; run the same command again",
 }
 
 

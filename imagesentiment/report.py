@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -79,6 +80,9 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:  # pyarrow's errors are ValueErrors
         raise ValueError(f"{path}: not a readable {path.suffix} table ({exc})") from None
     missing = {"path", "label", "confidence"} - set(frame.columns)
+    if missing == {"path"} and {"frame", "time_s"} <= set(frame.columns):
+        raise ValueError(f"{path}: is a video's per-frame table (imagesentiment video), which has no photos to "
+                         "show; its report is the timeline.png and summary.json beside it")
     if missing:
         raise ValueError(f"{path}: a predictions table needs the columns {sorted(missing)}")
     return frame
@@ -179,10 +183,37 @@ def gallery_rows(frame: pd.DataFrame, limit: int | None, seed: int = 0) -> pd.Da
     return frame.loc[sorted(key.sort_values(["right", "turn"], kind="stable").index[:limit])]
 
 
+SOURCE = re.compile(r'<meta name="imagesentiment-predictions" content="([^"]*)">')
+
+
+def check_out(out: str | os.PathLike, source: str | os.PathLike | None = None, overwrite: bool = False) -> None:
+    """Refuses, unless ``overwrite``, to replace a file at ``out`` that is not a report of the table at
+    ``source`` (a report of it is replaced: the same command run again): another table's report, or a
+    file this tool did not write."""
+    out = Path(out)
+    if overwrite or not out.is_file():
+        return
+    with open(out, encoding="utf-8", errors="replace") as page:
+        earlier = SOURCE.search(page.read(4096))
+    if earlier is None:
+        raise FileExistsError(f"{out}: exists and is not a report written by imagesentiment; pass overwrite=True "
+                              "(--overwrite) to replace it, or give another --out")
+    if html.unescape(earlier.group(1)) != _source_name(source):
+        raise FileExistsError(f"{out}: holds the report on {html.unescape(earlier.group(1)) or 'another table'}; "
+                              "pass overwrite=True (--overwrite) to replace it, or give another --out")
+
+
+def _source_name(source: str | os.PathLike | None) -> str:
+    return os.path.abspath(source) if source is not None else ""
+
+
 def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str = "Image sentiment report",
-                 thumb_size: int = 160, gallery: int | None = 1000) -> Path:
-    """Write the report for ``predictions`` to ``out`` (one HTML file) and return its path; the gallery
-    holds at most ``gallery`` images (``None`` or 0: all), the counts and metrics cover all."""
+                 thumb_size: int = 160, gallery: int | None = 1000, source: str | os.PathLike | None = None,
+                 overwrite: bool = False) -> Path:
+    """Write the report for ``predictions`` (read from the file ``source``, if given) to ``out`` (one HTML
+    file) and return its path; the gallery holds at most ``gallery`` images (``None`` or 0: all), the
+    counts and metrics cover all. An existing ``out`` is replaced only as :func:`check_out` allows."""
+    check_out(out, source, overwrite)
     frame = predictions.copy()
     failed = frame[frame["label"].isna()] if "label" in frame else frame.iloc[:0]
     frame = frame[frame["label"].notna()].reset_index(drop=True)
@@ -206,7 +237,8 @@ def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str =
              f'random</p>' if len(shown) < len(frame) else "")
     errors = "".join(f"<li>{html.escape(str(r['path']))}: {html.escape(str(r.get('error', '')))}</li>"
                      for _, r in failed.iterrows())
-    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8">
+<meta name="imagesentiment-predictions" content="{html.escape(_source_name(source))}"><title>{html.escape(title)}</title>
 <style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>
 <p class="muted"><span id="total">{len(frame)}</span> images scored{f", {len(failed)} could not be read" if len(failed) else ""}</p>
 {_summary(frame, classes)}{_metrics(frame[frame["true_label"].notna()], classes, len(frame)) if has_truth else ""}

@@ -86,25 +86,27 @@ class _Scorer:
 
 def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.PathLike, every: int | None = None,
                 per_second: float | None = None, batch_size: int = 32, smoothing: int = 0,
-                overlay_path: str | os.PathLike | None = None, progress: bool = True) -> VideoResult:
+                overlay_path: str | os.PathLike | None = None, progress: bool = True,
+                overwrite: bool = False) -> VideoResult:
     """Score sampled frames of the video at ``path`` and write ``frames.csv``, ``timeline.png``,
     ``summary.json`` and the most positive/negative frames into ``out``.
 
     With ``overlay_path``, also writes a copy of the video (every frame, same size and rate)
     with the heat map of the latest sampled frame and its label blended in; that needs a
-    predictor that can explain. At most ``batch_size`` frames are held at once.
+    predictor that can explain. At most ``batch_size`` frames are held at once. An earlier run's
+    results in ``out`` and an existing ``overlay_path`` are refused unless ``overwrite`` (see
+    :func:`check_outputs`); the copy is written under another name and moved into place once complete.
     """
     check_batch_size(batch_size)  # below 1 the buffer would never flush: every frame held at once
     capture, info = open_video(path)
     capture.release()
-    if overlay_path is not None and os.path.exists(overlay_path) and os.path.samefile(path, overlay_path):
-        raise VideoError(f"{overlay_path}: is the video being scored; writing the heat-map copy there would "
-                         "destroy it, give the copy another name")
+    check_outputs(path, out, overlay_path, overwrite)
     step = sampling_step(info, every, per_second)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stream = FrameStream(info, step)
-    writer = _writer(overlay_path, info) if overlay_path else None
+    writer, partial = _writer(overlay_path, info) if overlay_path else (None, None)
+    finished = False
     try:
         scorer = _Scorer(predictor, info.fps, writer)
         buffer: list[tuple[int, np.ndarray, bool]] = []
@@ -119,9 +121,14 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
                 bar.update(1)
             if buffer:
                 scorer(buffer)
+        finished = True
     finally:
         if writer is not None:
             writer.release()
+            if finished:
+                os.replace(partial, overlay_path)
+            else:  # stopped (Ctrl-C, an error): no half-written copy, and an earlier one is kept
+                partial.unlink(missing_ok=True)
     classes = predictor.class_names
     table = pd.DataFrame(scorer.rows)
     if smoothing > 1:
@@ -140,22 +147,54 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
     return VideoResult(table, summary, stream.truncated)
 
 
-def _writer(path: str | os.PathLike, info: VideoInfo) -> cv2.VideoWriter:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    codec = "MJPG" if str(path).lower().endswith(".avi") else "mp4v"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), info.fps, (info.width, info.height))
+RESULTS = ("frames.csv", "summary.json")  # what marks a folder as holding an earlier run's results
+
+
+def check_outputs(video: str | os.PathLike, out: str | os.PathLike, overlay_path: str | os.PathLike | None = None,
+                  overwrite: bool = False) -> None:
+    """Refuses, before any work, to write the heat-map copy over the video itself and, unless ``overwrite``,
+    to replace an earlier run's results in ``out`` or an existing file at ``overlay_path``."""
+    if overlay_path is not None and os.path.exists(overlay_path) and os.path.samefile(video, overlay_path):
+        raise VideoError(f"{overlay_path}: is the video being scored; writing the heat-map copy there would "
+                         "destroy it, give the copy another name")
+    if overwrite:
+        return
+    summary = Path(out) / "summary.json"
+    if any((Path(out) / name).exists() for name in RESULTS):
+        earlier = json.loads(summary.read_text()).get("video") if summary.is_file() else None
+        raise FileExistsError(f"{out}: holds the results of an earlier run{f' (of {earlier})' if earlier else ''}; "
+                              "pass overwrite=True (--overwrite) to replace them, or give another --out")
+    if overlay_path is not None and os.path.exists(overlay_path):
+        raise FileExistsError(f"{overlay_path}: exists; pass overwrite=True (--overwrite) to replace it, "
+                              "or give --overlay another name")
+
+
+def _writer(path: str | os.PathLike, info: VideoInfo) -> tuple[cv2.VideoWriter, Path]:
+    """A writer for the heat-map copy at ``path`` and the file it writes until the copy is complete: beside
+    it, with the same extension (which picks the codec)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    codec = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*codec), info.fps, (info.width, info.height))
     if not writer.isOpened():
         raise VideoError(f"{path}: cannot write a video here (codec {codec})")
-    return writer
+    return writer, partial
 
 
 def summarize(table: pd.DataFrame, classes: Sequence[str], info: VideoInfo, stream: FrameStream, step: int) -> dict:
-    """Share of the sampled time per sentiment, and what was read."""
-    shares = table["label"].value_counts(normalize=True)
-    return {"video": info.path, "frames_declared": info.frames, "frames_read": stream.frames_read,
-            "truncated": stream.truncated, "fps": info.fps, "sampled_every": step, "samples": len(table),
-            "duration_s": stream.frames_read / info.fps,
-            "share_of_time": {c: float(shares.get(c, 0.0)) for c in classes}}
+    """Share of the sampled time per sentiment (raw and, with smoothing, smoothed), and what was read."""
+    summary = {"video": info.path, "frames_declared": info.frames, "frames_read": stream.frames_read,
+               "truncated": stream.truncated, "fps": info.fps, "sampled_every": step, "samples": len(table),
+               "duration_s": stream.frames_read / info.fps, "share_of_time": _shares(table["label"], classes)}
+    if "smoothed_label" in table:  # what the timeline's band shows
+        summary["smoothed_share_of_time"] = _shares(table["smoothed_label"], classes)
+    return summary
+
+
+def _shares(labels: pd.Series, classes: Sequence[str]) -> dict[str, float]:
+    shares = labels.value_counts(normalize=True)
+    return {c: float(shares.get(c, 0.0)) for c in classes}
 
 
 def plot_timeline(table: pd.DataFrame, classes: Sequence[str], path: str | os.PathLike) -> None:

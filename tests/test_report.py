@@ -129,3 +129,36 @@ def test_report_lists_every_class_of_the_model_in_its_order(predictions, tmp_pat
     assert "typo.csv: true_label values ['hapy'] are not among the model's classes ['sad', 'calm', 'happy']" in \
         capsys.readouterr().err
     assert not (tmp_path / "typo.html").exists()
+
+
+def test_report_replaces_only_its_own_report_of_the_same_table(predictions, tmp_path, capsys):
+    """The same command run again replaces its report; another table's report, or a page this tool did not
+    write, is kept unless --overwrite (a second ``report`` in one folder once replaced the first silently)."""
+    from imagesentiment.cli import main
+
+    out = str(tmp_path / "report.html")
+    other = tmp_path / "other.csv"
+    read_predictions(predictions).iloc[:10].to_csv(other, index=False)
+    assert main(["report", str(predictions), "--out", out]) == 0
+    first = Path(out).read_text()
+    assert main(["report", str(predictions), "--out", out, "--title", "again"]) == 0  # same table: replaced
+    assert "<title>again</title>" in Path(out).read_text()
+    assert main(["report", str(other), "--out", out]) == 2
+    assert f"report.html: holds the report on {predictions}; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert "<title>again</title>" in Path(out).read_text()
+    assert main(["report", str(other), "--out", out, "--overwrite"]) == 0
+    assert Path(out).read_text().count('class="card') == 10 < first.count('class="card')
+
+    own = tmp_path / "index.html"
+    own.write_text("<html>the team's own page</html>")
+    assert main(["report", str(predictions), "--out", str(own)]) == 2
+    assert "index.html: exists and is not a report written by imagesentiment" in capsys.readouterr().err
+    assert own.read_text() == "<html>the team's own page</html>"
+
+
+def test_report_on_a_video_table_says_where_the_video_report_is(tmp_path):
+    table = tmp_path / "frames.csv"
+    pd.DataFrame({"frame": [0, 5], "time_s": [0.0, 0.5], "label": ["positive"] * 2, "confidence": [0.9, 0.8]}) \
+        .to_csv(table, index=False)
+    with pytest.raises(ValueError, match="is a video's per-frame table .* timeline.png and summary.json"):
+        read_predictions(table)

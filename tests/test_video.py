@@ -48,6 +48,8 @@ def test_timeline_follows_the_content(video, predictor, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["frames_read"] == 40 and not summary["truncated"]
     assert summary["share_of_time"]["negative"] == pytest.approx(0.5, abs=0.1)
+    smoothed = table["smoothed_label"].value_counts(normalize=True)  # what the timeline's band shows
+    assert summary["smoothed_share_of_time"] == {c: pytest.approx(smoothed.get(c, 0.0)) for c in table.columns[4:7]}
     assert summary["most_positive"]["frame"] >= 20 and summary["most_negative"]["frame"] < 20
     for name in ("timeline.png", "most_positive.jpg", "most_negative.jpg"):
         assert (tmp_path / name).stat().st_size > 0
@@ -82,6 +84,52 @@ def test_an_overlay_named_as_the_video_itself_is_refused_and_the_video_kept(vide
         with pytest.raises(VideoError, match="is the video being scored"):
             score_video(source, predictor, tmp_path / "out", overlay_path=tmp_path / name, progress=False)
     assert source.read_bytes() == video.read_bytes()
+
+
+class _StopsOnSecondBatch:
+    """A predictor whose explainer is interrupted (as by Ctrl-C) on its second batch."""
+
+    def __init__(self, predictor):
+        self.class_names, self.image_size, self.inner = predictor.class_names, predictor.image_size, predictor
+
+    def explainer(self):
+        explain, calls = self.inner.explainer(), []
+
+        def run(pixels):
+            calls.append(len(pixels))
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return explain(pixels)
+        return run
+
+
+def test_earlier_results_are_kept_unless_overwrite(video, predictor, trained_cnn, tmp_path, capsys):
+    """A second run into the same folder once replaced the first silently, and a run stopped while writing
+    the heat-map copy left a half-written video in its place."""
+    out, copy = tmp_path / "out", tmp_path / "overlay.mp4"
+    score_video(video, predictor, out, every=4, overlay_path=copy, batch_size=8, progress=False)
+    written = {p.name: p.read_bytes() for p in out.iterdir()}, copy.read_bytes()
+    with pytest.raises(FileExistsError, match=f"out: holds the results of an earlier run \\(of {video}\\); "
+                       "pass overwrite=True \\(--overwrite\\)"):
+        score_video(video, predictor, out, progress=False)
+    with pytest.raises(FileExistsError, match="overlay.mp4: exists; pass overwrite=True"):
+        score_video(video, predictor, tmp_path / "elsewhere", overlay_path=copy, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        score_video(video, _StopsOnSecondBatch(predictor), out, every=4, overlay_path=copy, batch_size=8,
+                    progress=False, overwrite=True)
+    assert ({p.name: p.read_bytes() for p in out.iterdir()}, copy.read_bytes()) == written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "overlay.mp4"], "no half-written copy left"
+
+
+    trained_cnn[0].save(tmp_path / "cnn.keras")
+    command = ["video", str(video), "--model", str(tmp_path / "cnn.keras"), "--out", str(out), "--every", "4",
+               "--smooth", "3"]
+    assert main(command) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(command + ["--overwrite"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    shares = ", ".join(f"{c} {v:.0%}" for c, v in summary["smoothed_share_of_time"].items())
+    assert f"10 frames scored ({shares}, smoothed over 3 samples)" in capsys.readouterr().out
 
 
 def test_bad_videos_give_clear_errors(tmp_path, predictor, video):
