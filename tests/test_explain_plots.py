@@ -1,4 +1,6 @@
 """Pictures of explanations and the ``imagesentiment explain`` command."""
+from pathlib import Path
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -115,9 +117,14 @@ def test_cli_writes_figures_overlays_and_grid(tmp_path, model_file, large_images
             with Image.open(out / f"{stem}_{method}_overlay.jpg") as overlay_file:
                 assert overlay_file.size == (100, 80)
     assert (out / "filters.png").is_file() and (out / "positive_features.png").is_file()
-    predictions = pd.read_csv(out / "predictions.csv")
-    assert list(predictions["predicted"]) == ["positive", "negative"]
+    predictions = pd.read_csv(out / "predictions.csv")  # as predict writes it, the first method's overlays
+    assert list(predictions["label"]) == ["positive", "negative"]
+    assert [Path(p).name for p in predictions["heatmap"]] == ["positive_gradcam_overlay.jpg",
+                                                              "negative_gradcam_overlay.jpg"]
+    np.testing.assert_allclose(predictions[["negative", "neutral", "positive"]].max(axis=1), predictions["confidence"])
     assert "2 images explained with gradcam, layercam" in capsys.readouterr().out
+    assert main(["report", str(out / "predictions.csv"), "--out", str(tmp_path / "report.html")]) == 0
+    assert (tmp_path / "report.html").read_text().count('alt="heat map"') == 2
     # the same folder again (the default runs/explain) for one of them: its table still lists both images
     assert main(["explain", str(large_images[1]), "--model", str(model_file), "--out", str(out)]) == 0
     again = pd.read_csv(out / "predictions.csv")

@@ -25,7 +25,8 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
     """Write ``NAME_METHOD.png`` and ``NAME_METHOD_overlay.jpg`` per image and method,
     ``grid_METHOD_NNN.png`` per batch (``filters.png``, ``NAME_features.png`` on request) and
     ``predictions.csv`` (kept with an earlier run's rows for other images); returns this run's predictions
-    (path, predicted, confidence).
+    as ``imagesentiment predict`` writes them (path, label, confidence, one probability per class, and
+    ``heatmap``: the first method's overlay), so that ``imagesentiment report`` shows them.
 
     NAME is the file's stem, numbered when two files share one.
     """
@@ -42,17 +43,20 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
             batch, originals = load_images(batch_paths, model.input_shape[1:3])
             probabilities = np.asarray(model(batch, training=False))
             labels, confidences = [classes[i] for i in probabilities.argmax(-1)], probabilities.max(-1)
+            overlays: list[Path] = []  # per method, in turn: the first method's come first
             for method, explainer in explainers.items():
                 maps = explainer(batch, target)
                 for name, image, heatmap, label, confidence in zip(chunk, originals, maps, labels, confidences):
-                    save_explanation(out / f"{name}_{method}", image, heatmap, label, confidence, cmap, alpha)
+                    overlays.append(save_explanation(out / f"{name}_{method}", image, heatmap, label, confidence,
+                                                     cmap, alpha)[1])
                 save_figure(grid_figure(originals, maps, labels, confidences, cmap=cmap, alpha=alpha),
                             out / f"grid_{method}_{number:03d}.png")
                 bar.update(len(chunk))
             for name, image in zip(chunk, batch) if feature_maps else ():
                 save_figure(feature_maps_figure(model, image, feature_maps), out / f"{name}_features.png")
-            rows += [{"path": path, "predicted": label, "confidence": round(float(confidence), 4)}
-                     for path, label, confidence in zip(batch_paths, labels, confidences)]
+            rows += [{"path": path, "label": label, "confidence": float(p.max()), **dict(zip(classes, p.tolist())),
+                      "heatmap": str(overlay)}
+                     for path, label, p, overlay in zip(batch_paths, labels, probabilities, overlays)]
     table = pd.DataFrame(rows)
     _merge_into(out / "predictions.csv", table)
     return table
