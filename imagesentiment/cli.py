@@ -375,7 +375,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _not_an_input(args.out, args.images)
     paths = _collect_images(args.images, args.explain)
     table = predict_files(load(args.model, args.classes), paths, args.out, args.batch_size, args.explain,
-                          args.resume, args.overwrite, progress=len(paths) > args.batch_size)
+                          args.resume, args.overwrite, progress=len(paths) > args.batch_size,
+                          max_pixels=args.max_pixels)
     failed = table[table["error"].fillna("") != ""]
     for row in failed.itertuples():
         print(f"{row.path}: {row.error}", file=sys.stderr)
@@ -579,6 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
     continuing.add_argument("--resume", action="store_true", help="continue a stopped run: skip the images in --out")
     continuing.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--batch-size", type=COUNT, default=32, help="images per batch")
+    p.add_argument("--max-pixels", type=COUNT, default=64_000_000, help="larger images get an error row, "
+                   "not decoded")
 
     p = _add(sub, "shard", cmd_shard)
     p.add_argument("config", help="a YAML file, e.g. pipelines/oasis.yaml")

@@ -18,7 +18,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
-from .data.pipeline import check_batch_size, chunks, decode_or_reason
+from .data.pipeline import MAX_PIXELS, check_batch_size, chunks, decode_or_reason
 from .data.sources import IMAGE_EXTENSIONS, DataError, read_csv_lines, unread_images
 from .inference import Predictor
 
@@ -91,19 +91,19 @@ class Journal:
             os.fsync(handle.fileno())
 
 
-def decode_pixels(data: bytes, size: Sequence[int]) -> tuple[np.ndarray | None, str]:
+def decode_pixels(data: bytes, size: Sequence[int], max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray | None, str]:
     """Float32 ``(H, W, 3)`` pixels of encoded bytes as the model takes them, and ``""``; or None
-    and why they are not a readable image."""
-    pixels, reason = decode_or_reason(data, size)
+    and why they are not a readable image (one larger than ``max_pixels`` is not decoded)."""
+    pixels, reason = decode_or_reason(data, size, max_pixels)
     return pixels, f"not a readable image: {reason}" if pixels is None else ""
 
 
-def _load(path: str, size: Sequence[int]) -> tuple[np.ndarray | None, str]:
+def _load(path: str, size: Sequence[int], max_pixels: int) -> tuple[np.ndarray | None, str]:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         return None, f"unreadable: {exc.strerror or exc}"
-    return decode_pixels(data, size)
+    return decode_pixels(data, size, max_pixels)
 
 
 def _figure_name(path: str) -> str:
@@ -141,12 +141,12 @@ def _continue_with(predictor: Predictor, stamp_path: Path, out: Path, resume: bo
 
 def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.PathLike, batch_size: int = 32,
                   explain_dir: str | os.PathLike | None = None, resume: bool = False, overwrite: bool = False,
-                  progress: bool = True, workers: int | None = None) -> pd.DataFrame:
+                  progress: bool = True, workers: int | None = None, max_pixels: int = MAX_PIXELS) -> pd.DataFrame:
     """Score ``paths`` into ``out`` (.csv, .jsonl or .parquet) and return the whole table.
 
     Columns: path, label, confidence, one probability per class, ``heatmap`` (with ``explain_dir``:
     the overlay image; a panel per image, image | heat map | overlay, is written there too) and
-    ``error`` (why an image could not be scored). With ``resume``, paths already in ``out`` are
+    ``error`` (why an image could not be scored; one larger than ``max_pixels`` is not decoded). With ``resume``, paths already in ``out`` are
     skipped, and ``out`` must have been begun by the same model (``OUT.model.json`` records it); with
     ``overwrite`` an existing ``out`` is replaced; otherwise it is an error, so nothing done is lost
     by accident.
@@ -185,7 +185,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     with ThreadPoolExecutor(workers or min(8, 2 * (os.cpu_count() or 1))) as pool, \
             tqdm(total=len(todo), unit="img", disable=not progress) as bar:
         for chunk in chunks(todo, batch_size):
-            loaded = list(pool.map(lambda p: _load(p, predictor.image_size), chunk))
+            loaded = list(pool.map(lambda p: _load(p, predictor.image_size, max_pixels), chunk))
             good = [i for i, (pixels, _) in enumerate(loaded) if pixels is not None]
             rows = pd.DataFrame({"path": list(chunk), "error": [reason for _, reason in loaded]})
             if good:

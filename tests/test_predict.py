@@ -49,6 +49,22 @@ def test_scores_match_the_keras_model_and_bad_files_are_listed(synthetic_root, t
     assert pd.read_csv(tmp_path / "out.csv")["path"].tolist() == paths[:3] == again["path"].tolist()
 
 
+def test_max_pixels_sets_the_largest_image_decoded(synthetic_root, tmp_path, trained_cnn, capsys):
+    """A panorama over the 64-megapixel default had no way in; a smaller limit guards a small server."""
+    from imagesentiment.cli import main
+
+    trained_cnn[0].save(tmp_path / "cnn.keras")
+    folder = str(synthetic_root / "positive")  # 48 x 48 = 2,304 pixels each
+    for limit, scored in (("2304", 30), ("2303", 0)):
+        out = tmp_path / f"limit{limit}.csv"
+        assert main(["predict", folder, "--model", str(tmp_path / "cnn.keras"), "--out", str(out),
+                     "--max-pixels", limit]) == 0
+        table = pd.read_csv(out)
+        assert table["label"].notna().sum() == scored and len(table) == 30
+        assert (table["error"].fillna("").str.contains("image too large").sum()) == 30 - scored
+    assert "0 images scored {}, 30 unreadable" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
 def test_resume_after_an_interruption_writes_each_path_once(synthetic_root, tmp_path, predictor, suffix):
     paths = collect_images([synthetic_root])

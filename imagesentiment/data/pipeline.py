@@ -128,12 +128,13 @@ def decode_and_resize(data: tf.Tensor, image_size: Sequence[int], max_pixels: in
     return tf.saturate_cast(tf.round(resized), tf.uint8)
 
 
-def decode_or_reason(data: bytes, image_size: Sequence[int]) -> tuple[np.ndarray | None, str]:
+def decode_or_reason(data: bytes, image_size: Sequence[int],
+                     max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray | None, str]:
     """Float32 ``(H, W, 3)`` pixels of encoded bytes, as :func:`decode_and_resize` makes them, and
     ``""``; or None and why the decoder refused them (the first line of its message, without
     TensorFlow's function and op names)."""
     try:
-        return tf.cast(decode_and_resize(tf.constant(data), image_size), tf.float32).numpy(), ""
+        return tf.cast(decode_and_resize(tf.constant(data), image_size, max_pixels), tf.float32).numpy(), ""
     except tf.errors.InvalidArgumentError as exc:
         return None, re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message.splitlines()[0]).strip()
 
