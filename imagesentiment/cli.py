@@ -180,7 +180,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(checked.report())
     views = _run_views(run_dir)  # by default the views the run's own test metrics were measured with
     views = {key: views[key] if getattr(args, key) is None else getattr(args, key) for key in views}
-    print(summary(evaluate_model(model, checked.images, out, **views, data=data)))
+    print(summary(evaluate_model(model, checked.images, out, **views, data=data, classes=classes)))
     if out:
         print(f"metrics written to {out}")
     return 0

@@ -22,8 +22,9 @@ from matplotlib.figure import Figure
 from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, precision_recall_curve,
                              precision_recall_fscore_support, roc_auc_score, roc_curve)
 
-from .data import ImageSet
+from .data import DataError, ImageSet
 from .data.shards import image_batches
+from .model import class_names
 
 if TYPE_CHECKING:
     from .inference import Predictor
@@ -229,15 +230,22 @@ def plot_history(history: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | os.PathLike | None = None,
-                   flip_tta: bool = False, crop_tta: bool = False, data: str | None = None) -> dict:
-    """Metrics of ``model`` (see :func:`predict_probabilities`) on ``images``; with ``out``, writes
+                   flip_tta: bool = False, crop_tta: bool = False, data: str | None = None,
+                   classes: Sequence[str] | None = None) -> dict:
+    """Metrics of ``model`` (see :func:`predict_probabilities`) on ``images``, whose labels are matched to
+    the model's ``classes`` by name (default: the names it carries, :func:`imagesentiment.model.class_names`;
+    a folder's classes come sorted, which need not be the model's output order); with ``out``, writes
     metrics.json, the confusion matrix (CSV and PNG), the curves and predictions.csv there (as ``predict``
     writes it, with ``true_label``: ``imagesentiment report`` shows it). ``flip_tta``, ``crop_tta``: see
     test_time_views. ``data``: where the images came from, recorded in the metrics."""
-    outputs = model.output_shape[-1] if isinstance(model, keras.Model) else len(model.class_names)
-    if outputs != len(images.classes):
-        raise ValueError(f"the model has {outputs} outputs but the images have "
-                         f"{len(images.classes)} classes {list(images.classes)}")
+    carried = classes is not None or not isinstance(model, keras.Model) or hasattr(model, "class_names")
+    classes = class_names(model, classes) if isinstance(model, keras.Model) else list(classes or model.class_names)
+    try:
+        images = images.with_classes(classes, data or "the images")
+    except DataError as exc:
+        raise DataError(f"{exc}" + ("" if carried else "; this Keras model carries no class names: pass "
+                                    "classes=[...] in its output order, or load it with "
+                                    "imagesentiment.inference.load_keras")) from None
     probabilities = predict_probabilities(model, images, flip_tta=flip_tta, crop_tta=crop_tta)
     y_pred = probabilities.argmax(axis=1)
     groups = images.frame["group"] if "group" in images.frame else None  # a clip's frames are resampled together

@@ -8,6 +8,7 @@ and returns a table with ``label``, ``confidence`` and one probability column pe
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -72,7 +73,7 @@ def rgb_array(image: np.ndarray, name: str = "an image array") -> np.ndarray:
     return image
 
 
-def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int]) -> np.ndarray:
+def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int], first: int = 0) -> np.ndarray:
     """Float32 ``(B, H, W, 3)`` in [0, 255] at ``image_size`` from paths, encoded bytes, arrays or PIL images.
 
     Files and bytes are decoded and resized as in training; an array (see :func:`rgb_array`)
@@ -81,13 +82,15 @@ def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int]) -> np.
     images = as_list(images)
     size = [int(s) for s in image_size]
     batch = []
-    for index, image in enumerate(images):
+    for index, image in enumerate(images, first):  # ``first``: the number of the first, in errors
         if isinstance(image, PIL.Image.Image):  # 16-bit greyscale kept for rgb_array to reduce as the decoder does
             image = np.asarray(image if image.mode in ("L", "RGB", "RGBA", "I;16") else image.convert("RGB"))
         if isinstance(image, np.ndarray):
             image = rgb_array(image, f"image {index} of the batch")
             pixels = np.clip(image.astype(np.float32), 0, 255) if list(image.shape[:2]) == size else tf.cast(
                 tf.saturate_cast(tf.round(tf.image.resize(image, size, antialias=True)), tf.uint8), tf.float32).numpy()
+        elif image is None or (isinstance(image, float) and math.isnan(image)):
+            raise ValueError(f"image {index} of the batch: a missing value ({image}), not an image")
         elif not isinstance(image, (str, os.PathLike, bytes)):
             raise TypeError(f"image {index} of the batch: expected a path, encoded bytes, a pixel array or a PIL "
                             f"image, not {type(image).__name__}")
@@ -95,7 +98,10 @@ def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int]) -> np.
             if isinstance(image, (str, os.PathLike)) and os.path.isdir(image):
                 raise ValueError(f"{image}: a folder, not an image; give its files (imagesentiment.predict."
                                  "collect_images finds them) or run `imagesentiment predict FOLDER`")
-            data = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) else image
+            try:
+                data = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) else image
+            except OSError as exc:
+                raise ValueError(f"{image}: cannot be read ({exc.strerror or exc})") from None
             pixels, reason = decode_or_reason(data, size)
             if pixels is None:
                 name = image if isinstance(image, (str, os.PathLike)) else f"{len(data)} bytes given as an image"
@@ -147,20 +153,49 @@ class Predictor:
         raise ValueError(f"a {type(self).__name__} cannot make heat maps: load a run directory, a .keras file, or "
                          "a SavedModel or .tflite file exported with its explain signature")
 
-    def predict(self, images: Image | Sequence[Image], batch_size: int = 32) -> pd.DataFrame:
-        """A table with ``label``, ``confidence`` and one probability column per class, a row per image."""
-        probabilities = self.probabilities(images, batch_size)
-        table = pd.DataFrame(probabilities, columns=self.class_names)
+    def predict(self, images: Image | Sequence[Image], batch_size: int = 32, errors: str = "raise") -> pd.DataFrame:
+        """A table with ``label``, ``confidence`` and one probability column per class, a row per image; for
+        a pandas Series, with its index (so that it joins back to the table the column came from).
+
+        ``errors="raise"``: an image that cannot be read or used is an error naming it, and nothing is
+        returned; ``"keep"``: it gets a row without answers and an ``error`` column says why, as
+        ``imagesentiment predict`` writes it, and the other images are scored.
+        """
+        if errors not in ("raise", "keep"):
+            raise ValueError(f"errors must be 'raise' or 'keep', not {errors!r}")
+        items = as_list(images)
+        reasons = [""] * len(items)
+        if errors == "raise":
+            probabilities = self.probabilities(items, batch_size)
+        else:
+            probabilities = np.full([len(items), len(self.class_names)], np.nan, np.float32)
+            for rows in chunks(range(len(items)), batch_size):
+                usable = {}
+                for i in rows:  # one at a time: a failure names its image alone
+                    try:
+                        usable[i] = to_pixels([items[i]], self.image_size, first=i)[0]
+                    except (TypeError, ValueError) as exc:
+                        reasons[i] = str(exc)
+                if usable:
+                    probabilities[list(usable)] = self._run(np.stack(list(usable.values())))
+        answered = ~np.isnan(probabilities).any(axis=1)
+        table = pd.DataFrame(probabilities, columns=self.class_names,
+                             index=images.index if isinstance(images, pd.Series) else None)
         table.insert(0, "confidence", probabilities.max(axis=1))
-        table.insert(0, "label", [self.class_names[i] for i in probabilities.argmax(axis=1)])
+        table.insert(0, "label", [self.class_names[k] if ok else None
+                                  for k, ok in zip(np.nan_to_num(probabilities, nan=0).argmax(axis=1), answered)])
+        if errors == "keep":
+            table["error"] = reasons
         return table
 
 
 class KerasPredictor(Predictor):
     """A Keras model, run as one compiled function (``model.predict`` costs ~40 ms a call)."""
 
-    def __init__(self, model: keras.Model, class_names: Sequence[str] = SENTIMENTS) -> None:
-        super().__init__(class_names, model.inputs[0].shape[1:3], model.outputs[0].shape[-1])
+    def __init__(self, model: keras.Model, class_names: Sequence[str] | None = None) -> None:
+        from .model import class_names as carried
+
+        super().__init__(carried(model, class_names), model.inputs[0].shape[1:3], model.outputs[0].shape[-1])
         self.model = model
         self.function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
@@ -267,7 +302,8 @@ def _not_a_model(path: Path, message: str, keras_only: bool = False) -> FileNotF
 
 def load_keras(path: str | os.PathLike) -> tuple[keras.Model, list[str]]:
     """A Keras model from a run directory or ``.keras`` file (safe mode: no code runs), and its class
-    names from ``classes.json`` in the run directory (the three sentiments where absent)."""
+    names from ``classes.json`` in the run directory (where absent: the three sentiments for three
+    outputs, else "0", "1", ...); the model carries them too (``model.class_names``), for evaluation, explanations and export."""
     import keras
 
     path = Path(path)
@@ -284,7 +320,14 @@ def load_keras(path: str | os.PathLike) -> tuple[keras.Model, list[str]]:
         model = keras.models.load_model(file, safe_mode=True)
     except Exception as exc:
         raise ModelFileError(f"{file}: cannot be loaded as a Keras model ({_first_line(exc)})") from exc
-    return model, _class_names_file(path) or list(SENTIMENTS)
+    from .model import class_names
+
+    stored = _class_names_file(path)
+    if stored is not None and len(stored) != model.output_shape[-1]:
+        raise ModelFileError(f"{path}: its {CLASSES_FILE} names {len(stored)} classes {stored} for a model with "
+                             f"{model.output_shape[-1]} outputs")
+    model.class_names = class_names(model, stored)
+    return model, list(model.class_names)
 
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "exported_models"

@@ -13,9 +13,36 @@ from typing import Callable, Sequence
 
 import keras
 
+from .data import SENTIMENTS
+
 LAST_CONV = "last_conv"
 LOGITS = "logits"
 PREDICTIONS = "predictions"
+
+
+def require_keras(model: object) -> keras.Model:
+    """``model`` if it is a Keras model; else an error saying where one comes from (explanations and
+    export work on the Keras graph, which :func:`imagesentiment.load` wraps in a predictor)."""
+    if isinstance(model, keras.Model):
+        return model
+    inner = " (its .model is one)" if isinstance(getattr(model, "model", None), keras.Model) else ""
+    raise TypeError(f"this needs a Keras model, not a {type(model).__name__}{inner}: "
+                    "imagesentiment.inference.load_keras(RUN) gives one with its class names; a loaded SavedModel "
+                    "or .tflite file makes heat maps with its .explainer()")
+
+
+def class_names(model: keras.Model, classes: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The model's class names in output order: ``classes`` if given, else those the model carries
+    (``model.class_names``, set by training and :func:`imagesentiment.inference.load_keras` from the run's
+    ``classes.json``), else the sentiments for a three-output model, else ``"0"``, ``"1"``, ..."""
+    count = int(require_keras(model).output_shape[-1])
+    if classes is None:
+        classes = getattr(model, "class_names", None)
+    if classes is None:
+        classes = SENTIMENTS if count == len(SENTIMENTS) else [str(i) for i in range(count)]
+    if len(classes) != count:
+        raise ValueError(f"{len(classes)} class names {list(classes)} for a model with {count} outputs")
+    return tuple(str(c) for c in classes)
 
 
 def _conv_block(x: keras.KerasTensor, width: int, convs: int, momentum: float, name: str,

@@ -448,6 +448,7 @@ def train_split(config: Config, split: Split, run_dir: Path, store: ActivationSt
                                       member_dir, store))
             members[-1].save(member_dir / "model.keras")
         model = average_models(members)
+    model.class_names = tuple(config.data.classes)  # the output order, for evaluation
     views = config.evaluate
     metrics = (evaluate_model(model, split.test, run_dir / "test",
                               flip_tta=views.flip_tta, crop_tta=views.crop_tta)

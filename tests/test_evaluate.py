@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 from sklearn.metrics import f1_score
 
-from imagesentiment.data import ImageSet
+from imagesentiment.data import DataError, ImageSet, from_folder
 from imagesentiment.evaluate import CROP_KEEP, classification_metrics, evaluate_model, predict_probabilities, summary
+from imagesentiment.inference import load_keras
 from imagesentiment.report import read_predictions
 
 CLASSES = ("negative", "neutral", "positive")
@@ -135,8 +136,16 @@ def test_the_command_line_matches_a_data_set_to_the_models_classes_by_name(train
     assert main(["evaluate", str(run), "--data", str(tmp_path / "another" / "data")]) == 2
     assert f"evaluation_data holds the evaluation on {tmp_path / 'data'}; give --out" in capsys.readouterr().err
     assert json.loads((run / "evaluation_data" / "metrics.json").read_text()) == metrics
-    with pytest.raises(ValueError, match="the model has 3 outputs but the images have 2 classes"):
-        evaluate_model(model, ImageSet(images.frame[images.frame.label != "neutral"], ("negative", "positive")))
+    # the Python API matches by name too: it scored a folder's sorted classes against the outputs by position
+    carried, stored = load_keras(run)
+    assert stored == ["sad", "meh", "glad"] and carried.class_names == ("sad", "meh", "glad")
+    assert evaluate_model(carried, from_folder(tmp_path / "data"))["accuracy"] == pytest.approx(metrics["accuracy"])
+    two = ImageSet(images.frame[images.frame.label != "neutral"], ("positive", "negative"))  # a class fewer, reordered
+    assert evaluate_model(model, two)["accuracy"] > 0.9
+    with pytest.raises(DataError, match=r"labels \['glad', 'meh', 'sad'\] are not among the classes "
+                       r"\['negative', 'neutral', 'positive'\]; this Keras model carries no class names: pass classes="):
+        evaluate_model(model, from_folder(tmp_path / "data"))
+    assert evaluate_model(model, from_folder(tmp_path / "data"), classes=["sad", "meh", "glad"])["accuracy"] > 0.9
 
 
 def test_evaluating_a_run_uses_its_own_test_time_views_unless_told_otherwise(trained_cnn, tmp_path, capsys):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import imagesentiment
 from imagesentiment.data import make_dataset
 from imagesentiment.explain.onepass import GradCamPredictor
 from imagesentiment.export import (EXPLAIN, PIXELS, QUANTIZATIONS, SERVING, Check, ExportError, convert,
@@ -370,6 +371,24 @@ def test_class_names_must_fit_the_model(trained_cnn, tmp_path):
     model, _ = trained_cnn
     with pytest.raises(ExportError, match="3 outputs"):
         export_savedmodel(model, tmp_path, class_names=["good", "bad"])
+
+
+def test_a_loaded_run_exports_under_its_own_class_names(trained_cnn, run, sample, tmp_path):
+    """Left out, class_names were the sentiments in their default order: a run trained as sad, meh, glad
+    was served with the sentiments' names in that order; its explanations took a name for the wrong output."""
+    from imagesentiment.explain import explain
+    from imagesentiment.inference import load_keras
+
+    model, _ = load_keras(run)
+    folder = export_savedmodel(model, tmp_path / "serving")
+    assert savedmodel_module.saved_class_names(folder) == ["sad", "meh", "glad"]
+    x = sample[1][:4]
+    np.testing.assert_allclose(explain(model, x, target="glad"), explain(model, x, target=2), atol=1e-6)
+    assert not np.allclose(explain(model, x, target="glad"), explain(model, x, target="meh"), atol=1e-3)
+    predictor = imagesentiment.load(run)  # a predictor wraps the graph: a clear error, not an AttributeError
+    for use in (lambda: explain(predictor, x), lambda: export_savedmodel(predictor, tmp_path / "p")):
+        with pytest.raises(TypeError, match=r"needs a Keras model, not a KerasPredictor \(its .model is one\)"):
+            use()
 
 
 @pytest.fixture

@@ -88,6 +88,27 @@ def test_paths_bytes_and_arrays_give_the_same_answer(forms, files):
     assert len(predictor.predict([])) == 0
 
 
+def test_a_column_joins_back_and_unreadable_images_can_keep_their_rows(forms, files, tmp_path):
+    """The table once had a fresh 0..N-1 index, so joining it to a filtered frame paired photos with other
+    photos' answers; and one unreadable file failed the whole call, with every answer lost."""
+    paths, _ = files
+    predictor = imagesentiment.load(forms["keras"])
+    (tmp_path / "notes.jpg").write_text("not an image")
+    frame = pd.DataFrame({"file": paths[:6] + [str(tmp_path / "notes.jpg"), None, str(tmp_path / "gone.jpg")]})
+    kept = frame[frame.index % 2 == 0]  # index 0, 2, 4, 6, 8
+    joined = kept.join(predictor.predict(kept["file"], errors="keep"))
+    alone = predictor.predict(paths[:6])
+    assert joined.loc[[0, 2, 4], "label"].tolist() == alone.loc[[0, 2, 4], "label"].tolist()
+    np.testing.assert_allclose(joined.loc[[0, 2, 4], CLASSES], alone.loc[[0, 2, 4], CLASSES], atol=1e-6)
+    assert joined.loc[[6, 8], "label"].isna().all() and joined.loc[[6, 8], CLASSES].isna().all().all()
+    assert "notes.jpg: not a readable image" in joined.loc[6, "error"] and "gone.jpg: cannot be read" in joined.loc[8, "error"]
+    assert (joined.loc[[0, 2, 4], "error"] == "").all()
+    with_missing = predictor.predict(frame["file"], errors="keep", batch_size=2)
+    assert with_missing["label"].notna().sum() == 6 and with_missing.loc[7, "error"].startswith("image 7 of the batch: a missing value")
+    with pytest.raises(ValueError, match="errors must be 'raise' or 'keep'"):
+        predictor.predict(paths, errors="skip")
+
+
 def test_class_names_come_with_the_model_or_the_caller(forms, tmp_path):
     for form in ("run", "keras", "savedmodel", "float32", "int8"):
         assert imagesentiment.load(forms[form]).class_names == CLASSES
@@ -110,8 +131,13 @@ def test_bad_inputs_are_named(forms, tmp_path):
         predictor.predict(np.zeros((48, 48, 2)))
     with pytest.raises(TypeError, match="or a sequence of them, not int"):
         predictor.predict(7)
-    with pytest.raises(TypeError, match="image 1 of the batch: expected a path, .* not NoneType"):
-        predictor.predict([np.zeros((8, 8, 3), np.uint8), None])
+    with pytest.raises(TypeError, match="image 1 of the batch: expected a path, .* not dict"):
+        predictor.predict([np.zeros((8, 8, 3), np.uint8), {}])
+    for missing in (None, float("nan")):  # an empty cell of a pandas column
+        with pytest.raises(ValueError, match=f"image 1 of the batch: a missing value \\({missing}\\), not an image"):
+            predictor.predict([np.zeros((8, 8, 3), np.uint8), missing])
+    with pytest.raises(ValueError, match=r"gone.jpg: cannot be read \(No such file or directory\)"):
+        predictor.predict([str(tmp_path / "gone.jpg")])
     with pytest.raises(ValueError, match="a folder, not an image; give its files"):
         predictor.predict(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="not a run directory"):

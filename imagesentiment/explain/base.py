@@ -21,23 +21,11 @@ import tensorflow as tf
 from tf_keras_vis import ModelVisualization
 from tf_keras_vis.utils.scores import CategoricalScore
 
-from ..data import SENTIMENTS, check_pixel_range, decode_or_reason
-from ..model import find_target_layer, logits_model
+from ..data import check_pixel_range, decode_or_reason
+from ..model import class_names, find_target_layer, logits_model
 from .onepass import normalize_maps
 
 Target = Union[int, str, None, Sequence[Union[int, str, None]]]
-
-
-def class_names(model: keras.Model, classes: Sequence[str] | None = None) -> tuple[str, ...]:
-    """The model's class names in output order: ``classes`` if given, else the sentiments
-    for a three-output model, else ``"0"``, ``"1"``, ...
-    """
-    count = int(model.output_shape[-1])
-    if classes is None:
-        classes = SENTIMENTS if count == len(SENTIMENTS) else [str(i) for i in range(count)]
-    if len(classes) != count:
-        raise ValueError(f"{len(classes)} class names {list(classes)} for a model with {count} outputs")
-    return tuple(classes)
 
 
 def class_index(target: int | str, classes: Sequence[str]) -> int:

@@ -23,8 +23,9 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from ..data import SENTIMENTS, decode_and_resize
+from ..data import decode_and_resize
 from ..data.checks import file_in_the_way
+from ..model import class_names as carried_names
 
 SERVING = "serving_default"
 PIXELS = "predict_images"
@@ -51,9 +52,10 @@ def input_size(model: keras.Model) -> tuple[int, int]:
     return int(shape[1]), int(shape[2])
 
 
-def check_classes(model: keras.Model, class_names: Sequence[str]) -> list[str]:
-    """The class names as a list, checked against the model's number of outputs."""
-    names = [str(n) for n in class_names]
+def check_classes(model: keras.Model, class_names: Sequence[str] | None = None) -> list[str]:
+    """The class names as a list (default: those the model carries, :func:`imagesentiment.model.class_names`),
+    checked against the model's number of outputs."""
+    names = [str(n) for n in (class_names if class_names is not None else carried_names(model))]
     outputs = model.outputs[0].shape[-1]
     if len(names) != outputs or len(set(names)) != len(names) or not all(n and "\n" not in n for n in names):
         raise ExportError(f"model {model.name!r} has {outputs} outputs; class names {names} must be as many, "
@@ -109,7 +111,7 @@ def decode_batch(image_bytes: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor
     return tf.cast(pixels, tf.float32)
 
 
-def build_archive(model: keras.Model, class_names: Sequence[str], classes_file: Path) -> keras.export.ExportArchive:
+def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes_file: Path) -> keras.export.ExportArchive:
     """The serving signatures of ``model``; ``classes_file`` (written here) becomes the label asset."""
     names = check_classes(model, class_names)
     functions = PixelFunctions(model)
@@ -184,9 +186,10 @@ def write_version(model_dir: str | os.PathLike, write: Callable[[Path], None], v
 
 
 def export_savedmodel(model: keras.Model, base: str | os.PathLike, name: str = "imagesentiment",
-                      class_names: Sequence[str] = SENTIMENTS, version: int | None = None,
+                      class_names: Sequence[str] | None = None, version: int | None = None,
                       overwrite: bool = False, warmup_images: Sequence[bytes] | None = None) -> Path:
     """Write ``model`` as ``BASE/<name>/<version>/`` for TF Serving; return the version folder.
+    ``class_names``: in output order (default: those the model carries, see :func:`check_classes`).
 
     ``warmup_images`` (encoded) go into the warm-up requests; by default two small
     generated images, one JPEG and one PNG.

@@ -110,7 +110,7 @@ def _representative(images: np.ndarray) -> list[tuple[str, dict[str, np.ndarray]
 
 
 def convert(model: keras.Model, quantization: str = "float32", representative: np.ndarray | None = None,
-            class_names: Sequence[str] = SENTIMENTS, max_layer_error: float | None = MAX_LAYER_ERROR) -> bytes:
+            class_names: Sequence[str] | None = None, max_layer_error: float | None = MAX_LAYER_ERROR) -> bytes:
     """The TFLite flatbuffer of ``model`` with both signatures and the class names as metadata.
 
     ``representative`` (float32 training images) is needed for ``int8``. ``max_layer_error``:
@@ -276,7 +276,7 @@ def check_files(out_dir: str | os.PathLike, name: str, quantizations: Sequence[s
 
 def export_tflite(model: keras.Model, out_dir: str | os.PathLike, quantizations: Sequence[str] = ("float32",),
                   test: tuple[np.ndarray, np.ndarray] | None = None, representative: np.ndarray | None = None,
-                  class_names: Sequence[str] = SENTIMENTS, name: str = "imagesentiment",
+                  class_names: Sequence[str] | None = None, name: str = "imagesentiment",
                   max_layer_error: float | None = MAX_LAYER_ERROR, overwrite: bool = False
                   ) -> dict[str, tuple[Path, Check]]:
     """Convert ``model`` once per quantization, check each on ``test`` (images, labels), write the ones
