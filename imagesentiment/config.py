@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -121,6 +122,9 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _convert(value: Any, kind: Any, key: str) -> Any:
     """``value`` checked against the annotation ``kind``; nested dataclasses are built."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
@@ -131,7 +135,7 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
     if dataclasses.is_dataclass(kind):
         return from_dict(kind, value, key)
     if origin is list:
-        if not isinstance(value, list):
+        if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
@@ -140,6 +144,10 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
         return dict(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is str and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if kind is float and isinstance(value, str) and NUMBER.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 3e-3 (no decimal point) as a string
     if kind is Any or (isinstance(value, kind) and not (kind is int and isinstance(value, bool))):
         return value
     raise ConfigError(f"{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
@@ -193,7 +201,10 @@ def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
 
 
 def check_config(config: Config) -> Config:
-    """``config`` if every value is usable, else a ConfigError naming the first key that is not."""
+    """``config`` with each value of its annotated type (a Config built in Python is checked as a YAML file
+    is: nested mappings become sections, whole numbers floats where floats are wanted) if every value is
+    usable, else a ConfigError naming the first key that is not."""
+    config = from_dict(Config, dataclasses.asdict(config))
     if config.model.kind not in ("cnn", "transfer"):
         raise ConfigError(f"model.kind: expected 'cnn' or 'transfer', got {config.model.kind!r}")
     if len(set(config.data.classes)) < 2:

@@ -57,7 +57,23 @@ def test_time_views(batch: tf.Tensor, flip_tta: bool = False, crop_tta: bool = F
 def predict_probabilities(model: keras.Model | Predictor, images: ImageSet, batch_size: int = 64,
                           flip_tta: bool = False, crop_tta: bool = False) -> np.ndarray:
     """Class probabilities ``(N, C)`` for every image, averaged over its ``test_time_views``; ``model`` is
-    a Keras model or any loaded form (:func:`imagesentiment.load`: a SavedModel, a ``.tflite`` file)."""
+    a Keras model or any loaded form (:func:`imagesentiment.load`: a SavedModel, a ``.tflite`` file).
+    An image that cannot be decoded is a DataError naming it (:func:`imagesentiment.data.check_set`
+    leaves such files out beforehand, as the commands do)."""
+    try:
+        return _probabilities(model, images, batch_size, flip_tta, crop_tta)
+    except tf.errors.InvalidArgumentError as exc:  # the pipeline's decoder names no file: find them
+        from .data import check_set
+
+        skipped = check_set(images).skipped
+        named = "; ".join(f"{row.path}: {row.reason}" for row in skipped.head(3).itertuples())
+        raise DataError(f"{len(skipped) or 'an'} image{'s' if len(skipped) > 1 else ''} cannot be used "
+                        f"({named or exc.message.splitlines()[0]}); imagesentiment.data.check_set(images).images "
+                        "leaves such files out") from None
+
+
+def _probabilities(model: keras.Model | Predictor, images: ImageSet, batch_size: int, flip_tta: bool,
+                   crop_tta: bool) -> np.ndarray:
     if not isinstance(model, keras.Model):
         return np.concatenate([np.mean([model.probabilities(view.numpy(), batch_size)
                                         for view in test_time_views(batch, flip_tta, crop_tta)], axis=0)

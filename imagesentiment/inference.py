@@ -83,8 +83,9 @@ def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int], first:
     size = [int(s) for s in image_size]
     batch = []
     for index, image in enumerate(images, first):  # ``first``: the number of the first, in errors
-        if isinstance(image, PIL.Image.Image):  # 16-bit greyscale kept for rgb_array to reduce as the decoder does
-            image = np.asarray(image if image.mode in ("L", "RGB", "RGBA", "I;16") else image.convert("RGB"))
+        if isinstance(image, PIL.Image.Image):  # 16-bit greyscale kept for rgb_array to reduce as the decoder does;
+            # 32-bit integer and float images kept for its range checks (converting them to RGB clips them)
+            image = np.asarray(image if image.mode in ("L", "RGB", "RGBA", "I;16", "I", "F") else image.convert("RGB"))
         if isinstance(image, np.ndarray):
             image = rgb_array(image, f"image {index} of the batch")
             pixels = np.clip(image.astype(np.float32), 0, 255) if list(image.shape[:2]) == size else tf.cast(
@@ -148,10 +149,22 @@ class Predictor:
         parts = [self._run(to_pixels(chunk, self.image_size)) for chunk in chunks(as_list(images), batch_size)]
         return np.concatenate(parts) if parts else np.zeros([0, len(self.class_names)], np.float32)
 
+    def _heatmaps(self) -> HeatmapFunction | None:
+        """This form's one-pass prediction-and-Grad-CAM function, or None where it has none."""
+        return None
+
     def explainer(self) -> HeatmapFunction:
-        """A one-pass prediction-and-Grad-CAM function of float pixels; only a Keras model has one."""
-        raise ValueError(f"a {type(self).__name__} cannot make heat maps: load a run directory, a .keras file, or "
-                         "a SavedModel or .tflite file exported with its explain signature")
+        """A function of float pixels ``(B, H, W, 3)`` to numpy ``probabilities`` ``(B, classes)`` and
+        ``heatmap`` ``(B, H, W)`` in [0, 1], from one pass; alike for every model form."""
+        function = self._heatmaps()
+        if function is None:
+            raise ValueError(f"a {type(self).__name__} cannot make heat maps: load a run directory, a .keras file, "
+                             "or a SavedModel or .tflite file exported with its explain signature")
+
+        def explain(pixels: np.ndarray) -> dict[str, np.ndarray]:
+            result = function(pixels)
+            return {key: np.asarray(result[key]) for key in ("probabilities", "heatmap")}
+        return explain
 
     def predict(self, images: Image | Sequence[Image], batch_size: int = 32, errors: str = "raise") -> pd.DataFrame:
         """A table with ``label``, ``confidence`` and one probability column per class, a row per image; for
@@ -202,7 +215,7 @@ class KerasPredictor(Predictor):
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         return self.function(tf.constant(pixels)).numpy()
 
-    def explainer(self) -> HeatmapFunction:
+    def _heatmaps(self) -> HeatmapFunction:
         from .explain.onepass import GradCamPredictor
 
         return GradCamPredictor(self.model)
@@ -229,11 +242,11 @@ class SavedModelPredictor(Predictor):
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         return self.signature(images=tf.constant(pixels))["probabilities"].numpy()
 
-    def explainer(self) -> HeatmapFunction:
+    def _heatmaps(self) -> HeatmapFunction | None:
         from .export.savedmodel import EXPLAIN_PIXELS
 
         if EXPLAIN_PIXELS not in self.signatures:
-            return super().explainer()
+            return None
         return lambda pixels: self.signatures[EXPLAIN_PIXELS](images=tf.constant(pixels, tf.float32))
 
 
@@ -279,11 +292,11 @@ class TFLitePredictor(Predictor):
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         return self._call(self.runner, pixels)["probabilities"]
 
-    def explainer(self) -> HeatmapFunction:
+    def _heatmaps(self) -> HeatmapFunction | None:
         from .export.savedmodel import EXPLAIN
 
         if EXPLAIN not in self.interpreter.get_signature_list():
-            return super().explainer()
+            return None
         runner = self.interpreter.get_signature_runner(EXPLAIN)
         return lambda pixels: self._call(runner, pixels)
 

@@ -487,7 +487,7 @@ def train(config: Config, run_dir: str | Path) -> dict:
     """Prepare the configured data (or read its shards, ``data.shards``) and train one model under
     ``train.strategy``; returns the test metrics. Under ``multi_worker`` only the chief writes into
     ``run_dir`` (the other workers into a temporary folder of their own, removed at the end)."""
-    check_config(config)  # also a Config built in Python, not read by load_config
+    config = check_config(config)  # also a Config built in Python, not read by load_config: types converted
     strategy = make_strategy(config.train.strategy)  # first: a multi-worker strategy must precede any op
     out = run_dir_of(run_dir, strategy)
     if out != Path(run_dir) and Path(run_dir).is_dir():  # a shared run directory: resume from the chief's
@@ -522,7 +522,7 @@ def cross_validate(config: Config, run_dir: str | Path) -> pd.DataFrame:
     Writes ``cv_results.csv`` and ``cv_summary.json`` (mean and standard deviation).
     """
     run_dir = Path(run_dir)
-    check_config(config)
+    config = check_config(config)
     if config.data.shards or config.train.strategy != "default":
         raise TrainingError("cross-validation splits the image files in one process: it does not take "
                             "data.shards or a train.strategy other than default")

@@ -1,6 +1,6 @@
 import pytest
 
-from imagesentiment.config import ConfigError, load_config
+from imagesentiment.config import ConfigError, check_config, load_config
 
 
 def _write(tmp_path, text):
@@ -84,4 +84,23 @@ def test_a_configuration_built_in_python_is_checked_when_training_starts(tmp_pat
     for run in (train, cross_validate):
         with pytest.raises(ConfigError, match="train.learning_rate: expected a rate above 0"):
             run(bad, tmp_path / "run")
+    # types too, as a YAML file's: these were TypeErrors and AttributeErrors from deep inside, or (2.5 epochs)
+    # a crash in model.fit after the data was read
+    for field, value, refusal in (("epochs", "2", "train.epochs: expected int, got str '2'"),
+                                  ("epochs", 2.5, "train.epochs: expected int, got float 2.5"),
+                                  ("fine_tune", {"epochs": "0"}, "train.fine_tune.epochs: expected int")):
+        typed = dataclasses.replace(config, train=dataclasses.replace(config.train, **{field: value}))
+        with pytest.raises(ConfigError, match=refusal):
+            train(typed, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+    built = dataclasses.replace(config, train=dataclasses.replace(config.train, fine_tune={"epochs": 0}))
+    assert check_config(built).train.fine_tune.epochs == 0  # a mapping for a section, as in YAML
+
+
+def test_a_rate_written_without_a_decimal_point_is_a_number(tmp_path):
+    """YAML 1.1 reads 3e-3 as a string: it was refused as 'expected float, got str'."""
+    config = load_config(_write(tmp_path, "data: {source: {path: x}}\ntrain: {learning_rate: 3e-3}\n"),
+                         {"train.fine_tune.learning_rate": "1E-5"})
+    assert config.train.learning_rate == 0.003 and config.train.fine_tune.learning_rate == 1e-5
+    with pytest.raises(ConfigError, match="train.learning_rate: expected float, got str 'fast'"):
+        load_config(_write(tmp_path, "data: {source: {path: x}}\ntrain: {learning_rate: fast}\n"))

@@ -231,3 +231,15 @@ def test_an_exported_model_is_evaluated_like_the_keras_model_it_came_from(traine
     (tmp_path / "fold0").rename(tmp_path / "cv" / "fold0")
     assert main(["evaluate", str(lite), "--data", str(tmp_path / "cv"), "--out", str(tmp_path / "on_cv")]) == 2
     assert "a cross-validation run; give one of its folds (fold0)" in capsys.readouterr().err
+
+
+def test_an_unchecked_set_with_a_damaged_file_names_it(trained_cnn, tmp_path):
+    """The API's evaluate_model on a set not passed through check_set raised TensorFlow's bare decoder
+    error, naming no file."""
+    from conftest import bad_files
+
+    model, images = trained_cnn
+    damaged = bad_files(tmp_path)["truncated.jpg"]
+    frame = pd.concat([images.frame, pd.DataFrame({"path": [str(damaged)], "label": ["positive"]})], ignore_index=True)
+    with pytest.raises(DataError, match=f"1 image cannot be used \\({damaged}: .*check_set\\(images\\).images"):
+        evaluate_model(model, ImageSet(frame, images.classes))

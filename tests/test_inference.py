@@ -66,8 +66,10 @@ def test_exported_forms_make_the_heat_maps_of_the_keras_model(forms, files, form
     pixels = imagesentiment.inference.to_pixels(paths, (48, 48))
     reference = imagesentiment.load(forms["keras"]).explainer()(pixels)
     result = imagesentiment.load(forms[form]).explainer()(pixels)
-    np.testing.assert_allclose(np.asarray(result["probabilities"]), expected, atol=tolerance)
-    maps, want = np.asarray(result["heatmap"]), np.asarray(reference["heatmap"])
+    assert {k: type(v) for k, v in result.items()} == {k: type(v) for k, v in reference.items()} == \
+        {"probabilities": np.ndarray, "heatmap": np.ndarray}  # alike for every form (TFLite gave numpy, the rest tensors)
+    np.testing.assert_allclose(result["probabilities"], expected, atol=tolerance)
+    maps, want = result["heatmap"], reference["heatmap"]
     assert maps.shape == want.shape == (len(paths), 48, 48)
     assert min(np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(maps, want)) > correlation
 
@@ -136,6 +138,11 @@ def test_bad_inputs_are_named(forms, tmp_path):
     for missing in (None, float("nan")):  # an empty cell of a pandas column
         with pytest.raises(ValueError, match=f"image 1 of the batch: a missing value \\({missing}\\), not an image"):
             predictor.predict([np.zeros((8, 8, 3), np.uint8), missing])
+    wide = PIL.Image.fromarray(np.full((8, 8), 4000, np.int32), "I")  # 32-bit: converting to RGB clipped it white
+    with pytest.raises(ValueError, match=r"pixel values must lie in \[0, 255\].*from 4000.0 to 4000.0"):
+        predictor.predict(wide)
+    with pytest.raises(ValueError, match="look like the \\[0, 1\\] scale"):
+        predictor.predict(PIL.Image.fromarray(np.full((8, 8), 0.5, np.float32), "F"))
     with pytest.raises(ValueError, match=r"gone.jpg: cannot be read \(No such file or directory\)"):
         predictor.predict([str(tmp_path / "gone.jpg")])
     with pytest.raises(ValueError, match="a folder, not an image; give its files"):

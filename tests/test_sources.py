@@ -85,6 +85,18 @@ def test_manifest_paths_relative_to_csv_or_root(tmp_path, synthetic_root):
     assert len(from_manifest(local, "file", "sentiment")) == 2
 
 
+def test_manifest_keeps_its_own_path_and_label_columns_beside_the_chosen_ones(tmp_path, synthetic_root):
+    """A CSV with a 'label' column of codes and the sentiment in another crashed with a pandas AttributeError."""
+    (tmp_path / "codes.csv").write_text("path,sentiment,label\nnegative/0000.png,negative,0\npositive/0001.png,positive,2\n")
+    images = from_manifest(tmp_path / "codes.csv", label_column="sentiment", root=synthetic_root)
+    assert images.frame["label"].tolist() == ["negative", "positive"] and images.frame["csv_label"].tolist() == [0, 2]
+    assert any("its own column label kept as csv_label" in note for note in images.notes)
+    (tmp_path / "both.csv").write_text("file,label,path\nnegative/0000.png,negative,x\n")
+    images = from_manifest(tmp_path / "both.csv", path_column="file", root=synthetic_root)
+    assert images.frame["path"].tolist() == [str(synthetic_root / "negative" / "0000.png")]
+    assert images.frame["csv_path"].tolist() == ["x"]
+
+
 def test_manifest_missing_file_is_an_error_naming_it_unless_skipped(tmp_path, synthetic_root):
     csv = _manifest(tmp_path, [("negative/0000.png", "negative"), ("gone.png", "positive")])
     with pytest.raises(DataError, match="gone.png"):

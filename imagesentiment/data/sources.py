@@ -252,7 +252,11 @@ def from_manifest(csv: str | os.PathLike, path_column: str = "path", label_colum
     csv = Path(csv)
     frame = read_csv_lines(csv, [path_column, label_column])
     _require_columns(frame, [path_column, label_column], csv)
-    frame = frame.rename(columns={path_column: "path", label_column: "label"})
+    clashes = {name: f"csv_{name}" for name in ("path", "label")
+               if name in frame.columns and name not in (path_column, label_column)}
+    notes = [f"{csv}: its own column{'s' if len(clashes) > 1 else ''} {', '.join(clashes)} kept as "
+             f"{', '.join(clashes.values())}"] if clashes else []
+    frame = frame.rename(columns=clashes).rename(columns={path_column: "path", label_column: "label"})
     frame["label"] = frame["label"].fillna("").astype(str).str.strip()
     unknown = sorted(set(frame["label"]) - set(classes))
     if unknown:
@@ -260,7 +264,7 @@ def from_manifest(csv: str | os.PathLike, path_column: str = "path", label_colum
         raise DataError(f"{csv}: labels {unknown} (lines {lines}) are not in the class list {list(classes)}")
     paths, left_out = resolve_paths(frame["path"], Path(root) if root else csv.parent, str(csv),
                                     missing, allow_outside_root)
-    return _finish(frame, paths, classes, [], csv, left_out)
+    return _finish(frame, paths, classes, notes, csv, left_out)
 
 
 def majority_labels(votes: pd.DataFrame, min_agreement: float = 0.5) -> "pd.Series":
