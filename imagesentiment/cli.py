@@ -7,7 +7,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -652,23 +651,11 @@ def start_up_messages(text: str) -> str:
 
 def start_tensorflow_quietly() -> None:
     """Import TensorFlow and look for devices with stderr caught, then pass on what ``start_up_messages`` keeps."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to catch
-        import tensorflow
-        return
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            import tensorflow as tf
-            tf.config.list_physical_devices("GPU")
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            sys.stderr.write(start_up_messages(caught.read().decode(errors="replace")))
+    from .native_stderr import filtered
+
+    with filtered(start_up_messages):
+        import tensorflow as tf
+        tf.config.list_physical_devices("GPU")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

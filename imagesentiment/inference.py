@@ -262,6 +262,7 @@ class TFLitePredictor(Predictor):
 
         from .export.savedmodel import SERVING
         from .export.tflite import read_metadata
+        from .native_stderr import LITERT_NOISE, filtered, without
 
         content = model if isinstance(model, bytes) else Path(model).read_bytes()
         name = f"{len(content)} bytes given as a model" if isinstance(model, bytes) else str(model)
@@ -269,7 +270,9 @@ class TFLitePredictor(Predictor):
             raise ModelFileError(f"{name}: not a TFLite model (no TFL3 identifier; "
                                  f"{'empty' if not content else 'starts with ' + repr(content[:8])})")
         try:
-            self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+            with filtered(without(LITERT_NOISE)):  # XNNPACK's notice comes when the tensors are allocated
+                self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+                self.interpreter.allocate_tensors()
             self.runner = self.interpreter.get_signature_runner(SERVING)
         except ValueError as exc:
             raise ModelFileError(f"{name}: not a usable TFLite model ({_first_line(exc)})") from exc

@@ -214,6 +214,29 @@ def tflite_files(trained_cnn, tmp_path_factory):
     return export_tflite(model, tmp_path_factory.mktemp("tflite"), QUANTIZATIONS, (x, y), x, name=NAME), x
 
 
+def test_an_export_prints_no_converter_or_interpreter_notices(trained_cnn, tmp_path):
+    """The quantizer's 'fully_quantize: 0, inference_type: 6, ...' and LiteRT's 'INFO: Created TensorFlow Lite
+    XNNPACK delegate for CPU.' came with every export and every .tflite model loaded; a fresh process, since
+    the interpreter says it once per process."""
+    model, images = trained_cnn
+    model.save(tmp_path / "model.keras")
+    x, _ = image_arrays(images.subset(range(0, 90, 3)), (48, 48))
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import keras, numpy as np
+        from imagesentiment.export import convert
+        from imagesentiment.inference import TFLitePredictor
+        x = np.load({str(tmp_path / "x.npy")!r})
+        content = convert(keras.models.load_model({str(tmp_path / "model.keras")!r}), "int8", x)
+        print(TFLitePredictor(content).probabilities(x[:2]).shape)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("(2, 3)")
+    assert "fully_quantize" not in done.stderr and "XNNPACK" not in done.stderr, done.stderr
+
+
 def test_tflite_conversions_meet_their_targets(trained_cnn, tflite_files):
     written, x = tflite_files
     assert sorted(written) == sorted(QUANTIZATIONS)

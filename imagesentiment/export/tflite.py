@@ -33,6 +33,7 @@ import pandas as pd
 import tensorflow as tf
 
 from ..data import SENTIMENTS, ImageSet, make_dataset
+from ..native_stderr import LITERT_NOISE, filtered, without
 from .savedmodel import EXPLAIN, PIXELS_INPUT, SERVING, ExportError, PixelFunctions, check_classes, check_destination
 
 if TYPE_CHECKING:
@@ -141,13 +142,14 @@ def convert(model: keras.Model, quantization: str = "float32", representative: n
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.uint8
         try:
-            if quantization == "int8":
-                content, float_layers = _int8(converter, representative[:DEBUG_IMAGES],
-                                              {layer.name for layer in model.layers}, max_layer_error)
-                if max_layer_error is not None:
-                    metadata["float_layers"] = float_layers
-            else:
-                content = converter.convert()
+            with filtered(without(LITERT_NOISE)):  # the quantizer's settings, XNNPACK's notice in calibration
+                if quantization == "int8":
+                    content, float_layers = _int8(converter, representative[:DEBUG_IMAGES],
+                                                  {layer.name for layer in model.layers}, max_layer_error)
+                    if max_layer_error is not None:
+                        metadata["float_layers"] = float_layers
+                else:
+                    content = converter.convert()
         except Exception as exc:  # the converter raises several types, all with long logs
             raise ExportError(f"the TFLite converter could not take model {model.name!r} (input "
                               f"{tuple(model.inputs[0].shape)}, {quantization}): {str(exc).splitlines()[0]}") from exc
