@@ -185,14 +185,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _collect_images(inputs: Sequence[str], pictures: str | None = None) -> list[str]:
-    """The image files among ``inputs`` (``predict.collect_images``), saying which photos it cannot read;
-    those in ``pictures``, the folder the command draws heat maps into, are left out: with the maps kept
-    beside the photos (``photos/ --explain photos/maps``) the next run scored the maps as photos."""
+def _collect_images(inputs: Sequence[str], pictures: str | None = None,
+                    columns: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """The image files among ``inputs`` (``predict.collect_images``, which fills ``columns``), saying which
+    photos it cannot read; those in ``pictures``, the folder the command draws heat maps into, are left out:
+    with the maps kept beside the photos (``photos/ --explain photos/maps``) the next run scored the maps."""
     from .predict import collect_images
 
     notes: list[str] = []
-    paths = collect_images(inputs, notes=notes)
+    paths = collect_images(inputs, notes=notes, columns=columns)
     if pictures:
         drawn = [Path(os.path.abspath(p)).is_relative_to(os.path.abspath(pictures)) for p in paths]
         if any(drawn):
@@ -372,10 +373,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import predict_files
 
     _not_an_input(args.out, args.images)
-    paths = _collect_images(args.images, args.explain)
+    columns: dict[str, dict[str, Any]] = {}  # a CSV of inputs' other columns, carried into the table
+    paths = _collect_images(args.images, args.explain, columns)
     table = predict_files(load(args.model, args.classes), paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size,
-                          max_pixels=args.max_pixels)
+                          max_pixels=args.max_pixels, columns=columns)
     failed = table[table["error"].fillna("") != ""]
     for row in failed.itertuples():
         print(f"{row.path}: {row.error}", file=sys.stderr)

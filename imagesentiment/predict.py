@@ -11,7 +11,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,10 +26,11 @@ FORMATS = (".csv", ".jsonl", ".parquet")
 
 
 def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str] = IMAGE_EXTENSIONS,
-                   notes: list[str] | None = None) -> list[str]:
+                   notes: list[str] | None = None, columns: dict[str, dict[str, Any]] | None = None) -> list[str]:
     """Image paths from files, folders (recursively), glob patterns and CSV files with a ``path``
     column (relative to the CSV), in order, each once. ``notes``, when given, gets a line for each
-    folder that holds photos in formats not read (HEIC, TIFF, ...)."""
+    folder that holds photos in formats not read (HEIC, TIFF, ...). ``columns``, when given, gets a
+    CSV row's other columns by the image's absolute path (for a path listed twice: its first row's)."""
     found: list[str] = []
     for item in map(str, inputs):
         if os.path.isdir(item):
@@ -41,7 +42,17 @@ def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str
             table = read_csv_lines(Path(item), ["path"])
             if "path" not in table:
                 raise DataError(f"{item}: a CSV of inputs needs a 'path' column; it has {list(table.columns)}")
-            found += [os.path.join(os.path.dirname(item), p) for p in table["path"].dropna()]
+            table = table[table["path"].notna()]
+            listed = [os.path.join(os.path.dirname(item), p) for p in table["path"]]
+            found += listed
+            repeated = len(listed) - len({os.path.abspath(p) for p in listed})
+            if repeated and notes is not None:
+                notes.append(f"{item}: {repeated} {'rows list' if repeated > 1 else 'row lists'} an image already "
+                             "listed; each image is scored once"
+                             + (", with its first row's columns" if columns is not None else ""))
+            if columns is not None:
+                for path, row in zip(listed, table.drop(columns="path").to_dict("records")):
+                    columns.setdefault(os.path.abspath(path), row)
         elif os.path.isfile(item):
             found.append(item)
         elif glob.has_magic(item):
@@ -141,12 +152,15 @@ def _continue_with(predictor: Predictor, stamp_path: Path, out: Path, resume: bo
 
 def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.PathLike, batch_size: int = 32,
                   explain_dir: str | os.PathLike | None = None, resume: bool = False, overwrite: bool = False,
-                  progress: bool = True, workers: int | None = None, max_pixels: int = MAX_PIXELS) -> pd.DataFrame:
+                  progress: bool = True, workers: int | None = None, max_pixels: int = MAX_PIXELS,
+                  columns: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
     """Score ``paths`` into ``out`` (.csv, .jsonl or .parquet) and return the whole table.
 
     Columns: path, label, confidence, one probability per class, ``heatmap`` (with ``explain_dir``:
     the overlay image; a panel per image, image | heat map | overlay, is written there too) and
-    ``error`` (why an image could not be scored; one larger than ``max_pixels`` is not decoded). With ``resume``, paths already in ``out`` are
+    ``error`` (why an image could not be scored; one larger than ``max_pixels`` is not decoded), then
+    ``columns`` carried by path (a CSV of inputs' other columns, :func:`collect_images`; one named as an
+    output column gets a ``csv_`` prefix). With ``resume``, paths already in ``out`` are
     skipped, and ``out`` must have been begun by the same model (``OUT.model.json`` records it); with
     ``overwrite`` an existing ``out`` is replaced; otherwise it is an error, so nothing done is lost
     by accident.
@@ -168,9 +182,17 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     out.parent.mkdir(parents=True, exist_ok=True)
     _continue_with(predictor, stamp_path, out, resume)
     classes = predictor.class_names
-    journal = Journal(journal_path, ["path", "label", "confidence", *classes, "heatmap", "error"])
-    done = set(journal.read()["path"]) | (set(pd.read_parquet(out)["path"]) if out.suffix == ".parquet"
-                                          and out.exists() else set())
+    scores = ["path", "label", "confidence", *classes, "heatmap", "error"]
+    carried = {key: f"csv_{key}" if key in scores else key
+               for key in dict.fromkeys(key for row in (columns or {}).values() for key in row)}
+    journal = Journal(journal_path, scores + list(carried.values()))
+    earlier = journal.read()
+    finished = pd.read_parquet(out) if out.suffix == ".parquet" and out.exists() else None
+    begun = list((finished if finished is not None else earlier).columns)
+    if begun != journal.columns:
+        raise ValueError(f"{out} was begun with the columns {begun}; these inputs give {journal.columns}: "
+                         "resume with the same inputs, or write to another file")
+    done = set(earlier["path"]) | (set(finished["path"]) if finished is not None else set())
     todo = [p for p in paths if p not in done]
     explainer = predictor.explainer() if explain_dir else None
     if explain_dir:
@@ -188,6 +210,8 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
             loaded = list(pool.map(lambda p: _load(p, predictor.image_size, max_pixels), chunk))
             good = [i for i, (pixels, _) in enumerate(loaded) if pixels is not None]
             rows = pd.DataFrame({"path": list(chunk), "error": [reason for _, reason in loaded]})
+            for key, name in carried.items():
+                rows[name] = [columns.get(path, {}).get(key) for path in chunk]
             if good:
                 pixels = np.stack([loaded[i][0] for i in good])
                 if explainer is not None:

@@ -7,6 +7,7 @@ import pytest
 from imagesentiment.data import DataError
 from imagesentiment.inference import KerasPredictor
 from imagesentiment.predict import collect_images, predict_files
+from imagesentiment.report import read_predictions
 
 from conftest import bad_files
 
@@ -47,6 +48,33 @@ def test_scores_match_the_keras_model_and_bad_files_are_listed(synthetic_root, t
         predict_files(predictor, paths, tmp_path / "out.csv", progress=False)
     again = predict_files(predictor, paths[:3], tmp_path / "out.csv", overwrite=True, progress=False)
     assert pd.read_csv(tmp_path / "out.csv")["path"].tolist() == paths[:3] == again["path"].tolist()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_a_csv_of_inputs_carries_its_other_columns(synthetic_root, tmp_path, trained_cnn, capsys, suffix):
+    """An analyst's list of posts (post_id, path, campaign) came back as absolute paths alone, with nothing to
+    join on; a 'label' of their own would have met the prediction's."""
+    from imagesentiment.cli import main
+
+    trained_cnn[0].save(tmp_path / "cnn.keras")
+    paths = [f"{c}/{i:04d}.png" for c, i in (("negative", 0), ("positive", 1), ("neutral", 2), ("negative", 0))]
+    pd.DataFrame({"post_id": [11, 12, 13, 14], "path": paths, "campaign": ["spring", None, "fall", "winter"],
+                  "label": ["a", "b", "c", "d"], "true_label": ["negative", "positive", "positive", "negative"]}
+                 ).to_csv(synthetic_root / "posts.csv", index=False)
+    out = tmp_path / f"scores{suffix}"
+    command = ["predict", str(synthetic_root / "posts.csv"), "--model", str(tmp_path / "cnn.keras"), "--out", str(out)]
+    assert main(command) == 0
+    assert "posts.csv: 1 row lists an image already listed; each image is scored once, with its first row's " \
+        "columns" in capsys.readouterr().err
+    table = read_predictions(out)
+    assert table.columns.tolist()[-4:] == ["post_id", "campaign", "csv_label", "true_label"]
+    assert table["post_id"].tolist() == [11, 12, 13] and table["csv_label"].tolist() == ["a", "b", "c"]
+    assert table["campaign"].iloc[0] == "spring" and pd.isna(table["campaign"].iloc[1])
+    assert table["label"].tolist() == ["negative", "positive", "neutral"]  # the model's, not the CSV's
+    (synthetic_root / "posts.csv").write_text("path,region\nnegative/0001.png,eu\n")
+    assert main(command + ["--resume"]) == 2
+    assert "was begun with the columns" in capsys.readouterr().err
+    (synthetic_root / "posts.csv").unlink()
 
 
 def test_max_pixels_sets_the_largest_image_decoded(synthetic_root, tmp_path, trained_cnn, capsys):
