@@ -135,9 +135,13 @@ def model_stamp(predictor: Predictor) -> dict:
                                     for row in predictor.probabilities(list(_probe_images()))]}
 
 
-def _continue_with(predictor: Predictor, stamp_path: Path, out: Path, resume: bool) -> None:
-    """Record the model in ``stamp_path``; refuse to resume ``out`` with another model than the one that began it."""
+def _continue_with(predictor: Predictor, stamp_path: Path, out: Path, resume: bool, begun: bool) -> None:
+    """Record the model in ``stamp_path``; refuse to resume ``out`` (``begun``: it holds rows) with another
+    model than the one that began it, or when the record of that model is gone."""
     stamp = model_stamp(predictor)
+    if resume and begun and not stamp_path.is_file():
+        raise ValueError(f"{out} holds rows but {stamp_path.name}, the record of the model that wrote them, is "
+                         "gone: which model began it cannot be told; overwrite=True (--overwrite) starts again")
     if resume and stamp_path.is_file():
         before = json.loads(stamp_path.read_text())
         differ = [f"{what} {before[key]} then, {stamp[key]} now" for what, key in (("classes", "classes"),
@@ -180,7 +184,8 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
         raise FileExistsError(f"{out} already exists: resume=True (--resume) continues it, overwrite=True "
                               "(--overwrite) replaces it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    _continue_with(predictor, stamp_path, out, resume)
+    _continue_with(predictor, stamp_path, out, resume,
+                   begun=any(path.is_file() and path.stat().st_size > 0 for path in (out, journal_path)))
     classes = predictor.class_names
     scores = ["path", "label", "confidence", *classes, "heatmap", "error"]
     carried = {key: f"csv_{key}" if key in scores else key

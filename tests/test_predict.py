@@ -57,12 +57,13 @@ def test_a_csv_of_inputs_carries_its_other_columns(synthetic_root, tmp_path, tra
     from imagesentiment.cli import main
 
     trained_cnn[0].save(tmp_path / "cnn.keras")
-    paths = [f"{c}/{i:04d}.png" for c, i in (("negative", 0), ("positive", 1), ("neutral", 2), ("negative", 0))]
+    paths = [str(synthetic_root / c / f"{i:04d}.png") for c, i in (("negative", 0), ("positive", 1), ("neutral", 2),
+                                                                  ("negative", 0))]
     pd.DataFrame({"post_id": [11, 12, 13, 14], "path": paths, "campaign": ["spring", None, "fall", "winter"],
                   "label": ["a", "b", "c", "d"], "true_label": ["negative", "positive", "positive", "negative"]}
-                 ).to_csv(synthetic_root / "posts.csv", index=False)
+                 ).to_csv(tmp_path / "posts.csv", index=False)
     out = tmp_path / f"scores{suffix}"
-    command = ["predict", str(synthetic_root / "posts.csv"), "--model", str(tmp_path / "cnn.keras"), "--out", str(out)]
+    command = ["predict", str(tmp_path / "posts.csv"), "--model", str(tmp_path / "cnn.keras"), "--out", str(out)]
     assert main(command) == 0
     assert "posts.csv: 1 row lists an image already listed; each image is scored once, with its first row's " \
         "columns" in capsys.readouterr().err
@@ -71,10 +72,9 @@ def test_a_csv_of_inputs_carries_its_other_columns(synthetic_root, tmp_path, tra
     assert table["post_id"].tolist() == [11, 12, 13] and table["csv_label"].tolist() == ["a", "b", "c"]
     assert table["campaign"].iloc[0] == "spring" and pd.isna(table["campaign"].iloc[1])
     assert table["label"].tolist() == ["negative", "positive", "neutral"]  # the model's, not the CSV's
-    (synthetic_root / "posts.csv").write_text("path,region\nnegative/0001.png,eu\n")
+    (tmp_path / "posts.csv").write_text(f"path,region\n{paths[0]},eu\n")
     assert main(command + ["--resume"]) == 2
     assert "was begun with the columns" in capsys.readouterr().err
-    (synthetic_root / "posts.csv").unlink()
 
 
 def test_max_pixels_sets_the_largest_image_decoded(synthetic_root, tmp_path, trained_cnn, capsys):
@@ -133,6 +133,10 @@ def test_resume_refuses_another_model_than_the_one_that_began_the_table(syntheti
                   progress=False)  # a new table records its own model
     predict_files(others["same classes and input size, other probabilities"], paths[:2], out, resume=True,
                   progress=False)
+    (tmp_path / "out.csv.model.json").unlink()  # the record gone: another model could no longer be told
+    with pytest.raises(ValueError, match="out.csv holds rows but out.csv.model.json, the record of the model"):
+        predict_files(KerasPredictor(trained_cnn[0]), paths, out, resume=True, progress=False)
+    assert pd.read_csv(out)["path"].tolist() == paths[:2]
 
 
 def test_heat_maps_are_written_beside(synthetic_root, tmp_path, predictor):
