@@ -15,6 +15,7 @@ import math
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -340,7 +341,11 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, p
                             f"stopped. The last good weights are kept in {checkpoint}; try a lower "
                             "train.learning_rate")
     if checkpoint.is_file():
-        model.load_weights(str(checkpoint))
+        # the best may be phase 1's, saved with the head's optimizer: Keras warned that it skips that
+        # optimizer's variables, but only the model's weights are wanted here
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer", UserWarning)
+            model.load_weights(str(checkpoint))
     return pd.read_csv(history)
 
 
