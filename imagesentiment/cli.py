@@ -177,7 +177,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError("give --data, or a run directory that holds split_test.csv")
     checked = check_set(images)
     print(checked.report())
-    views = _run_views(run_dir)  # by default the views the run's own test metrics were measured with
+    # by default the views the run's own test metrics were measured with: the model's run, else (an exported
+    # file judged on the test side of the run it came from) the data's
+    views = _run_views(run_dir or data_run)
     views = {key: views[key] if getattr(args, key) is None else getattr(args, key) for key in views}
     print(summary(evaluate_model(model, checked.images, out, **views, data=data, classes=classes)))
     if out:

@@ -166,6 +166,11 @@ def test_evaluating_a_run_uses_its_own_test_time_views_unless_told_otherwise(tra
         assert json.loads((out / "metrics.json").read_text())["test_time_views"] == {"flip_tta": flip,
                                                                                        "crop_tta": False}
     assert "averaged over 2 test-time views per image" in capsys.readouterr().out
+    # a file exported from the run, judged on the run's test side, gets the run's views: it was one view
+    # against the run's two, and the int8 file scored above the model it came from
+    model.save(tmp_path / "copy.keras")
+    assert main(["evaluate", str(tmp_path / "copy.keras"), "--data", str(run), "--out", str(tmp_path / "e")]) == 0
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "e" / "predictions.csv")[list(CLASSES)], expected[True], atol=1e-5)
     assert main(["evaluate", str(run), "-o", "split=test"]) == 2  # a source option, but no --data to take it
     assert "--option applies only with --data" in capsys.readouterr().err
 
