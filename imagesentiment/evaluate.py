@@ -90,7 +90,8 @@ def _probabilities(model: keras.Model | Predictor, images: ImageSet, batch_size:
 
 def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int], groups: Sequence | None = None,
                         resamples: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, list[float]]:
-    """Percentile bootstrap intervals of accuracy and macro-F1 (over ``labels``): the test images drawn
+    """Percentile bootstrap intervals of accuracy and macro-F1 (over those of ``labels`` that each resample
+    has a labelled image of, as the whole set's average is over its labelled classes): the test images drawn
     again with replacement ``resamples`` times, or whole ``groups`` (the frames of one clip) when given,
     since images of one group are not independent draws. The same answers in another row order give the
     same intervals (a report and an evaluation of one table agree)."""
@@ -100,14 +101,16 @@ def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence
     keys, group_of = np.unique(np.arange(len(y_true)) if groups is None else np.asarray(groups), return_inverse=True)
     rng = np.random.default_rng(seed)
     correct = (y_true == y_pred).astype(float)
+    truth = np.stack([y_true == k for k in labels], 1).astype(float)
     hits = np.stack([(y_true == k) & (y_pred == k) for k in labels], 1).astype(float)
-    given = np.stack([(y_true == k).astype(float) + (y_pred == k) for k in labels], 1)
+    given = truth + np.stack([y_pred == k for k in labels], 1)
     accuracy, macro_f1 = [], []
     for block in np.array_split(np.arange(resamples), max(1, resamples // 100)):  # ~100 resamples at a time
         weights = rng.multinomial(len(keys), np.full(len(keys), 1 / len(keys)), size=len(block))[:, group_of]
         accuracy.append(weights @ correct / weights.sum(1))
         f1 = 2 * (weights @ hits) / np.maximum(weights @ given, 1e-12)
-        macro_f1.append(f1.mean(1))
+        labelled = (weights @ truth) > 0  # as for the whole set: a class no drawn image is labelled is left out
+        macro_f1.append((f1 * labelled).sum(1) / np.maximum(labelled.sum(1), 1))
     tails = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     return {name: np.percentile(np.concatenate(values), tails).tolist()
             for name, values in (("accuracy", accuracy), ("macro_f1", macro_f1))}

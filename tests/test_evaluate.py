@@ -54,6 +54,9 @@ def test_bootstrap_intervals_cover_the_truth_and_widen_for_grouped_images():
     assert classification_metrics(y_true[shuffled], y_pred[shuffled], CLASSES)["intervals_95"] == m["intervals_95"]
     perfect = classification_metrics(np.array([0, 1, 2, 0, 1, 2]), np.array([0, 1, 2, 0, 1, 2]), CLASSES)
     assert perfect["intervals_95"]["accuracy"][0] == pytest.approx(0.61, abs=0.01)  # not [1, 1] from 6 of 6
+    # every answer right: macro-F1 is 1 in every resample; a resample that drew no image of one class once
+    # charged that class 0 (a report of 6 right answers showed 0.500-1.000)
+    assert perfect["intervals_95"]["macro_f1"] == [1.0, 1.0]
     clips = np.repeat(np.arange(30), 10)  # 30 clips of 10 frames, each clip all right or all wrong
     right = np.repeat(np.arange(30) < 21, 10)
     grouped = bootstrap_intervals(right.astype(int), np.ones(300, int), [0, 1], groups=clips)["accuracy"]
