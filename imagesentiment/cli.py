@@ -380,14 +380,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     table = predict_files(load(args.model, args.classes), paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size,
                           max_pixels=args.max_pixels, columns=columns)
-    failed = table[table["error"].fillna("") != ""]
+    failed = table[table["error"].notna() & (table["error"] != "")]
     for row in failed.itertuples():
         print(f"{row.path}: {row.error}", file=sys.stderr)
     if len(table) <= SHOWN_ROWS:  # a few photos: the answers here, not only in the table
         for row in table.drop(failed.index).itertuples():
             print(f"{row.path}: {row.label} ({row.confidence:.2f})")
     counts = table["label"].value_counts().to_dict()
-    print(f"{_count(len(table) - len(failed), 'image')} scored {counts}, {len(failed)} unreadable; "
+    now = table.attrs["read_now"]
+    before = f" ({len(table) - now} of these rows from before, {now} now)" if now < len(table) else ""
+    print(f"{_count(len(table) - len(failed), 'image')} scored {counts}, {len(failed)} unreadable{before}; "
           f"written to {args.out}")
     return 0
 

@@ -158,7 +158,8 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
                   explain_dir: str | os.PathLike | None = None, resume: bool = False, overwrite: bool = False,
                   progress: bool = True, workers: int | None = None, max_pixels: int = MAX_PIXELS,
                   columns: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
-    """Score ``paths`` into ``out`` (.csv, .jsonl or .parquet) and return the whole table.
+    """Score ``paths`` into ``out`` (.csv, .jsonl or .parquet) and return the whole table (``attrs["read_now"]``:
+    how many of its rows this call wrote).
 
     Columns: path, label, confidence, one probability per class, ``heatmap`` (with ``explain_dir``:
     the overlay image; a panel per image, image | heat map | overlay, is written there too) and
@@ -243,4 +244,5 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
         table.to_parquet(partial, index=False)
         os.replace(partial, out)
         journal_path.unlink()
+    table.attrs["read_now"] = len(todo)  # the rest were in ``out`` already (a resumed run)
     return table

@@ -238,7 +238,8 @@ def score(inputs: Sequence[str], model_dir: str, out: str, output_format: str = 
     options = pipeline_options(pipeline_args)
     previous = output_files(out, output_format)
     if previous and not overwrite:
-        raise FileExistsError(f"{out}: scores are already written there; choose another output or overwrite")
+        raise FileExistsError(f"{out}: scores are already written there; choose another output, or pass "
+                              "overwrite=True (--overwrite) to replace them")
     if previous:
         FileSystems.delete(previous)
     classes, image_size = model_info(model_dir)
