@@ -146,7 +146,8 @@ class Predictor:
 
     def probabilities(self, images: Image | Sequence[Image], batch_size: int = 32) -> np.ndarray:
         """Probabilities ``(N, classes)`` of images in any form :func:`to_pixels` takes, ``batch_size`` at a time."""
-        parts = [self._run(to_pixels(chunk, self.image_size)) for chunk in chunks(as_list(images), batch_size)]
+        parts = [self._run(to_pixels(chunk, self.image_size, first=number * batch_size))
+                 for number, chunk in enumerate(chunks(as_list(images), batch_size))]
         return np.concatenate(parts) if parts else np.zeros([0, len(self.class_names)], np.float32)
 
     def _heatmaps(self) -> HeatmapFunction | None:
@@ -339,11 +340,9 @@ def load_keras(path: str | os.PathLike) -> tuple[keras.Model, list[str]]:
     from .model import class_names
 
     stored = _class_names_file(path)
-    if stored is not None and len(stored) != model.output_shape[-1]:
-        raise ModelFileError(f"{path}: its {CLASSES_FILE} names {len(stored)} classes {stored} for a model with "
-                             f"{model.output_shape[-1]} outputs")
-    model.class_names = class_names(model, stored)
-    return model, list(model.class_names)
+    fits = stored is None or len(stored) == model.output_shape[-1]  # else the caller's names may stand in
+    model.class_names = class_names(model, stored if fits else None)
+    return model, stored if stored is not None else list(model.class_names)
 
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "exported_models"

@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from typing import Callable, Iterator
 
 # What the TFLite converter and the LiteRT interpreter print on every export and every first call: the
@@ -20,23 +21,31 @@ def without(noise: re.Pattern) -> Callable[[str], str]:
     return lambda text: "".join(line for line in text.splitlines(keepends=True) if not noise.search(line))
 
 
+# descriptor 2 is the process's: one block swaps it at a time (threads loading models at once restored each
+# other's catch file, and stderr was lost for good); re-entrant, for a block inside another
+SWAP = threading.RLock()
+
+
 @contextlib.contextmanager
 def filtered(keep: Callable[[str], str]) -> Iterator[None]:
     """Catch what is written to file descriptor 2 inside the block and write ``keep(text)`` of it to
     stderr at the end (also when the block raises); where there is no descriptor 2, nothing is caught."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
+    with SWAP:
+        sys.stderr.flush()
         try:
+            saved = os.dup(2)
+        except OSError:
+            saved = None
+        if saved is None:
             yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            sys.stderr.write(keep(caught.read().decode(errors="replace")))
+            return
+        with tempfile.TemporaryFile() as caught:
+            os.dup2(caught.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                caught.seek(0)
+                sys.stderr.write(keep(caught.read().decode(errors="replace")))

@@ -39,7 +39,7 @@ def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str
             if notes is not None and (unread := unread_images(item, files)):
                 notes.append(unread)
         elif item.lower().endswith(".csv") and os.path.isfile(item):
-            table = read_csv_lines(Path(item), ["path"])
+            table = read_csv_lines(Path(item), None)  # as written: a post id 00123 stays 00123
             if "path" not in table:
                 raise DataError(f"{item}: a CSV of inputs needs a 'path' column; it has {list(table.columns)}")
             table = table[table["path"].notna()]
@@ -85,8 +85,9 @@ class Journal:
     def read(self) -> pd.DataFrame:
         if not self.path.is_file() or self.path.stat().st_size == 0:
             return pd.DataFrame(columns=self.columns)
-        return pd.read_json(self.path, lines=True) if self.json else pd.read_csv(self.path, keep_default_na=False,
-                                                                                  na_values=[""])
+        if self.json:  # dtype=False: carried text ("00123", a date) is not turned into numbers or dates
+            return pd.read_json(self.path, lines=True, dtype=False, convert_dates=False)
+        return pd.read_csv(self.path, keep_default_na=False, na_values=[""])
 
     def append(self, rows: pd.DataFrame) -> None:
         rows = rows.reindex(columns=self.columns)
@@ -189,8 +190,11 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
                    begun=any(path.is_file() and path.stat().st_size > 0 for path in (out, journal_path)))
     classes = predictor.class_names
     scores = ["path", "label", "confidence", *classes, "heatmap", "error"]
-    carried = {key: f"csv_{key}" if key in scores else key
-               for key in dict.fromkeys(key for row in (columns or {}).values() for key in row)}
+    carried: dict[str, str] = {}  # a carried column's name in the table: distinct from the scores' and each other's
+    for key in dict.fromkeys(key for row in (columns or {}).values() for key in row):
+        carried[key] = key
+        while carried[key] in scores or list(carried.values()).count(carried[key]) > 1:
+            carried[key] = f"csv_{carried[key]}"
     journal = Journal(journal_path, scores + list(carried.values()))
     earlier = journal.read()
     finished = pd.read_parquet(out) if out.suffix == ".parquet" and out.exists() else None

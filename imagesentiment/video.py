@@ -159,14 +159,22 @@ def check_outputs(video: str | os.PathLike, out: str | os.PathLike, overlay_path
                          "destroy it, give the copy another name")
     if overwrite:
         return
-    summary = Path(out) / "summary.json"
     if any((Path(out) / name).exists() for name in RESULTS):
-        earlier = json.loads(summary.read_text()).get("video") if summary.is_file() else None
+        earlier = _video_of(Path(out) / "summary.json")
         raise FileExistsError(f"{out}: holds the results of an earlier run{f' (of {earlier})' if earlier else ''}; "
                               "pass overwrite=True (--overwrite) to replace them, or give another --out")
     if overlay_path is not None and os.path.exists(overlay_path):
         raise FileExistsError(f"{overlay_path}: exists; pass overwrite=True (--overwrite) to replace it, "
                               "or give --overlay another name")
+
+
+def _video_of(summary: Path) -> str | None:
+    """The video an earlier run's ``summary.json`` names; None if there is none, or it cannot be read."""
+    try:
+        earlier = json.loads(summary.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return earlier.get("video") if isinstance(earlier, dict) else None
 
 
 def _writer(path: str | os.PathLike, info: VideoInfo) -> tuple[cv2.VideoWriter, Path]:

@@ -214,7 +214,7 @@ def test_an_exported_model_is_evaluated_like_the_keras_model_it_came_from(traine
 
     model, images = trained_cnn
     version = export_savedmodel(model, tmp_path / "serving", "m", list(CLASSES))
-    x, y = image_arrays(images, (48, 48))
+    x, y = image_arrays(images, (48, 48), images.classes)
     lite = export_tflite(model, tmp_path / "lite", ["float32"], (x, y), None, list(CLASSES))["float32"][0]
     expected = evaluate_model(model, images, flip_tta=True)
     before = sorted(p.name for p in version.rglob("*"))

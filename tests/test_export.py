@@ -210,7 +210,7 @@ def test_saved_model_cli_runs_the_export(trained_cnn, base, sample, tmp_path):
 @pytest.fixture(scope="module")
 def tflite_files(trained_cnn, tmp_path_factory):
     model, images = trained_cnn
-    x, y = image_arrays(images, (48, 48))
+    x, y = image_arrays(images, (48, 48), images.classes)
     return export_tflite(model, tmp_path_factory.mktemp("tflite"), QUANTIZATIONS, (x, y), x, name=NAME), x
 
 
@@ -220,7 +220,7 @@ def test_an_export_prints_no_converter_or_interpreter_notices(trained_cnn, tmp_p
     the interpreter says it once per process."""
     model, images = trained_cnn
     model.save(tmp_path / "model.keras")
-    x, _ = image_arrays(images.subset(range(0, 90, 3)), (48, 48))
+    x, _ = image_arrays(images.subset(range(0, 90, 3)), (48, 48), images.classes)
     np.save(tmp_path / "x.npy", x)
     script = textwrap.dedent(f"""
         import keras, numpy as np
@@ -408,6 +408,10 @@ def test_a_loaded_run_exports_under_its_own_class_names(trained_cnn, run, sample
     x = sample[1][:4]
     np.testing.assert_allclose(explain(model, x, target="glad"), explain(model, x, target=2), atol=1e-6)
     assert not np.allclose(explain(model, x, target="glad"), explain(model, x, target="meh"), atol=1e-3)
+    plain = keras.models.load_model(run / "model.keras")  # carries no names: the sentiments
+    explain(plain, x)
+    plain.class_names = ("sad", "meh", "glad")  # named afterwards: the explainer built before follows them
+    np.testing.assert_allclose(explain(plain, x, target="glad"), explain(plain, x, target=2), atol=1e-6)
     predictor = imagesentiment.load(run)  # a predictor wraps the graph: a clear error, not an AttributeError
     for use in (lambda: explain(predictor, x), lambda: export_savedmodel(predictor, tmp_path / "p")):
         with pytest.raises(TypeError, match=r"needs a Keras model, not a KerasPredictor \(its .model is one\)"):

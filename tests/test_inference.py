@@ -30,7 +30,7 @@ def forms(trained_cnn, tmp_path_factory) -> dict[str, Path]:
     model.save(root / "run" / "model.keras")
     (root / "run" / "classes.json").write_text(json.dumps(CLASSES))
     version = export_savedmodel(model, root / "serving", "m", CLASSES)
-    x, y = image_arrays(images, (48, 48))
+    x, y = image_arrays(images, (48, 48), images.classes)
     lite = export_tflite(model, root / "lite", ["float32", "int8"], (x, y), x, CLASSES)
     return {"run": root / "run", "keras": root / "run" / "model.keras", "savedmodel": version,
             "float32": lite["float32"][0], "int8": lite["int8"][0]}
@@ -105,10 +105,29 @@ def test_a_column_joins_back_and_unreadable_images_can_keep_their_rows(forms, fi
     assert joined.loc[[6, 8], "label"].isna().all() and joined.loc[[6, 8], CLASSES].isna().all().all()
     assert "notes.jpg: not a readable image" in joined.loc[6, "error"] and "gone.jpg: cannot be read" in joined.loc[8, "error"]
     assert (joined.loc[[0, 2, 4], "error"] == "").all()
+    many = [paths[0]] * 40
+    many[35] = None  # named by its place in the whole input, not in its batch of 32
+    with pytest.raises(ValueError, match="image 35 of the batch: a missing value"):
+        predictor.predict(many)
     with_missing = predictor.predict(frame["file"], errors="keep", batch_size=2)
     assert with_missing["label"].notna().sum() == 6 and with_missing.loc[7, "error"].startswith("image 7 of the batch: a missing value")
     with pytest.raises(ValueError, match="errors must be 'raise' or 'keep'"):
         predictor.predict(paths, errors="skip")
+
+
+def test_models_loaded_in_threads_at_once_leave_stderr_as_it_was(forms):
+    """Loading a .tflite file catches the process's stderr for a moment (LiteRT's notices); 16 threads loading
+    at once restored each other's catch file, and every later error line was lost."""
+    import threading
+
+    before = os.fstat(2)
+    threads = [threading.Thread(target=TFLitePredictor, args=(forms["int8"],)) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
 
 
 def test_class_names_come_with_the_model_or_the_caller(forms, tmp_path):

@@ -59,19 +59,24 @@ def test_a_csv_of_inputs_carries_its_other_columns(synthetic_root, tmp_path, tra
     trained_cnn[0].save(tmp_path / "cnn.keras")
     paths = [str(synthetic_root / c / f"{i:04d}.png") for c, i in (("negative", 0), ("positive", 1), ("neutral", 2),
                                                                   ("negative", 0))]
-    pd.DataFrame({"post_id": [11, 12, 13, 14], "path": paths, "campaign": ["spring", None, "fall", "winter"],
-                  "label": ["a", "b", "c", "d"], "true_label": ["negative", "positive", "positive", "negative"]}
+    pd.DataFrame({"post_id": ["00123", "1234567890123456789", None, "14"], "path": paths,
+                  "campaign": ["spring", None, "fall", "winter"], "label": ["a", "b", "c", "d"],
+                  "csv_label": ["e", "f", "g", "h"], "true_label": ["negative", "positive", "positive", "negative"]}
                  ).to_csv(tmp_path / "posts.csv", index=False)
+    (tmp_path / "more.csv").write_text(f"path,post_id\n{synthetic_root / 'neutral' / '0005.png'},x9\n")  # text ids
     out = tmp_path / f"scores{suffix}"
-    command = ["predict", str(tmp_path / "posts.csv"), "--model", str(tmp_path / "cnn.keras"), "--out", str(out)]
+    command = ["predict", str(tmp_path / "posts.csv"), str(tmp_path / "more.csv"), "--model", str(tmp_path / "cnn.keras"),
+               "--out", str(out)]
     assert main(command) == 0
     assert "posts.csv: 1 row lists an image already listed; each image is scored once, with its first row's " \
         "columns" in capsys.readouterr().err
-    table = read_predictions(out)
-    assert table.columns.tolist()[-4:] == ["post_id", "campaign", "csv_label", "true_label"]
-    assert table["post_id"].tolist() == [11, 12, 13] and table["csv_label"].tolist() == ["a", "b", "c"]
+    table = read_predictions(out) if suffix != ".csv" else pd.read_csv(out, dtype={"post_id": str})
+    assert table.columns.tolist()[-5:] == ["post_id", "campaign", "csv_label", "csv_csv_label", "true_label"]
+    assert table["post_id"].tolist()[:2] == ["00123", "1234567890123456789"] and pd.isna(table["post_id"].iloc[2])
+    assert table["post_id"].iloc[3] == "x9"  # each cell as written, whatever the other rows and files hold
+    assert table["csv_label"].tolist()[:3] == ["a", "b", "c"] and table["csv_csv_label"].tolist()[:3] == ["e", "f", "g"]
     assert table["campaign"].iloc[0] == "spring" and pd.isna(table["campaign"].iloc[1])
-    assert table["label"].tolist() == ["negative", "positive", "neutral"]  # the model's, not the CSV's
+    assert table["label"].tolist()[:3] == ["negative", "positive", "neutral"]  # the model's, not the CSV's
     (tmp_path / "posts.csv").write_text(f"path,region\n{paths[0]},eu\n")
     assert main(command + ["--resume"]) == 2
     assert "was begun with the columns" in capsys.readouterr().err

@@ -149,6 +149,13 @@ def test_report_replaces_only_its_own_report_of_the_same_table(predictions, tmp_
     assert main(["report", str(other), "--out", out, "--overwrite"]) == 0
     assert Path(out).read_text().count('class="card') == 10 < first.count('class="card')
 
+    from imagesentiment.report import STYLE  # a report of a release that did not record its table: replaced
+    earlier_release = tmp_path / "earlier.html"
+    earlier_release.write_text(f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>t</title>\n<style>{STYLE}'
+                               '</style></head><body></body></html>')
+    assert main(["report", str(predictions), "--out", str(earlier_release)]) == 0
+    assert 'name="imagesentiment-predictions"' in earlier_release.read_text()
+
     own = tmp_path / "index.html"
     own.write_text("<html>the team's own page</html>")
     assert main(["report", str(predictions), "--out", str(own)]) == 2

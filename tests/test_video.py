@@ -1,6 +1,7 @@
 """Videos made by the tests with OpenCV: the first half shows the negative pattern, the second the
 positive one, so the expected timeline is known."""
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -112,6 +113,12 @@ def test_earlier_results_are_kept_unless_overwrite(video, predictor, trained_cnn
     with pytest.raises(FileExistsError, match=f"out: holds the results of an earlier run \\(of {video}\\); "
                        "pass overwrite=True \\(--overwrite\\)"):
         score_video(video, predictor, out, progress=False)
+    for damaged in ("{broken", "[1, 2]"):  # a summary.json it did not write: still refused, not a crash
+        (tmp_path / "other").mkdir(exist_ok=True)
+        (tmp_path / "other" / "summary.json").write_text(damaged)
+        with pytest.raises(FileExistsError, match="other: holds the results of an earlier run; pass overwrite"):
+            score_video(video, predictor, tmp_path / "other", progress=False)
+    shutil.rmtree(tmp_path / "other")
     with pytest.raises(FileExistsError, match="overlay.mp4: exists; pass overwrite=True"):
         score_video(video, predictor, tmp_path / "elsewhere", overlay_path=copy, progress=False)
     with pytest.raises(KeyboardInterrupt):

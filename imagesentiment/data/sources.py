@@ -182,14 +182,16 @@ def resolve_paths(paths: "pd.Series", root: Path, source: str, missing: str = "e
     return pd.Series(resolved, index=paths.index, dtype="object"), left_out
 
 
-def read_csv_lines(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
-    """The CSV's table, indexed by line number in the file (line 1 is the header), so errors name lines."""
+def read_csv_lines(path: Path, text_columns: Sequence[str] | None = ()) -> pd.DataFrame:
+    """The CSV's table, indexed by line number in the file (line 1 is the header), so errors name lines;
+    ``text_columns`` are read as text, as written (None: every column)."""
     if not path.is_file():
         raise DataError(f"{path}: no such CSV file")
     try:
         with warnings.catch_warnings():  # a row longer than the header: pandas would shift it or drop fields
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(path, dtype={c: str for c in text_columns}, index_col=False)
+            frame = pd.read_csv(path, dtype=str if text_columns is None else {c: str for c in text_columns},
+                                index_col=False)
     except pd.errors.ParserWarning:
         with path.open(newline="", encoding="utf-8", errors="replace") as handle:
             rows = csv.reader(handle)

@@ -12,7 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ..model import ensemble_members, require_keras
+from ..model import class_names, ensemble_members
 from .base import Explainer, Target
 from .ensemble import EnsembleExplainer
 from .gradcam import GradCam
@@ -34,7 +34,7 @@ def get_explainer(model: keras.Model, method: str = "gradcam", **options: Any) -
     """
     if method not in METHODS:
         raise ValueError(f"unknown explanation method {method!r}; choose one of {list(METHODS)}")
-    require_keras(model)
+    options["classes"] = class_names(model, options.get("classes"))  # the names it carries now: part of the key
     key = (method, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items())))
     built = _CACHE.setdefault(model, {})
     if key not in built:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from ..data import SENTIMENTS, ImageSet, make_dataset
+from ..data import ImageSet, make_dataset
 from ..native_stderr import LITERT_NOISE, filtered, without
 from .savedmodel import EXPLAIN, PIXELS_INPUT, SERVING, ExportError, PixelFunctions, check_classes, check_destination
 
@@ -86,9 +86,10 @@ class Check:
                 f"difference {self.max_probability_difference:.4f} ({target}: {'ok' if self.passed else 'FAILED'})")
 
 
-def image_arrays(images: ImageSet, image_size: Sequence[int], class_names: Sequence[str] = SENTIMENTS,
+def image_arrays(images: ImageSet, image_size: Sequence[int], class_names: Sequence[str],
                  limit: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Float32 pixels ``(N, H, W, 3)`` as the pipeline decodes them, and class ids in ``class_names`` order.
+    """Float32 pixels ``(N, H, W, 3)`` as the pipeline decodes them, and class ids in ``class_names`` order:
+    the model's (``model.class_names``, :func:`imagesentiment.model.class_names`), which need not be the images'.
 
     ``limit`` takes a random sample of that many images (reproducible from ``seed``).
     """
