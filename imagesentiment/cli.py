@@ -256,8 +256,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                                                        "seed": 0}),
                    "without --evaluate": (not args.evaluate, {"cmap": "jet", "alpha": 0.4, "filters": False,
                                                               "feature_maps": None})})
-    model, stored = load_keras(args.model)
-    args.classes = args.classes or stored
+    model, args.classes = load_keras(args.model, args.classes)
     if args.target is not None and args.target.lstrip("-").isdigit():
         args.target = int(args.target)
     return _explain_evaluate(model, args) if args.evaluate else _explain_images(model, args)
@@ -347,8 +346,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         "to --quantize int8": ("int8" in (args.quantize or []), int8),
         "with --data": (bool(args.data), {"data_format": None, "option": []})})
     check_destination(args.out, args.name)
-    model, classes = load_keras(args.model)
-    classes = args.classes or classes
+    model, classes = load_keras(args.model, args.classes)
     if args.format == "savedmodel":
         folder = export_savedmodel(model, args.out, args.name, classes, args.version, args.overwrite)
         print(f"SavedModel written to {folder}")

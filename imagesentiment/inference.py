@@ -125,6 +125,22 @@ def _class_names_file(path: Path) -> list[str] | None:
     return names
 
 
+def override_names(given: Sequence[str] | None, stored: Sequence[str] | None, model: object) -> Sequence[str] | None:
+    """The class names for a model: ``given`` (they override the names stored with ``model``), else
+    ``stored``. The stored names in another order are refused: the outputs keep their order, so each
+    class would get another's scores, a campaign's positive photos reported as negative."""
+    if given is None:
+        return None if stored is None else list(stored)
+    if isinstance(given, str) or stored is None:  # one string: Predictor says to give a list
+        return given
+    names, own = [str(c) for c in given], [str(c) for c in stored]
+    if names != own and sorted(names) == sorted(own):
+        raise ValueError(f"class names {names} are those {model} carries, {own}, in another order: its outputs "
+                         "are in its own order, so these would give each class another's scores; leave the names "
+                         "out (--classes) to use the model's")
+    return names
+
+
 # float pixels (B, H, W, 3) -> "probabilities" (B, classes) and "heatmap" (B, H, W), as tensors or arrays
 HeatmapFunction = Callable[[np.ndarray], Mapping[str, Any]]
 
@@ -238,7 +254,7 @@ class SavedModelPredictor(Predictor):
         self.signature = self.signatures[PIXELS]
         spec = next(iter(self.signature.structured_input_signature[1].values()))
         outputs = self.signature.structured_outputs["probabilities"].shape[-1]
-        super().__init__(class_names or saved_class_names(path), spec.shape[1:3], outputs)
+        super().__init__(override_names(class_names, saved_class_names(path), path), spec.shape[1:3], outputs)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         return self.signature(images=tf.constant(pixels))["probabilities"].numpy()
@@ -281,7 +297,8 @@ class TFLitePredictor(Predictor):
         outputs = self.runner.get_output_details()["probabilities"]["shape"][-1]
         embedded = (read_metadata(content) or {}).get("classes")
         beside = None if isinstance(model, bytes) else _class_names_file(Path(model))
-        super().__init__(class_names or embedded or beside or SENTIMENTS, detail["shape"][1:3], outputs)
+        super().__init__(override_names(class_names, embedded or beside, name) or SENTIMENTS, detail["shape"][1:3],
+                         outputs)
 
     @staticmethod
     def _call(runner: Any, pixels: np.ndarray) -> dict[str, np.ndarray]:
@@ -317,10 +334,11 @@ def _not_a_model(path: Path, message: str, keras_only: bool = False) -> FileNotF
     return FileNotFoundError(message)
 
 
-def load_keras(path: str | os.PathLike) -> tuple[keras.Model, list[str]]:
+def load_keras(path: str | os.PathLike, class_names: Sequence[str] | None = None) -> tuple[keras.Model, list[str]]:
     """A Keras model from a run directory or ``.keras`` file (safe mode: no code runs), and its class
-    names from ``classes.json`` in the run directory (where absent: the three sentiments for three
-    outputs, else "0", "1", ...); the model carries them too (``model.class_names``), for evaluation, explanations and export."""
+    names: ``class_names`` if given (see :func:`override_names`), else from ``classes.json`` in the run
+    directory (where absent: the three sentiments for three outputs, else "0", "1", ...); the model
+    carries them too (``model.class_names``), for evaluation, explanations and export."""
     import keras
 
     path = Path(path)
@@ -337,12 +355,12 @@ def load_keras(path: str | os.PathLike) -> tuple[keras.Model, list[str]]:
         model = keras.models.load_model(file, safe_mode=True)
     except Exception as exc:
         raise ModelFileError(f"{file}: cannot be loaded as a Keras model ({_first_line(exc)})") from exc
-    from .model import class_names
+    from .model import class_names as carried
 
-    stored = _class_names_file(path)
-    fits = stored is None or len(stored) == model.output_shape[-1]  # else the caller's names may stand in
-    model.class_names = class_names(model, stored if fits else None)
-    return model, stored if stored is not None else list(model.class_names)
+    names = override_names(class_names, _class_names_file(path), path)
+    fits = names is None or len(names) == model.output_shape[-1]  # else the error comes where they are used
+    model.class_names = carried(model, names if fits else None)
+    return model, names if names is not None else list(model.class_names)
 
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "exported_models"
@@ -374,7 +392,7 @@ def load(path: str | os.PathLike | None = None, class_names: Sequence[str] | Non
     if path.suffix.lower() == ".tflite" and path.is_file():
         return TFLitePredictor(path, class_names)
     if (path.is_dir() and (path / "model.keras").is_file()) or (path.suffix.lower() == ".keras" and path.is_file()):
-        model, stored = load_keras(path)
-        return KerasPredictor(model, class_names or stored)
+        model, names = load_keras(path, class_names)
+        return KerasPredictor(model, names)
     raise _not_a_model(path, f"{path}: not a run directory (with model.keras), a .keras file, a SavedModel "
                              "version folder (with saved_model.pb) or a .tflite file")

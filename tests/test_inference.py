@@ -141,6 +141,25 @@ def test_class_names_come_with_the_model_or_the_caller(forms, tmp_path):
     assert imagesentiment.load(tmp_path / "MODEL.TFLITE").class_names == CLASSES
 
 
+def test_the_names_a_model_carries_in_another_order_are_refused(forms, files, trained_cnn, tmp_path, capsys):
+    """``--classes positive,neutral,negative`` on a model whose outputs are negative, neutral, positive
+    scored a whole campaign with positive and negative swapped, without a word."""
+    from imagesentiment.cli import main
+
+    swapped = CLASSES[::-1]
+    for form in ("run", "keras", "savedmodel", "float32", "int8"):
+        with pytest.raises(ValueError, match=r"in another order: .* each class another's scores"):
+            imagesentiment.load(forms[form], swapped)
+    given = ["--classes", ",".join(swapped)]
+    for command in (["predict", files[0][0], "--model", str(forms["run"]), "--out", str(tmp_path / "p.csv")],
+                    ["export", str(forms["run"]), "--format", "savedmodel", "--out", str(tmp_path / "serving")]):
+        assert main(command + given) == 2
+        assert "in another order" in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "serving").exists()
+    trained_cnn[0].save(tmp_path / "bare.keras")  # no classes.json: the caller's names say the output order
+    assert imagesentiment.load(tmp_path / "bare.keras", swapped).class_names == swapped
+
+
 def test_bad_inputs_are_named(forms, tmp_path):
     predictor = imagesentiment.load(forms["keras"])
     (tmp_path / "notes.jpg").write_text("not an image")
