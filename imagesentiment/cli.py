@@ -203,6 +203,9 @@ def _collect_images(inputs: Sequence[str], pictures: str | None = None,
             notes.append(f"{pictures}: {_count(sum(drawn), 'image')} left out, in the folder heat maps are drawn into")
     for note in notes:
         print(note, file=sys.stderr)
+    if not paths:
+        raise UsageError(f"no images left: all are in {pictures}, the folder heat maps are drawn into; give it "
+                         "another folder")
     return paths
 
 

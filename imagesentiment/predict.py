@@ -4,8 +4,10 @@ keeps what it did and ``resume`` skips it. Unreadable images get a row with the 
 """
 from __future__ import annotations
 
+import csv
 import glob
 import hashlib
+import io
 import json
 import os
 import time
@@ -27,42 +29,92 @@ FORMATS = (".csv", ".jsonl", ".parquet")
 
 def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str] = IMAGE_EXTENSIONS,
                    notes: list[str] | None = None, columns: dict[str, dict[str, Any]] | None = None) -> list[str]:
-    """Image paths from files, folders (recursively), glob patterns and CSV files with a ``path``
-    column (relative to the CSV), in order, each once. ``notes``, when given, gets a line for each
-    folder that holds photos in formats not read (HEIC, TIFF, ...). ``columns``, when given, gets a
-    CSV row's other columns by the image's absolute path (for a path listed twice: its first row's)."""
+    """Image paths from files, folders (recursively, through links), glob patterns (what they match is
+    taken as if named: a folder's images, a CSV's list) and CSV files with a ``path`` column (relative to
+    the CSV), in order, each once. ``notes``, when given, gets a line for what is left out: photos in
+    formats not read (HEIC, TIFF, ...), CSV rows without a path or naming an image already listed, patterns
+    that match nothing. ``columns``, when given, gets a CSV row's other columns by the image's absolute
+    path (for an image listed twice: its first row's)."""
+    notes = [] if notes is None else notes
     found: list[str] = []
-    for item in map(str, inputs):
+    listed: set[str] = set()  # the images CSV rows have named so far, in any of the CSVs
+
+    def add(item: str) -> None:
         if os.path.isdir(item):
-            files = [p for p in Path(item).rglob("*") if p.is_file()]
-            found += sorted(str(p) for p in files if p.suffix.lower() in extensions)
-            if notes is not None and (unread := unread_images(item, files)):
+            files = _folder_files(item)
+            found.extend(sorted(str(p) for p in files if p.suffix.lower() in extensions))
+            if unread := unread_images(item, files):
                 notes.append(unread)
         elif item.lower().endswith(".csv") and os.path.isfile(item):
-            table = read_csv_lines(Path(item), None)  # as written: a post id 00123 stays 00123
-            if "path" not in table:
-                raise DataError(f"{item}: a CSV of inputs needs a 'path' column; it has {list(table.columns)}")
-            table = table[table["path"].notna()]
-            listed = [os.path.join(os.path.dirname(item), p) for p in table["path"]]
-            found += listed
-            repeated = len(listed) - len({os.path.abspath(p) for p in listed})
-            if repeated and notes is not None:
-                notes.append(f"{item}: {repeated} {'rows list' if repeated > 1 else 'row lists'} an image already "
-                             "listed; each image is scored once"
-                             + (", with its first row's columns" if columns is not None else ""))
-            if columns is not None:
-                for path, row in zip(listed, table.drop(columns="path").to_dict("records")):
-                    columns.setdefault(os.path.abspath(path), row)
-        elif os.path.isfile(item):
+            found.extend(_listed_images(Path(item), notes, columns, listed))
+        elif os.path.isfile(item) or os.path.islink(item):  # a link to nothing gets its error row
             found.append(item)
         elif glob.has_magic(item):
-            found += sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                notes.append(f"{item}: matches nothing")
+            for match in matches:
+                add(match)
         else:
             raise DataError(f"{item}: no such file or folder")
+
+    for item in map(str, inputs):
+        add(item)
     unique = list(dict.fromkeys(os.path.abspath(p) for p in found))
     if not unique:
         raise DataError(f"no images found in {', '.join(map(str, inputs))}")
     return unique
+
+
+def _folder_files(folder: str) -> list[Path]:
+    """Every file below ``folder``, also through links to folders (each folder once, so a loop of links
+    ends), and the links whose target is gone (they get an error row, as a missing file does)."""
+    files: list[Path] = []
+    seen: set[str] = set()
+    for root, folders, names in os.walk(folder, followlinks=True):
+        if os.path.realpath(root) in seen:
+            folders.clear()
+            continue
+        seen.add(os.path.realpath(root))
+        files += [Path(root, name) for name in names]
+    return files
+
+
+def _listed_images(csv: Path, notes: list[str], columns: dict[str, dict[str, Any]] | None,
+                   listed: set[str]) -> list[str]:
+    """The images a CSV of inputs lists in its ``path`` column, its rows' other columns put in ``columns``
+    by absolute path; a note for the rows left out: those without a path, and those naming an image that a
+    row of this or an earlier CSV named (``listed``) since each image is scored once."""
+    table = read_csv_lines(csv, None)  # as written: a post id 00123 stays 00123
+    if "path" not in table:
+        separator = next((s for s in ";\t|" if len(table.columns) == 1 and s in table.columns[0]), None)
+        raise DataError(f"{csv}: a CSV of inputs needs a 'path' column; it has {list(table.columns)}"
+                        + (f" (its fields look separated by {separator!r}: save it with commas)" if separator else ""))
+    blank = table.index[table["path"].isna()]
+    if len(blank):
+        notes.append(f"{csv}: {_rows(list(blank))} without a path left out")
+    table = table.drop(index=blank)
+    paths = [os.path.join(csv.parent, p) for p in table["path"]]
+    repeated = []
+    for line, path, row in zip(table.index, paths, table.drop(columns="path").to_dict("records")):
+        key = os.path.abspath(path)
+        if key in listed:
+            repeated.append(line)
+        elif columns is not None:
+            columns[key] = row
+        listed.add(key)
+    if repeated:
+        notes.append(f"{csv}: {_rows(repeated)} name{'s' if len(repeated) == 1 else ''} an image already listed; "
+                     "each image is scored once" + (", with its first row's columns: join the table to the CSV on "
+                                                    "path to score every row" if columns is not None else ""))
+    return paths
+
+
+def _rows(lines: Sequence[int]) -> str:
+    """``"3 rows (lines 4, 9, 12)"``: CSV rows by their line numbers, the first ten of them."""
+    plural = "s" if len(lines) > 1 else ""
+    return (f"{len(lines)} row{plural} (line{plural} {', '.join(map(str, lines[:10]))}"
+            f"{' ...' if len(lines) > 10 else ''})")
 
 
 class Journal:
@@ -88,6 +140,25 @@ class Journal:
         if self.json:  # dtype=False: carried text ("00123", a date) is not turned into numbers or dates
             return pd.read_json(self.path, lines=True, dtype=False, convert_dates=False)
         return pd.read_csv(self.path, keep_default_na=False, na_values=[""])
+
+    def drop(self, paths: set[str]) -> None:
+        """Remove the rows of ``paths``, each other row kept as written (the file replaced at once)."""
+        if not self.path.is_file():
+            return
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            if self.json:
+                text = "".join(line for line in handle if json.loads(line)["path"] not in paths)
+            else:  # csv, not pandas: a carried cell such as 00123 must stay as written
+                rows = list(csv.reader(handle))
+                kept = io.StringIO()
+                csv.writer(kept, lineterminator="\n").writerows(rows[:1] + [r for r in rows[1:] if r[0] not in paths])
+                text = kept.getvalue()
+        partial = self.path.with_name(self.path.name + ".tmp")
+        with open(partial, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, self.path)
 
     def append(self, rows: pd.DataFrame) -> None:
         rows = rows.reindex(columns=self.columns)
@@ -166,8 +237,8 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     the overlay image; a panel per image, image | heat map | overlay, is written there too) and
     ``error`` (why an image could not be scored; one larger than ``max_pixels`` is not decoded), then
     ``columns`` carried by path (a CSV of inputs' other columns, :func:`collect_images`; one named as an
-    output column gets a ``csv_`` prefix). With ``resume``, paths already in ``out`` are
-    skipped, and ``out`` must have been begun by the same model (``OUT.model.json`` records it); with
+    output column gets a ``csv_`` prefix). With ``resume``, paths already scored in ``out`` are
+    skipped (those with an error are tried again: a file replaced since, a photo still downloading then), and ``out`` must have been begun by the same model (``OUT.model.json`` records it); with
     ``overwrite`` an existing ``out`` is replaced; otherwise it is an error, so nothing done is lost
     by accident.
     """
@@ -183,8 +254,8 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
         for stale in {out, journal_path, stamp_path}:
             stale.unlink(missing_ok=True)
     if not resume and (out.exists() or journal_path.exists()):
-        raise FileExistsError(f"{out} already exists: resume=True (--resume) continues it, overwrite=True "
-                              "(--overwrite) replaces it")
+        held = f"{out} already exists" if out.exists() else f"{journal_path} holds the rows of a stopped run"
+        raise FileExistsError(f"{held}: resume=True (--resume) continues it, overwrite=True (--overwrite) replaces it")
     out.parent.mkdir(parents=True, exist_ok=True)
     _continue_with(predictor, stamp_path, out, resume,
                    begun=any(path.is_file() and path.stat().st_size > 0 for path in (out, journal_path)))
@@ -202,6 +273,12 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     if begun != journal.columns:
         raise ValueError(f"{out} was begun with the columns {begun}; these inputs give {journal.columns}: "
                          "resume with the same inputs, or write to another file")
+    failed = {path for table in (earlier, finished) if table is not None
+              for path, error in zip(table["path"], table["error"]) if isinstance(error, str) and error} & set(paths)
+    if failed:  # tried again: a photo still downloading then, a file replaced since
+        journal.drop(failed)
+        earlier = earlier[~earlier["path"].isin(failed)]
+        finished = finished[~finished["path"].isin(failed)] if finished is not None else None
     done = set(earlier["path"]) | (set(finished["path"]) if finished is not None else set())
     todo = [p for p in paths if p not in done]
     explainer = predictor.explainer() if explain_dir else None
@@ -242,11 +319,10 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
             bar.set_postfix(images_per_s=f"{scored / (time.perf_counter() - start):.1f}")
     table = journal.read()
     if out.suffix == ".parquet":
-        previous = pd.read_parquet(out) if out.exists() else None
-        table = pd.concat([previous, table], ignore_index=True) if previous is not None else table
+        table = pd.concat([finished, table], ignore_index=True) if finished is not None else table
         partial = out.with_name(out.name + ".tmp")
         table.to_parquet(partial, index=False)
         os.replace(partial, out)
-        journal_path.unlink()
+        journal_path.unlink(missing_ok=True)  # none where a resumed run had nothing left to score
     table.attrs["read_now"] = len(todo)  # the rest were in ``out`` already (a resumed run)
     return table

@@ -1,5 +1,6 @@
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -68,8 +69,8 @@ def test_a_csv_of_inputs_carries_its_other_columns(synthetic_root, tmp_path, tra
     command = ["predict", str(tmp_path / "posts.csv"), str(tmp_path / "more.csv"), "--model", str(tmp_path / "cnn.keras"),
                "--out", str(out)]
     assert main(command) == 0
-    assert "posts.csv: 1 row lists an image already listed; each image is scored once, with its first row's " \
-        "columns" in capsys.readouterr().err
+    assert "posts.csv: 1 row (line 5) names an image already listed; each image is scored once, with its first " \
+        "row's columns" in capsys.readouterr().err
     table = read_predictions(out) if suffix != ".csv" else pd.read_csv(out, dtype={"post_id": str})
     assert table.columns.tolist()[-5:] == ["post_id", "campaign", "csv_label", "csv_csv_label", "true_label"]
     assert table["post_id"].tolist()[:2] == ["00123", "1234567890123456789"] and pd.isna(table["post_id"].iloc[2])
@@ -80,6 +81,46 @@ def test_a_csv_of_inputs_carries_its_other_columns(synthetic_root, tmp_path, tra
     (tmp_path / "posts.csv").write_text(f"path,region\n{paths[0]},eu\n")
     assert main(command + ["--resume"]) == 2
     assert "was begun with the columns" in capsys.readouterr().err
+
+
+def test_inputs_as_an_analyst_gives_them_are_each_used_or_named(synthetic_root, tmp_path):
+    """Left out without a word: the photos in a linked folder, a link to a deleted photo, a folder or a
+    CSV matched by a quoted pattern, a CSV row without a path and the second post of a photo reused in
+    another week's list."""
+    photos = sorted(str(p) for p in (synthetic_root / "positive").glob("*.png"))
+    (tmp_path / "shoot").mkdir()
+    (tmp_path / "shoot" / "linked").symlink_to(synthetic_root / "neutral", target_is_directory=True)
+    (tmp_path / "shoot" / "loop").symlink_to(tmp_path / "shoot", target_is_directory=True)  # walked once
+    (tmp_path / "shoot" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    assert len(collect_images([tmp_path / "shoot"])) == 31
+    assert str(tmp_path / "shoot" / "gone.jpg") in collect_images([tmp_path / "shoot"])  # for its error row
+    (tmp_path / "week1.csv").write_text(f"path,post\n{photos[0]},w1-1\n,w1-2\n{photos[1]},w1-3\n")
+    (tmp_path / "week2.csv").write_text(f"path,post\n{photos[2]},w2-1\n{photos[0]},w2-9\n")
+    notes: list[str] = []
+    columns: dict = {}
+    found = collect_images([str(tmp_path / "week*.csv"), str(tmp_path / "sho*"), str(tmp_path / "none*.png")],
+                           notes=notes, columns=columns)
+    assert found[:3] == photos[:3] and len(found) == 34
+    assert columns[photos[0]] == {"post": "w1-1"} and columns[photos[2]] == {"post": "w2-1"}
+    assert notes == [f"{tmp_path / 'week1.csv'}: 1 row (line 3) without a path left out",
+                     f"{tmp_path / 'week2.csv'}: 1 row (line 3) names an image already listed; each image is scored "
+                     "once, with its first row's columns: join the table to the CSV on path to score every row",
+                     f"{tmp_path / 'none*.png'}: matches nothing"]
+    (tmp_path / "semicolons.csv").write_text(f"path;post\n{photos[0]};1\n")
+    with pytest.raises(DataError, match="fields look separated by ';': save it with commas"):
+        collect_images([tmp_path / "semicolons.csv"])
+
+
+def test_heat_maps_drawn_into_the_only_input_folder_is_an_error(synthetic_root, tmp_path, trained_cnn, capsys):
+    """Every photo was left out as a heat map, then '0 images scored', exit 0, and no table written."""
+    from imagesentiment.cli import main
+
+    trained_cnn[0].save(tmp_path / "cnn.keras")
+    folder = synthetic_root / "positive"
+    assert main(["predict", str(folder), "--explain", str(folder.parent), "--model", str(tmp_path / "cnn.keras"),
+                 "--out", str(tmp_path / "out.csv")]) == 2
+    assert "no images left: all are in" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_max_pixels_sets_the_largest_image_decoded(synthetic_root, tmp_path, trained_cnn, capsys):
@@ -114,6 +155,27 @@ def test_resume_after_an_interruption_writes_each_path_once(synthetic_root, tmp_
     final = pd.read_parquet(out) if suffix == ".parquet" else (
         pd.read_json(out, lines=True) if suffix == ".jsonl" else pd.read_csv(out))
     assert len(final) == 90 and final["path"].is_unique and final["label"].notna().all()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_resume_tries_the_images_that_failed_again(synthetic_root, tmp_path, predictor, suffix):
+    """An analyst who replaced a broken download and resumed kept its 'Input is empty' row for good."""
+    photos = collect_images([synthetic_root / "positive"])[:3]
+    broken = tmp_path / "late.png"
+    broken.write_bytes(b"")
+    paths = photos + [str(broken)]
+    columns = {p: {"post": f"00{i}"} for i, p in enumerate(paths)}  # kept as written through the rewrite
+    out = tmp_path / f"out{suffix}"
+    first = predict_files(predictor, paths, out, progress=False, columns=columns)
+    assert first["label"].isna().tolist() == [False, False, False, True]
+    broken.write_bytes(Path(photos[0]).read_bytes())
+    again = predict_files(predictor, paths, out, resume=True, progress=False, columns=columns)
+    assert again.attrs["read_now"] == 1 and again["path"].tolist() == paths
+    final = read_predictions(out) if suffix != ".csv" else pd.read_csv(out, dtype={"post": str})
+    assert final["path"].tolist() == paths and final["label"].notna().all()
+    assert final["post"].tolist() == ["000", "001", "002", "003"]
+    assert final["confidence"].iloc[3] == pytest.approx(final["confidence"].iloc[0], abs=1e-5)
+    assert predict_files(predictor, paths, out, resume=True, progress=False, columns=columns).attrs["read_now"] == 0
 
 
 def test_resume_refuses_another_model_than_the_one_that_began_the_table(synthetic_root, tmp_path, trained_cnn):
