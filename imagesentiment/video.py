@@ -102,6 +102,9 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
     capture.release()
     check_outputs(path, out, overlay_path, overwrite)
     step = sampling_step(info, every, per_second)
+    if per_second is not None and abs(info.fps / step - per_second) > 0.01 * per_second:  # whole frames apart
+        print(f"note: {path}: {info.fps:g} frames a second, so {'every frame' if step == 1 else f'one frame in {step}'}"
+              f" is sampled: {info.fps / step:g} a second, not {per_second:g}", file=sys.stderr)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stream = FrameStream(info, step)
@@ -133,6 +136,9 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
     table = pd.DataFrame(scorer.rows)
     if smoothing > 1:
         table = smooth(table, classes, smoothing)
+    if smoothing > len(table):
+        print(f"warning: smoothing over {smoothing} samples, more than the {len(table)} sampled: each smoothed "
+              "label averages most of the video; give a smaller --smooth or sample more often", file=sys.stderr)
     summary = summarize(table, classes, info, stream, step)
     for name, (score, index, frame) in scorer.best.items():
         target = out / f"most_{name}.jpg"
@@ -193,7 +199,8 @@ def _writer(path: str | os.PathLike, info: VideoInfo) -> tuple[cv2.VideoWriter, 
 def summarize(table: pd.DataFrame, classes: Sequence[str], info: VideoInfo, stream: FrameStream, step: int) -> dict:
     """Share of the sampled time per sentiment (raw and, with smoothing, smoothed), and what was read."""
     summary = {"video": info.path, "frames_declared": info.frames, "frames_read": stream.frames_read,
-               "truncated": stream.truncated, "fps": info.fps, "sampled_every": step, "samples": len(table),
+               "truncated": stream.truncated, "fps": info.fps, "sampled_every": step,
+               "samples_per_second": info.fps / step, "samples": len(table),
                "duration_s": stream.frames_read / info.fps, "share_of_time": _shares(table["label"], classes)}
     if "smoothed_label" in table:  # what the timeline's band shows
         summary["smoothed_share_of_time"] = _shares(table["smoothed_label"], classes)

@@ -57,9 +57,20 @@ def test_timeline_follows_the_content(video, predictor, tmp_path):
     assert not result.truncated
 
 
-def test_per_second_sampling(video, predictor, tmp_path):
-    table = score_video(video, predictor, tmp_path, per_second=2, progress=False).table
-    assert table["frame"].tolist() == [0, 5, 10, 15, 20, 25, 30, 35]
+def test_per_second_sampling(video, predictor, tmp_path, capsys):
+    result = score_video(video, predictor, tmp_path, per_second=2, progress=False)
+    assert result.table["frame"].tolist() == [0, 5, 10, 15, 20, 25, 30, 35]
+    assert result.summary["samples_per_second"] == 2 and capsys.readouterr().err == ""
+
+
+def test_a_rate_or_window_the_video_cannot_give_is_said(video, predictor, tmp_path, capsys):
+    """4 a second on a 10-frame-a-second video sampled 5 a second, and a window over more samples than were
+    taken made one smoothed class of the whole video, without a word."""
+    result = score_video(video, predictor, tmp_path / "a", per_second=4, progress=False)
+    assert result.summary["samples_per_second"] == 5 and len(result.table) == 20
+    assert "10 frames a second, so one frame in 2 is sampled: 5 a second, not 4" in capsys.readouterr().err
+    score_video(video, predictor, tmp_path / "b", every=4, smoothing=20, progress=False)
+    assert "smoothing over 20 samples, more than the 10 sampled" in capsys.readouterr().err
 
 
 def test_overlay_keeps_frame_count_and_size(video, predictor, tmp_path):
