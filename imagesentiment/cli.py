@@ -160,10 +160,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          "to evaluate on that fold's test side")
     folder = f"evaluation_{Path(data).stem}" if data else "evaluation"  # one per data set
     out = Path(args.out) if args.out else (run_dir / folder if run_dir else None)
-    earlier = (json.loads((out / "metrics.json").read_text()).get("data")
-               if out and (out / "metrics.json").is_file() else None)
-    if not args.out and earlier not in (None, data):
-        raise UsageError(f"{out} holds the evaluation on {earlier}; give --out for the one on {data}")
+    # by default the views the run's own test metrics were measured with: the model's run, else (an exported
+    # file judged on the test side of the run it came from) the data's
+    views = _run_views(run_dir or data_run)
+    views = {key: views[key] if getattr(args, key) is None else getattr(args, key) for key in views}
+    earlier = (json.loads((out / "metrics.json").read_text()) if out and (out / "metrics.json").is_file() else {})
+    if not args.out and earlier.get("data") not in (None, data):
+        raise UsageError(f"{out} holds the evaluation on {earlier['data']}; give --out for the one on {data}")
+    if not args.out and earlier.get("test_time_views") not in (None, views):
+        raise UsageError(f"{out} holds the evaluation with the test-time views {earlier['test_time_views']}; give "
+                         f"--out for the one with {views}")
     predictor = load(model_path)  # safe mode; a file that is not a model gets an error naming it
     model = predictor.model if isinstance(predictor, KerasPredictor) else predictor  # Keras: one compiled graph
     classes = predictor.class_names
@@ -177,10 +183,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError("give --data, or a run directory that holds split_test.csv")
     checked = check_set(images)
     print(checked.report())
-    # by default the views the run's own test metrics were measured with: the model's run, else (an exported
-    # file judged on the test side of the run it came from) the data's
-    views = _run_views(run_dir or data_run)
-    views = {key: views[key] if getattr(args, key) is None else getattr(args, key) for key in views}
     print(summary(evaluate_model(model, checked.images, out, **views, data=data, classes=classes)))
     if out:
         print(f"metrics written to {out}")
