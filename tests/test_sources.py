@@ -161,6 +161,22 @@ def test_votes_csv_flickr_format(tmp_path, synthetic_root):
         from_votes(csv, image_root=synthetic_root / "negative", extension=".png", min_agreement=True)
 
 
+def test_an_image_whose_vote_rows_disagree_is_left_out(tmp_path, synthetic_root):
+    """One row clear, another a tie for the same ImageID: the image trained as negative and was listed as
+    left out for its tie, both without a word on the repeat."""
+    csv = tmp_path / "votes.csv"
+    csv.write_text("ImageID,Num_of_Positive,Num_of_Neutral,Num_of_Negative\n0000,0,2,3\n0001,0,0,3\n"
+                   "0000,2,2,1\n0001,0,0,4\n")
+    images = from_votes(csv, image_root=synthetic_root / "negative", extension=".png")
+    assert images.frame["path"].tolist() == [str(synthetic_root / "negative" / "0001.png")]  # its repeat agrees
+    assert f"{csv}: 1 rows with a clear majority left out: another row of the same image has none" in images.notes
+    image = str(synthetic_root / "negative" / "0000.png")
+    assert sorted(images.left_out) == [
+        (image, f"{csv}: line 2: negative, but line 4 of the same image has no clear majority (a tie, or "
+                "agreement below 0.50)"),
+        (image, f"{csv}: line 4: no clear majority (a tie, or agreement below 0.50)")]
+
+
 @pytest.mark.parametrize("cell, problem", [("three", "must be numbers"), ("", "must be numbers"),
                                            ("-1", "must not be negative")])
 def test_votes_csv_bad_count_names_the_file_line(tmp_path, cell, problem):

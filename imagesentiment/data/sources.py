@@ -322,10 +322,19 @@ def from_votes(csv: str | os.PathLike, image_root: str | os.PathLike | None = No
     why = f"no clear majority (a tie, or agreement below {min_agreement:.2f})"
     notes = [f"{csv}: {int(unclear.sum())} rows without a clear majority (ties or agreement "
              f"below {min_agreement:.2f}) left out"]
-    paths, left_out = resolve_paths(names[~unclear], root, str(csv), missing, allow_outside_root)
+    # a clear row of an image that another row leaves unclear: which one is right cannot be told
+    mixed = names.isin(names[unclear]) & ~unclear
+    if mixed.any():
+        notes.append(f"{csv}: {int(mixed.sum())} rows with a clear majority left out: another row of the same "
+                     "image has none")
+    used = ~unclear & ~mixed
+    paths, left_out = resolve_paths(names[used], root, str(csv), missing, allow_outside_root)
+    unclear_lines = {name: [str(line) for line in lines.index] for name, lines in names[unclear].groupby(names[unclear])}
     left_out = [(os.path.abspath(root / name), f"{csv}: line {line}: {why}") for line, name in names[unclear].items()]\
+        + [(os.path.abspath(root / name), f"{csv}: line {line}: {frame.at[line, 'label']}, but line "
+            f"{', '.join(unclear_lines[name])} of the same image has {why}") for line, name in names[mixed].items()]\
         + left_out
-    return _finish(frame[~unclear], paths, classes, notes, csv, left_out)
+    return _finish(frame[used], paths, classes, notes, csv, left_out)
 
 
 def twitter(root: str | os.PathLike, agreement: str = "five") -> ImageSet:
