@@ -58,8 +58,11 @@ def load_sources(config: Config, run_dir: Path) -> Sources:
         try:
             images = images.with_classes(config.data.classes, source.path)
         except DataError as exc:
-            raise DataError(f"{exc} (data.classes); name every class there, in the output order wanted, e.g. "
-                            f"--set data.classes=[{','.join(images.classes)}]") from None
+            cased = [c for c in images.classes if c not in config.data.classes and c.lower() in config.data.classes]
+            raise DataError(f"{exc} (data.classes); " + (
+                f"{', '.join(cased)}: name the folder or label in lower case, as the class is named" if cased else
+                f"name every class there, in the output order wanted, e.g. --set data.classes=[{','.join(images.classes)}]")
+            ) from None
         checked = check_set(images, config.data.max_pixels)
         print(f"[{name}] {checked.report()}")
         skipped.append(checked.skipped[["path", "reason"]].assign(source=name))
