@@ -4,10 +4,8 @@ keeps what it did and ``resume`` skips it. Unreadable images get a row with the 
 """
 from __future__ import annotations
 
-import csv
 import glob
 import hashlib
-import io
 import json
 import os
 import time
@@ -33,28 +31,30 @@ def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str
     taken as if named: a folder's images, a CSV's list) and CSV files with a ``path`` column (relative to
     the CSV), in order, each once. ``notes``, when given, gets a line for what is left out: photos in
     formats not read (HEIC, TIFF, ...), CSV rows without a path or naming an image already listed, patterns
-    that match nothing. ``columns``, when given, gets a CSV row's other columns by the image's absolute
+    that match nothing, CSVs a pattern matched that list no images. ``columns``, when given, gets a CSV row's other columns by the image's absolute
     path (for an image listed twice: its first row's)."""
     notes = [] if notes is None else notes
     found: list[str] = []
     listed: set[str] = set()  # the images CSV rows have named so far, in any of the CSVs
 
-    def add(item: str) -> None:
+    def add(item: str, matched: bool = False) -> None:
         if os.path.isdir(item):
             files = _folder_files(item)
             found.extend(sorted(str(p) for p in files if p.suffix.lower() in extensions))
             if unread := unread_images(item, files):
                 notes.append(unread)
         elif item.lower().endswith(".csv") and os.path.isfile(item):
-            found.extend(_listed_images(Path(item), notes, columns, listed))
+            found.extend(_listed_images(Path(item), notes, columns, listed, matched))
         elif os.path.isfile(item) or os.path.islink(item):  # a link to nothing gets its error row
             found.append(item)
         elif glob.has_magic(item):
-            matches = sorted(glob.glob(item, recursive=True))
+            matches = _matches(item)
             if not matches:
                 notes.append(f"{item}: matches nothing")
-            for match in matches:
-                add(match)
+            folders = {m for m in matches if m.is_dir()}
+            for match in matches:  # what lies in a matched folder is read with it ('photos/**'), once
+                if folders.isdisjoint(match.parents):
+                    add(str(match), matched=True)
         else:
             raise DataError(f"{item}: no such file or folder")
 
@@ -66,26 +66,45 @@ def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str
     return unique
 
 
+def _matches(pattern: str) -> list[Path]:
+    """What ``pattern`` matches, in order; ``**`` does not go through links to folders (``glob.glob`` does,
+    and a link back up made it run on for good): a matched folder's walk follows them, each folder once."""
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    return sorted(Path(*parts[:fixed]).glob(str(Path(*parts[fixed:]))))
+
+
 def _folder_files(folder: str) -> list[Path]:
-    """Every file below ``folder``, also through links to folders (each folder once, so a loop of links
-    ends), and the links whose target is gone (they get an error row, as a missing file does)."""
+    """Every file below ``folder``, also through links to other folders (each once, so a loop of links ends;
+    not up to a folder that holds ``folder``), and the links whose target is gone (they get an error row,
+    as a missing file does)."""
     files: list[Path] = []
     seen: set[str] = set()
+    top = Path(os.path.realpath(folder))
     for root, folders, names in os.walk(folder, followlinks=True):
-        if os.path.realpath(root) in seen:
+        real = Path(os.path.realpath(root))
+        if real in seen or real in top.parents:  # a loop, or a link up to a folder holding this one (even /)
             folders.clear()
             continue
-        seen.add(os.path.realpath(root))
+        seen.add(real)
         files += [Path(root, name) for name in names]
     return files
 
 
 def _listed_images(csv: Path, notes: list[str], columns: dict[str, dict[str, Any]] | None,
-                   listed: set[str]) -> list[str]:
+                   listed: set[str], matched: bool = False) -> list[str]:
     """The images a CSV of inputs lists in its ``path`` column, its rows' other columns put in ``columns``
     by absolute path; a note for the rows left out: those without a path, and those naming an image that a
-    row of this or an earlier CSV named (``listed``) since each image is scored once."""
+    row of this or an earlier CSV named (``listed``) since each image is scored once. A CSV a pattern
+    ``matched`` (not named) may be something else: a table ``predict`` wrote (an earlier output, maybe
+    this run's own), a CSV without a ``path`` column; it is then left out, with a note."""
+    if matched and csv.with_name(csv.name + ".model.json").is_file():
+        notes.append(f"{csv}: matched, and left out: a predictions table (its .model.json is beside it)")
+        return []
     table = read_csv_lines(csv, None)  # as written: a post id 00123 stays 00123
+    if "path" not in table and matched:
+        notes.append(f"{csv}: matched, and left out: it has no 'path' column to list images in")
+        return []
     if "path" not in table:
         separator = next((s for s in ";\t|" if len(table.columns) == 1 and s in table.columns[0]), None)
         raise DataError(f"{csv}: a CSV of inputs needs a 'path' column; it has {list(table.columns)}"
@@ -138,21 +157,27 @@ class Journal:
         if not self.path.is_file() or self.path.stat().st_size == 0:
             return pd.DataFrame(columns=self.columns)
         if self.json:  # dtype=False: carried text ("00123", a date) is not turned into numbers or dates
-            return pd.read_json(self.path, lines=True, dtype=False, convert_dates=False)
+            return pd.read_json(self.path, lines=True, dtype=False)
         return pd.read_csv(self.path, keep_default_na=False, na_values=[""])
 
-    def drop(self, paths: set[str]) -> None:
-        """Remove the rows of ``paths``, each other row kept as written (the file replaced at once)."""
-        if not self.path.is_file():
+    def keep_last(self) -> None:
+        """Keep each path's last row only (an image tried again supersedes its error row), the other rows
+        as written; the file is replaced at once, and only where a path has several rows."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
             return
-        with open(self.path, newline="", encoding="utf-8") as handle:
-            if self.json:
-                text = "".join(line for line in handle if json.loads(line)["path"] not in paths)
-            else:  # csv, not pandas: a carried cell such as 00123 must stay as written
-                rows = list(csv.reader(handle))
-                kept = io.StringIO()
-                csv.writer(kept, lineterminator="\n").writerows(rows[:1] + [r for r in rows[1:] if r[0] not in paths])
-                text = kept.getvalue()
+        if self.json:
+            with open(self.path, encoding="utf-8") as handle:
+                lines = handle.readlines()
+            paths = [json.loads(line)["path"] for line in lines]
+        else:  # every cell read as text and written back as it was: a post id 00123 stays 00123
+            table = pd.read_csv(self.path, dtype=str, keep_default_na=False, na_filter=False)
+            paths = table["path"].tolist()
+        last = {path: i for i, path in enumerate(paths)}
+        if len(last) == len(paths):
+            return
+        kept = sorted(last.values())
+        text = "".join(lines[i] for i in kept) if self.json else table.iloc[kept].to_csv(index=False,
+                                                                                          lineterminator="\n")
         partial = self.path.with_name(self.path.name + ".tmp")
         with open(partial, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
@@ -273,14 +298,13 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     if begun != journal.columns:
         raise ValueError(f"{out} was begun with the columns {begun}; these inputs give {journal.columns}: "
                          "resume with the same inputs, or write to another file")
-    failed = {path for table in (earlier, finished) if table is not None
-              for path, error in zip(table["path"], table["error"]) if isinstance(error, str) and error} & set(paths)
-    if failed:  # tried again: a photo still downloading then, a file replaced since
-        journal.drop(failed)
-        earlier = earlier[~earlier["path"].isin(failed)]
-        finished = finished[~finished["path"].isin(failed)] if finished is not None else None
-    done = set(earlier["path"]) | (set(finished["path"]) if finished is not None else set())
+    # an image whose last row is an error is tried again (a photo still downloading then, a file replaced
+    # since); its new row supersedes that one once written (Journal.keep_last), so a stop loses neither
+    before = [t for t in (finished, earlier) if t is not None and len(t)]
+    last = pd.concat(before).drop_duplicates("path", keep="last") if before else earlier
+    done = {path for path, error in zip(last["path"], last["error"]) if not (isinstance(error, str) and error)}
     todo = [p for p in paths if p not in done]
+    superseding = earlier["path"].duplicated().any() or not set(todo).isdisjoint(last["path"])
     explainer = predictor.explainer() if explain_dir else None
     if explain_dir:
         from .explain.plots import save_explanation
@@ -317,9 +341,12 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
             scored += len(chunk)
             bar.update(len(chunk))
             bar.set_postfix(images_per_s=f"{scored / (time.perf_counter() - start):.1f}")
+    if superseding:
+        journal.keep_last()
     table = journal.read()
     if out.suffix == ".parquet":
-        table = pd.concat([finished, table], ignore_index=True) if finished is not None else table
+        table = (pd.concat([finished, table], ignore_index=True).drop_duplicates("path", keep="last")
+                 .reset_index(drop=True) if finished is not None else table)
         partial = out.with_name(out.name + ".tmp")
         table.to_parquet(partial, index=False)
         os.replace(partial, out)

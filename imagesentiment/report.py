@@ -70,7 +70,7 @@ update();
 def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """A predictions table from CSV, JSON Lines or Parquet (by the file's suffix)."""
     path = Path(path)
-    readers = {".csv": pd.read_csv, ".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False, convert_dates=False), ".parquet": pd.read_parquet}
+    readers = {".csv": pd.read_csv, ".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False), ".parquet": pd.read_parquet}
     if path.suffix not in readers:
         raise ValueError(f"{path}: unknown predictions format; use .csv, .jsonl or .parquet")
     if not path.is_file():

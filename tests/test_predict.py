@@ -91,12 +91,20 @@ def test_inputs_as_an_analyst_gives_them_are_each_used_or_named(synthetic_root, 
     (tmp_path / "shoot").mkdir()
     (tmp_path / "shoot" / "linked").symlink_to(synthetic_root / "neutral", target_is_directory=True)
     (tmp_path / "shoot" / "loop").symlink_to(tmp_path / "shoot", target_is_directory=True)  # walked once
+    (tmp_path / "shoot" / "up").symlink_to(tmp_path, target_is_directory=True)  # not walked: it holds shoot/
     (tmp_path / "shoot" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
-    assert len(collect_images([tmp_path / "shoot"])) == 31
-    assert str(tmp_path / "shoot" / "gone.jpg") in collect_images([tmp_path / "shoot"])  # for its error row
+    shoot = collect_images([tmp_path / "shoot"])
+    assert len(shoot) == 31 and str(tmp_path / "shoot" / "gone.jpg") in shoot  # the dead link for its error row
+    (tmp_path / "shoot" / "sub").mkdir()
+    (tmp_path / "shoot" / "sub" / "c.heic").write_bytes(b"")
+    notes: list[str] = []
+    assert collect_images([str(tmp_path / "shoot" / "**")], notes=notes) == shoot  # through the loop, once
+    heic = f"{tmp_path / 'shoot'}: 1 photos left out, in formats not read (1 .heic); convert them to JPEG or PNG " \
+        "to use them"
+    assert notes == [heic]  # once, not once per folder the pattern matched
     (tmp_path / "week1.csv").write_text(f"path,post\n{photos[0]},w1-1\n,w1-2\n{photos[1]},w1-3\n")
     (tmp_path / "week2.csv").write_text(f"path,post\n{photos[2]},w2-1\n{photos[0]},w2-9\n")
-    notes: list[str] = []
+    notes.clear()
     columns: dict = {}
     found = collect_images([str(tmp_path / "week*.csv"), str(tmp_path / "sho*"), str(tmp_path / "none*.png")],
                            notes=notes, columns=columns)
@@ -105,7 +113,19 @@ def test_inputs_as_an_analyst_gives_them_are_each_used_or_named(synthetic_root, 
     assert notes == [f"{tmp_path / 'week1.csv'}: 1 row (line 3) without a path left out",
                      f"{tmp_path / 'week2.csv'}: 1 row (line 3) names an image already listed; each image is scored "
                      "once, with its first row's columns: join the table to the CSV on path to score every row",
-                     f"{tmp_path / 'none*.png'}: matches nothing"]
+                     heic, f"{tmp_path / 'none*.png'}: matches nothing"]
+    (tmp_path / "lists").mkdir()  # beside the lists: a captions file and an earlier output, which are no lists
+    (tmp_path / "lists" / "week3.csv").write_text(f"path\n{photos[3]}\n")
+    (tmp_path / "lists" / "captions.csv").write_text("file,caption\na.jpg,hello\n")
+    (tmp_path / "lists" / "scores.csv").write_text(f"path,label\n{photos[4]},positive\n")
+    (tmp_path / "lists" / "scores.csv.model.json").write_text("{}")
+    notes.clear()
+    assert collect_images([str(tmp_path / "lists" / "*.csv")], notes=notes) == photos[3:4]
+    assert notes == [f"{tmp_path / 'lists' / 'captions.csv'}: matched, and left out: it has no 'path' column to "
+                     "list images in", f"{tmp_path / 'lists' / 'scores.csv'}: matched, and left out: a predictions "
+                     "table (its .model.json is beside it)"]
+    with pytest.raises(DataError, match="captions.csv: a CSV of inputs needs a 'path' column"):  # named: a list
+        collect_images([tmp_path / "lists" / "captions.csv"])
     (tmp_path / "semicolons.csv").write_text(f"path;post\n{photos[0]};1\n")
     with pytest.raises(DataError, match="fields look separated by ';': save it with commas"):
         collect_images([tmp_path / "semicolons.csv"])
@@ -169,6 +189,16 @@ def test_resume_tries_the_images_that_failed_again(synthetic_root, tmp_path, pre
     first = predict_files(predictor, paths, out, progress=False, columns=columns)
     assert first["label"].isna().tolist() == [False, False, False, True]
     broken.write_bytes(Path(photos[0]).read_bytes())
+
+    class StoppedWhileScoring(KerasPredictor):  # Ctrl-C once the model is checked, before the retry is written
+        def _run(self, pixels):
+            if len(pixels) != 3:  # the three probe images of the model check
+                raise KeyboardInterrupt
+            return super()._run(pixels)
+    with pytest.raises(KeyboardInterrupt):
+        predict_files(StoppedWhileScoring(predictor.model), paths, out, resume=True, progress=False, columns=columns)
+    kept = read_predictions(out)
+    assert kept["path"].tolist() == paths and kept["error"].iloc[3], "the error row stays until its retry is written"
     again = predict_files(predictor, paths, out, resume=True, progress=False, columns=columns)
     assert again.attrs["read_now"] == 1 and again["path"].tolist() == paths
     final = read_predictions(out) if suffix != ".csv" else pd.read_csv(out, dtype={"post": str})
