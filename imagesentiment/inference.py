@@ -126,18 +126,21 @@ def _class_names_file(path: Path) -> list[str] | None:
 
 
 def override_names(given: Sequence[str] | None, stored: Sequence[str] | None, model: object) -> Sequence[str] | None:
-    """The class names for a model: ``given`` (they override the names stored with ``model``), else
-    ``stored``. The stored names in another order are refused: the outputs keep their order, so each
-    class would get another's scores, a campaign's positive photos reported as negative."""
+    """The class names for a model: ``given`` (they override the names stored with ``model``, to rename its
+    outputs), else ``stored``. A stored name given for another output (in any case) is refused: the outputs
+    keep their order, so a class would get another's scores, a campaign's positive photos reported as
+    negative."""
     if given is None:
         return None if stored is None else list(stored)
-    if isinstance(given, str) or stored is None:  # one string: Predictor says to give a list
-        return given
-    names, own = [str(c) for c in given], [str(c) for c in stored]
-    if names != own and sorted(names) == sorted(own):
-        raise ValueError(f"class names {names} are those {model} carries, {own}, in another order: its outputs "
-                         "are in its own order, so these would give each class another's scores; leave the names "
-                         "out (--classes) to use the model's")
+    if isinstance(given, str):  # "abc" would be read as three classes a, b, c
+        raise ValueError(f"class names given as one string {given!r}: give a list of names")
+    names = [str(c) for c in given]
+    own = [str(c).lower() for c in stored or ()]
+    moved = [n for i, n in enumerate(names) if n.lower() in own and own.index(n.lower()) != i]
+    if moved:
+        raise ValueError(f"class names {names} put {', '.join(moved)} where {model} has another class: its outputs "
+                         f"are {list(stored)}, in that order, so these names would give a class another's scores; "
+                         "leave the names out (--classes) to use the model's")
     return names
 
 
@@ -254,6 +257,7 @@ class SavedModelPredictor(Predictor):
         self.signature = self.signatures[PIXELS]
         spec = next(iter(self.signature.structured_input_signature[1].values()))
         outputs = self.signature.structured_outputs["probabilities"].shape[-1]
+        # the label asset is part of the graph: a version loads only with it
         super().__init__(override_names(class_names, saved_class_names(path), path), spec.shape[1:3], outputs)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:

@@ -134,9 +134,12 @@ def test_class_names_come_with_the_model_or_the_caller(forms, tmp_path):
     for form in ("run", "keras", "savedmodel", "float32", "int8"):
         assert imagesentiment.load(forms[form]).class_names == CLASSES
     assert imagesentiment.load(forms["int8"], ["a", "b", "c"]).class_names == ["a", "b", "c"]
-    for wrong in (["a", "b"], "abc", ["a", "a", "b"], ["a", "", "b"]):  # "abc" is not three classes a, b, c
+    for wrong in (["a", "b"], ["a", "a", "b"], ["a", "", "b"]):
         with pytest.raises(ValueError, match="for a model with 3 outputs: give as many, distinct and non-empty"):
             imagesentiment.load(forms["savedmodel"], wrong)
+    for form in ("keras", "savedmodel", "int8"):  # "abc" is not three classes a, b, c (a .keras file took it so)
+        with pytest.raises(ValueError, match="class names given as one string 'abc': give a list of names"):
+            imagesentiment.load(forms[form], "abc")
     (tmp_path / "MODEL.TFLITE").write_bytes(forms["int8"].read_bytes())  # as a phone's file system may name it
     assert imagesentiment.load(tmp_path / "MODEL.TFLITE").class_names == CLASSES
 
@@ -148,13 +151,16 @@ def test_the_names_a_model_carries_in_another_order_are_refused(forms, files, tr
 
     swapped = CLASSES[::-1]
     for form in ("run", "keras", "savedmodel", "float32", "int8"):
-        with pytest.raises(ValueError, match=r"in another order: .* each class another's scores"):
-            imagesentiment.load(forms[form], swapped)
+        for given, moved in ((swapped, "glad, sad"), (["GLAD", "Meh", "Sad"], "GLAD, Sad"), (["glad", "x", "y"], "glad")):
+            with pytest.raises(ValueError, match=f"put {moved} where .* has another class: its outputs are "
+                                                 r"\['sad', 'meh', 'glad'\]"):
+                imagesentiment.load(forms[form], given)
+        assert imagesentiment.load(forms[form], ["SAD", "Meh", "happy"]).class_names == ["SAD", "Meh", "happy"]
     given = ["--classes", ",".join(swapped)]
     for command in (["predict", files[0][0], "--model", str(forms["run"]), "--out", str(tmp_path / "p.csv")],
                     ["export", str(forms["run"]), "--format", "savedmodel", "--out", str(tmp_path / "serving")]):
         assert main(command + given) == 2
-        assert "in another order" in capsys.readouterr().err
+        assert "put glad, sad where" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists() and not (tmp_path / "serving").exists()
     trained_cnn[0].save(tmp_path / "bare.keras")  # no classes.json: the caller's names say the output order
     assert imagesentiment.load(tmp_path / "bare.keras", swapped).class_names == swapped
