@@ -142,6 +142,11 @@ def _run_views(run_dir: Path | None) -> dict[str, bool]:
     return {key: bool(stored.get(key, False)) for key in ("flip_tta", "crop_tta")}
 
 
+def _view_flags(views: dict[str, bool]) -> str:
+    """``--flip-tta --no-crop-tta``: test-time views as the options that choose them."""
+    return " ".join(f"--{'' if on else 'no-'}{key.replace('_', '-')}" for key, on in views.items())
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a trained or exported model: metrics per class and averaged, confusion matrix, curves,
     predictions."""
@@ -168,8 +173,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.out and earlier.get("data") not in (None, data):
         raise UsageError(f"{out} holds the evaluation on {earlier['data']}; give --out for the one on {data}")
     if not args.out and earlier.get("test_time_views") not in (None, views):
-        raise UsageError(f"{out} holds the evaluation with the test-time views {earlier['test_time_views']}; give "
-                         f"--out for the one with {views}")
+        raise UsageError(f"{out} holds the evaluation with {_view_flags(earlier['test_time_views'])}; give --out "
+                         f"for the one with {_view_flags(views)}")
     predictor = load(model_path)  # safe mode; a file that is not a model gets an error naming it
     model = predictor.model if isinstance(predictor, KerasPredictor) else predictor  # Keras: one compiled graph
     classes = predictor.class_names

@@ -30,6 +30,7 @@ from .config import Config, SourceConfig, check_config, to_dict
 from .data import (DataError, ImageSet, Split, augment, check_set, decode_and_resize, k_fold, load_source,
                    train_val_test_split)
 from .data.pipeline import unpack_weights, with_weights
+from .data.sources import miscased
 from .data.shards import image_batches, read_split
 from .distribute import for_strategy, is_chief, make_strategy, run_dir_of
 from .evaluate import evaluate_model, plot_history, summary
@@ -58,9 +59,10 @@ def load_sources(config: Config, run_dir: Path) -> Sources:
         try:
             images = images.with_classes(config.data.classes, source.path)
         except DataError as exc:
-            cased = [c for c in images.classes if c not in config.data.classes and c.lower() in config.data.classes]
+            cased = miscased(images.classes, config.data.classes)
             raise DataError(f"{exc} (data.classes); " + (
-                f"{', '.join(cased)}: name the folder or label in lower case, as the class is named" if cased else
+                f"{', '.join(cased)}: name the folder or label as data.classes names the class, in the same case"
+                if cased else
                 f"name every class there, in the output order wanted, e.g. --set data.classes=[{','.join(images.classes)}]")
             ) from None
         checked = check_set(images, config.data.max_pixels)

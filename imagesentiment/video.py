@@ -136,7 +136,7 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
     table = pd.DataFrame(scorer.rows)
     if smoothing > 1:
         table = smooth(table, classes, smoothing)
-    if smoothing > len(table):
+    if smoothing > max(1, len(table)):
         print(f"warning: smoothing over {smoothing} samples, more than the {len(table)} sampled: each smoothed "
               "label averages most of the video; give a smaller --smooth or sample more often", file=sys.stderr)
     summary = summarize(table, classes, info, stream, step)

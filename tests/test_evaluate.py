@@ -141,8 +141,8 @@ def test_the_command_line_matches_a_data_set_to_the_models_classes_by_name(train
     assert json.loads((run / "evaluation_data" / "metrics.json").read_text()) == metrics
     # the same data seen with other views replaced the one-view evaluation without a word
     assert main(["evaluate", str(run), "--data", str(tmp_path / "data"), "--flip-tta"]) == 2
-    assert "evaluation_data holds the evaluation with the test-time views {'flip_tta': False, 'crop_tta': False}; " \
-        "give --out for the one with {'flip_tta': True, 'crop_tta': False}" in capsys.readouterr().err
+    assert "evaluation_data holds the evaluation with --no-flip-tta --no-crop-tta; give --out for the one with " \
+        "--flip-tta --no-crop-tta" in capsys.readouterr().err
     assert json.loads((run / "evaluation_data" / "metrics.json").read_text()) == metrics
     # the Python API matches by name too: it scored a folder's sorted classes against the outputs by position
     carried, stored = load_keras(run)

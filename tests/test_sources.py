@@ -171,10 +171,9 @@ def test_an_image_whose_vote_rows_disagree_is_left_out(tmp_path, synthetic_root)
     assert images.frame["path"].tolist() == [str(synthetic_root / "negative" / "0001.png")]  # its repeat agrees
     assert f"{csv}: 1 rows with a clear majority left out: another row of the same image has none" in images.notes
     image = str(synthetic_root / "negative" / "0000.png")
-    assert sorted(images.left_out) == [
-        (image, f"{csv}: line 2: negative, but line 4 of the same image has no clear majority (a tie, or "
-                "agreement below 0.50)"),
-        (image, f"{csv}: line 4: no clear majority (a tie, or agreement below 0.50)")]
+    assert images.left_out == [(image, f"{csv}: rows of one image that disagree (line 2: negative; line 4: no "
+                                       "clear majority (a tie, or agreement below 0.50))")]
+    assert f"{csv}: 1 images left out in all" in images.notes[-1]
 
 
 @pytest.mark.parametrize("cell, problem", [("three", "must be numbers"), ("", "must be numbers"),

@@ -77,7 +77,7 @@ def test_a_folder_of_other_classes_trains_in_the_order_data_classes_names(tmp_pa
                                         r"'neutral', 'positive'\] \(data.classes\).*--set data.classes=\[glad,meh,sad\]"):
         train(load_config(write_config(tmp_path, folder, data=source + "}")), tmp_path / "refused")
     (folder / "glad").rename(folder / "Positive")  # a class misspelt by case: renaming is the fix, not that class
-    with pytest.raises(DataError, match=r"Positive: name the folder or label in lower case, as the class is named"):
+    with pytest.raises(DataError, match=r"Positive: name the folder or label as data.classes names the class, in the same case"):
         train(load_config(write_config(tmp_path, folder, data=f"data: {{source: {{path: {folder}}}, classes: "
                                                                 "[sad, meh, positive]}")), tmp_path / "refused")
     (folder / "Positive").rename(folder / "glad")

@@ -48,6 +48,12 @@ def unread_images(folder: str | os.PathLike, paths: Iterable[Path]) -> str:
     return (f"{folder}: {sum(counts.values())} photos left out, in formats not read ({listed}); "
             "convert them to JPEG or PNG to use them")
 
+def miscased(names: Iterable[str], classes: Sequence[str]) -> list[str]:
+    """The ``names`` that are one of ``classes`` but for upper and lower case (``Positive`` for ``positive``)."""
+    lower = {c.lower() for c in classes}
+    return [n for n in names if n not in classes and n.lower() in lower]
+
+
 FER_TO_SENTIMENT: dict[str, str | None] = {
     "angry": "negative", "disgust": "negative", "fear": "negative", "sad": "negative",
     "happy": "positive", "neutral": "neutral", "surprise": None,
@@ -123,7 +129,7 @@ def from_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
     if classes is None:
         classes = SENTIMENTS if set(folders) <= set(SENTIMENTS) else tuple(folders)
         if classes != SENTIMENTS:  # train's classes are the sentiments unless data.classes says otherwise
-            cased = [f for f in folders if f not in SENTIMENTS and f.lower() in SENTIMENTS]
+            cased = miscased(folders, SENTIMENTS)
             notes.append(f"{root}: classes {list(classes)} from the folder names, not {list(SENTIMENTS)}"
                          + (f" ({', '.join(cased)}: name the folder in lower case)" if cased else
                             "; give them as data.classes to train on them"))
@@ -241,7 +247,8 @@ def _finish(frame: pd.DataFrame, paths: "pd.Series", classes: Sequence[str], not
         notes.append(f"{source}: {int(duplicated.sum())} duplicated rows left out")
         frame = frame[~duplicated]
     if left_out:
-        notes.append(f"{source}: {len(left_out)} images left out in all, each listed with the skipped files "
+        notes.append(f"{source}: {len({path for path, _ in left_out})} images left out in all, each listed with "
+                     "the skipped files "
                      f"(the first: {left_out[0][0]}: {left_out[0][1]})")
     columns = ["path", "label"] + [c for c in frame.columns if c not in ("path", "label")]
     return ImageSet(frame[columns], tuple(classes), notes, left_out)
@@ -329,11 +336,13 @@ def from_votes(csv: str | os.PathLike, image_root: str | os.PathLike | None = No
                      "image has none")
     used = ~unclear & ~mixed
     paths, left_out = resolve_paths(names[used], root, str(csv), missing, allow_outside_root)
-    unclear_lines = {name: [str(line) for line in lines.index] for name, lines in names[unclear].groupby(names[unclear])}
-    left_out = [(os.path.abspath(root / name), f"{csv}: line {line}: {why}") for line, name in names[unclear].items()]\
-        + [(os.path.abspath(root / name), f"{csv}: line {line}: {frame.at[line, 'label']}, but line "
-            f"{', '.join(unclear_lines[name])} of the same image has {why}") for line, name in names[mixed].items()]\
-        + left_out
+    unused = names[~used]
+    entries = []  # one an image, naming each of its rows
+    for name, rows in unused.groupby(unused, sort=False):
+        said = [f"line {line}: {frame.at[line, 'label'] if mixed[line] else why}" for line in rows.index]
+        entries.append((os.path.abspath(root / name), f"{csv}: " + (
+            f"rows of one image that disagree ({'; '.join(said)})" if mixed[rows.index].any() else "; ".join(said))))
+    left_out = entries + left_out
     return _finish(frame[used], paths, classes, notes, csv, left_out)
 
 
