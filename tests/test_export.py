@@ -452,6 +452,10 @@ def test_cli_export_both_formats(run, tmp_path, capsys):
     assert "classes.json (other classes) already exists" in capsys.readouterr().err
     assert main([*again, "positive,neutral,negative", "--name", "other", "--overwrite"]) == 0
     assert json.loads((tmp_path / "lite" / "classes.json").read_text()) == ["positive", "neutral", "negative"]
+    assert "note:" not in capsys.readouterr().err  # another name: another app's files
+    assert main([*again, "negative,neutral,positive", "--quantize", "float16", "--overwrite"]) == 0
+    assert f"note: {tmp_path / 'lite' / 'imagesentiment-float32.tflite'} from an earlier export stays beside these, " \
+        "perhaps another model's" in capsys.readouterr().err  # two models in one app folder, said
     for option, selective in ((["--all-integer"], False), (["--max-layer-error", "0"], True)):
         out = tmp_path / option[0].strip("-")
         assert main(["export", str(run), "--format", "tflite", "--quantize", "int8", "--out", str(out),
