@@ -31,8 +31,8 @@ def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str
     taken as if named: a folder's images, a CSV's list) and CSV files with a ``path`` column (relative to
     the CSV), in order, each once. ``notes``, when given, gets a line for what is left out: photos in
     formats not read (HEIC, TIFF, ...), CSV rows without a path or naming an image already listed, patterns
-    that match nothing, CSVs a pattern matched that list no images. ``columns``, when given, gets a CSV row's other columns by the image's absolute
-    path (for an image listed twice: its first row's)."""
+    that match nothing, CSVs a pattern matched that list no images. ``columns``, when given, gets a CSV
+    row's other columns by the image's absolute path (for an image listed twice: its first row's)."""
     notes = [] if notes is None else notes
     found: list[str] = []
     listed: set[str] = set()  # the images CSV rows have named so far, in any of the CSVs
@@ -98,7 +98,7 @@ def _listed_images(csv: Path, notes: list[str], columns: dict[str, dict[str, Any
     row of this or an earlier CSV named (``listed``) since each image is scored once. A CSV a pattern
     ``matched`` (not named) may be something else: a table ``predict`` wrote (an earlier output, maybe
     this run's own), a CSV without a ``path`` column; it is then left out, with a note."""
-    if matched and csv.with_name(csv.name + ".model.json").is_file():
+    if matched and model_record(csv).is_file():
         notes.append(f"{csv}: matched, and left out: a predictions table (its .model.json is beside it)")
         return []
     table = read_csv_lines(csv, None)  # as written: a post id 00123 stays 00123
@@ -136,6 +136,11 @@ def _rows(lines: Sequence[int]) -> str:
             f"{' ...' if len(lines) > 10 else ''})")
 
 
+def model_record(out: Path) -> Path:
+    """``OUT.model.json``, beside a predictions table: the record of the model that began it."""
+    return out.with_name(out.name + ".model.json")
+
+
 class Journal:
     """An append-only table of whole rows (CSV or JSON Lines); a torn last line from a killed run
     is cut off when the journal is reopened."""
@@ -163,6 +168,8 @@ class Journal:
     def keep_last(self) -> None:
         """Keep each path's last row only (an image tried again supersedes its error row), the other rows
         as written; the file is replaced at once, and only where a path has several rows."""
+        from .export.tflite import write_atomically  # only on a resume that retried images
+
         if not self.path.is_file() or self.path.stat().st_size == 0:
             return
         if self.json:
@@ -178,12 +185,7 @@ class Journal:
         kept = sorted(last.values())
         text = "".join(lines[i] for i in kept) if self.json else table.iloc[kept].to_csv(index=False,
                                                                                           lineterminator="\n")
-        partial = self.path.with_name(self.path.name + ".tmp")
-        with open(partial, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, self.path)
+        write_atomically(self.path, text.encode("utf-8"))
 
     def append(self, rows: pd.DataFrame) -> None:
         rows = rows.reindex(columns=self.columns)
@@ -262,10 +264,10 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     the overlay image; a panel per image, image | heat map | overlay, is written there too) and
     ``error`` (why an image could not be scored; one larger than ``max_pixels`` is not decoded), then
     ``columns`` carried by path (a CSV of inputs' other columns, :func:`collect_images`; one named as an
-    output column gets a ``csv_`` prefix). With ``resume``, paths already scored in ``out`` are
-    skipped (those with an error are tried again: a file replaced since, a photo still downloading then), and ``out`` must have been begun by the same model (``OUT.model.json`` records it); with
-    ``overwrite`` an existing ``out`` is replaced; otherwise it is an error, so nothing done is lost
-    by accident.
+    output column gets a ``csv_`` prefix). With ``resume``, paths already scored in ``out`` are skipped
+    (those with an error are tried again: a file replaced since, a photo still downloading then), and
+    ``out`` must have been begun by the same model (``OUT.model.json`` records it); with ``overwrite``
+    an existing ``out`` is replaced; otherwise it is an error, so nothing done is lost by accident.
     """
     out = Path(out)
     if out.suffix not in FORMATS:
@@ -274,7 +276,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
     check_batch_size(batch_size)
-    stamp_path = out.with_name(out.name + ".model.json")
+    stamp_path = model_record(out)
     if overwrite:
         for stale in {out, journal_path, stamp_path}:
             stale.unlink(missing_ok=True)

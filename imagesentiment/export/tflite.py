@@ -315,7 +315,8 @@ def export_tflite(model: keras.Model, out_dir: str | os.PathLike, quantizations:
         write_atomically(path, content)
         written[quantization] = (path, result)
     write_atomically(classes_file, (json.dumps(names) + "\n").encode("utf-8"))
-    earlier = sorted(str(p) for p in out.glob(f"{name}-*.tflite") if p.name not in {q.name for q, _ in written.values()})
+    new = {path.name for path, _ in written.values()}
+    earlier = sorted(str(p) for p in out.glob(f"{name}-*.tflite") if p.name not in new)
     if earlier:  # an app folder holding two models would give two answers, not one model in two forms
         print(f"note: {', '.join(earlier)} from an earlier export {'stays' if len(earlier) == 1 else 'stay'} beside "
               "these, perhaps another model's; remove or re-export it to keep one model in the folder",
