@@ -97,14 +97,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _absolute(value: object) -> object:
+    """A path given on the command line made absolute against the working folder (each of a list)."""
+    if isinstance(value, list):
+        return [_absolute(v) for v in value]
+    return os.path.abspath(value) if isinstance(value, str) and value != "imagenet" and "://" not in value else value
+
+
 def _config(args: argparse.Namespace):
     from .config import load_config
 
     overrides = parse_options(args.set)
     for key, value in overrides.items():  # paths given here are relative to the working folder
-        if (key.endswith((".path", ".weights", ".shards")) and isinstance(value, str) and value != "imagenet"
-                and "://" not in value):
-            overrides[key] = os.path.abspath(value)
+        if key.endswith((".path", ".weights", ".shards")):
+            overrides[key] = _absolute(value)
     for key, value in (("train.epochs", args.epochs), ("train.batch_size", args.batch_size),
                        ("train.learning_rate", args.learning_rate), ("seed", args.seed)):
         if value is not None:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .data.sources import SENTIMENTS
-from .model import BACKBONES
+from .model import BACKBONES, backbone_names
 
 STRATEGIES = ("default", "mirrored", "multi_worker")  # train.strategy (imagesentiment.distribute)
 
@@ -65,8 +65,9 @@ class ModelConfig:
     widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     convs_per_block: int = 2
     dropout: float = 0.5
-    backbone: str = "mobilenet_v2"
-    weights: str | None = None                # a local weights file, "imagenet" or none
+    # a name of imagesentiment.model.BACKBONES, or a list of EfficientNet-Lite ones to fuse in one graph
+    backbone: str | list[str] = "mobilenet_v2"
+    weights: str | list[str] | None = None    # a local weights file (a list: one per backbone), "imagenet" or none
 
 
 @dataclass
@@ -131,7 +132,10 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        return _convert(value, next(a for a in args if a is not type(None)), key)
+        kinds = [a for a in args if a is not type(None)]
+        listed = [a for a in kinds if typing.get_origin(a) is list]  # a list where one is allowed, else the plain kind
+        pick = listed if isinstance(value, (list, tuple)) and listed else [a for a in kinds if a not in listed] or kinds
+        return _convert(value, pick[0], key)
     if dataclasses.is_dataclass(kind):
         return from_dict(kind, value, key)
     if origin is list:
@@ -174,6 +178,7 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
 def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
     """Each checked key's value, whether it is usable, and what it must be."""
     s, m, t, fine = config.split, config.model, config.train, config.train.fine_tune
+    backbones = backbone_names(m.backbone)
     smallest = 32 if m.kind == "transfer" else 2 ** (len(m.widths) - 1)  # a pixel left after the poolings
     return [
         ("seed", config.seed, config.seed >= 0, "a whole number >= 0"),
@@ -187,8 +192,13 @@ def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
         ("model.convs_per_block", m.convs_per_block, m.convs_per_block >= 1, "at least 1 convolution"),
         ("model.input_size", m.input_size, m.input_size >= smallest, f"at least {smallest} pixels for this model"),
         ("model.dropout", m.dropout, 0 <= m.dropout < 1, "a rate in [0, 1)"),
-        ("model.backbone", m.backbone, m.kind != "transfer" or m.backbone in BACKBONES,
-         f"one of {sorted(BACKBONES)}"),
+        ("model.backbone", m.backbone, m.kind != "transfer" or (set(backbones) <= set(BACKBONES) and (
+            len(backbones) == 1 or (len(set(backbones)) == len(backbones) > 1
+                                    and all(BACKBONES[b].fusable for b in backbones)))),
+         f"one of {sorted(BACKBONES)}, or a list of distinct ones to fuse among "
+         f"{sorted(b for b, spec in BACKBONES.items() if spec.fusable)}"),
+        ("model.weights", m.weights, not isinstance(m.weights, list) or len(m.weights) == len(backbones),
+         f"one weights file per backbone ({len(backbones)})"),
         ("train.epochs", t.epochs, t.epochs >= 1, "at least 1 epoch"),
         ("train.batch_size", t.batch_size, t.batch_size >= 1, "at least 1 image"),
         ("train.learning_rate", t.learning_rate, t.learning_rate > 0, "a rate above 0"),
@@ -287,11 +297,15 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     for source in [data.source, data.test, *data.extra_training]:
         if source is not None:
             source.path = str((base / source.path).resolve())
-    if config.model.weights not in (None, "imagenet"):
-        config.model.weights = str((base / config.model.weights).resolve())
-        if config.model.kind == "transfer" and not os.path.isfile(config.model.weights):
-            raise ConfigError(f"model.weights: no such file {config.model.weights}; give the backbone's "
-                              f"weights file, imagenet (downloads them) or null (random)")
+    weights = config.model.weights
+    files = [str((base / w).resolve()) for w in (weights if isinstance(weights, list) else [weights])
+             if w not in (None, "imagenet")]
+    if files:
+        config.model.weights = files if isinstance(weights, list) else files[0]
+    missing = [f for f in files if config.model.kind == "transfer" and not os.path.isfile(f)]
+    if missing:
+        raise ConfigError(f"model.weights: no such file {missing[0]}; give the backbone's "
+                          f"weights file, imagenet (downloads them) or null (random)")
     if data.shards and "://" not in data.shards:
         data.shards = str((base / data.shards).resolve())
     return config

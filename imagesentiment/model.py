@@ -7,12 +7,14 @@ input as is. Both expose the last convolutional feature map as a layer that
 """
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import keras
 
+from . import efficientnet_lite
 from .data import SENTIMENTS
 
 LAST_CONV = "last_conv"
@@ -88,39 +90,47 @@ def build_cnn(num_classes: int = 3, input_shape: Sequence[int] = (96, 96, 3),
 
 @dataclass(frozen=True)
 class Backbone:
-    """A Keras Applications constructor, the scaling it expects, and its last 4-D layer."""
+    """A Keras Applications-style constructor, the scaling it expects, its last 4-D layer and the input
+    size its weights were trained at; ``fusable`` if its builder takes a layer-name ``prefix`` (two
+    backbones in one graph)."""
 
     build: Callable[..., keras.Model]
     scale: float | None
     offset: float
     target_layer: str
+    native_size: int
+    fusable: bool = False
 
 
 BACKBONES: dict[str, Backbone] = {
-    "mobilenet_v2": Backbone(keras.applications.MobileNetV2, 1 / 127.5, -1.0, "out_relu"),
-    "efficientnet_b0": Backbone(keras.applications.EfficientNetB0, None, 0.0, "top_activation"),
+    "mobilenet_v2": Backbone(keras.applications.MobileNetV2, 1 / 127.5, -1.0, "out_relu", 224),
+    "efficientnet_b0": Backbone(keras.applications.EfficientNetB0, None, 0.0, "top_activation", 224),
+    "efficientnet_lite0": Backbone(efficientnet_lite.lite0, efficientnet_lite.SCALE, efficientnet_lite.OFFSET,
+                                   "top_activation", efficientnet_lite.NATIVE_SIZE["lite0"], fusable=True),
+    "efficientnet_lite2": Backbone(efficientnet_lite.lite2, efficientnet_lite.SCALE, efficientnet_lite.OFFSET,
+                                   "top_activation", efficientnet_lite.NATIVE_SIZE["lite2"], fusable=True),
 }
 
+Weights = str | os.PathLike | None
 
-def build_transfer(num_classes: int = 3, backbone: str = "mobilenet_v2", input_size: int = 160,
-                   weights: str | os.PathLike | None = None, dropout: float = 0.2,
-                   name: str | None = None) -> keras.Model:
-    """A backbone built into one functional graph with a new softmax head; the backbone starts frozen.
 
-    ``weights`` is a local ``.weights.h5`` file of the backbone without its top,
-    ``"imagenet"`` (downloads; for online users) or ``None`` (random).
-    """
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
-    if weights not in (None, "imagenet") and not os.path.isfile(weights):
-        raise FileNotFoundError(f"backbone weights file {weights} not found")
+def backbone_names(backbone: str | Sequence[str]) -> list[str]:
+    """``model.backbone`` as a list: one name, or the backbones a fused model puts side by side."""
+    return [backbone] if isinstance(backbone, str) else list(backbone)
+
+
+def _branch(inputs: keras.KerasTensor, backbone: str, weights: Weights, prefix: str = "") -> keras.KerasTensor:
+    """``backbone`` (frozen) on ``inputs`` after its scaling; its last feature map."""
     spec = BACKBONES[backbone]
-    inputs = keras.Input((input_size, input_size, 3), name="image")
+    if weights not in (None, "imagenet") and not os.path.isfile(weights):
+        raise FileNotFoundError(f"backbone weights file {weights} not found; expected the weights of {backbone}")
     x = inputs
     if spec.scale is not None:
-        x = keras.layers.Rescaling(spec.scale, offset=spec.offset, name="preprocess")(x)
+        x = keras.layers.Rescaling(spec.scale, offset=spec.offset, name=f"{prefix}preprocess")(x)
+    options = {"prefix": prefix} if prefix else {}
     try:
-        base = spec.build(input_tensor=x, include_top=False, weights=None if weights is None else str(weights))
+        base = spec.build(input_tensor=x, include_top=False, weights=None if weights is None else str(weights),
+                          **options)
     except Exception as exc:  # Keras raises a bare Exception when the download fails
         if weights != "imagenet" or "URL fetch failure" not in str(exc):
             raise
@@ -129,8 +139,64 @@ def build_transfer(num_classes: int = 3, backbone: str = "mobilenet_v2", input_s
                               "(model.weights: PATH.weights.h5)") from None
     for layer in base.layers:
         layer.trainable = False
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
-    return keras.Model(inputs, _head(x, num_classes, dropout), name=name or f"sentiment_{backbone}")
+    return base.output
+
+
+@keras.saving.register_keras_serializable(package="imagesentiment")
+class SideBySide(keras.layers.Layer):
+    """Flat feature vectors concatenated on the last axis. Its gradient (Grad-CAM differentiates through
+    it) splits at the vectors' static widths: a plain concatenation's gradient needs TensorFlow ops
+    (ShapeN, ConcatOffset) that TFLite lacks, so the exported ``explain`` signature would not convert."""
+
+    def call(self, vectors: list) -> keras.KerasTensor:
+        widths = [int(v.shape[-1]) for v in vectors]
+
+        @keras.ops.custom_gradient
+        def join(*parts):
+            def grad(*args, upstream=None):
+                upstream = args[0] if upstream is None else upstream
+                return tuple(keras.ops.split(upstream, list(itertools.accumulate(widths[:-1])), axis=-1))
+            return keras.ops.concatenate(parts, axis=-1), grad
+
+        return join(*vectors)
+
+    def compute_output_shape(self, shapes: list) -> tuple:
+        return (*shapes[0][:-1], sum(shape[-1] for shape in shapes))
+
+
+def build_transfer(num_classes: int = 3, backbone: str | Sequence[str] = "mobilenet_v2", input_size: int = 160,
+                   weights: Weights | Sequence[Weights] = None, dropout: float = 0.2,
+                   name: str | None = None) -> keras.Model:
+    """A backbone built into one functional graph with a new softmax head; the backbone starts frozen.
+
+    ``weights`` is a local weights file of the backbone without its top (``.weights.h5``; ``.npz``
+    for EfficientNet-Lite), ``"imagenet"`` (downloads; Keras Applications only) or ``None`` (random).
+    A list of backbones (EfficientNet-Lite variants) fuses them: one input at ``input_size`` for the
+    one of largest native size, each other resized inside the graph in proportion to its native size,
+    their pooled features side by side (``avg_pool``) under one head; ``weights`` then lists a file each.
+    """
+    names = backbone_names(backbone)
+    unknown = [b for b in names if b not in BACKBONES]
+    if unknown or not names:
+        raise ValueError(f"unknown backbone {unknown[0] if unknown else backbone!r}; choose one of {sorted(BACKBONES)}")
+    files = list(weights) if isinstance(weights, (list, tuple)) else [weights] * len(names)
+    if len(files) != len(names):
+        raise ValueError(f"{len(files)} weights files for the {len(names)} backbones {names}: give one each")
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    if len(names) == 1:
+        features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(_branch(inputs, names[0], files[0]))
+        return keras.Model(inputs, _head(features, num_classes, dropout), name=name or f"sentiment_{names[0]}")
+    if len(set(names)) < len(names) or not all(BACKBONES[b].fusable for b in names):
+        raise ValueError(f"a fused model takes distinct backbones among "
+                         f"{sorted(b for b, s in BACKBONES.items() if s.fusable)}, got {names}")
+    largest = max(BACKBONES[b].native_size for b in names)
+    pooled = []
+    for b, file in zip(names, files):
+        size = round(input_size * BACKBONES[b].native_size / largest)
+        x = inputs if size == input_size else keras.layers.Resizing(size, size, name=f"{b}_resize")(inputs)
+        pooled.append(keras.layers.GlobalAveragePooling2D(name=f"{b}_avg_pool")(_branch(x, b, file, f"{b}_")))
+    features = SideBySide(name="avg_pool")(pooled)
+    return keras.Model(inputs, _head(features, num_classes, dropout), name=name or "sentiment_" + "_".join(names))
 
 
 def unfreeze_top(model: keras.Model, layers: int) -> int:
@@ -161,7 +227,8 @@ def frozen_cut(model: keras.Model, layers: int) -> str | None:
     order = {l.name: i for i, l in enumerate(model.layers)}
     inputs = {l.name: [t._keras_history.operation.name for node in l._inbound_nodes[:1]  # the model's own call
                        for t in node.input_tensors] for l in model.layers}
-    for i in range(order[first.name] - 1, 0, -1):
+    top = order[first.name] - (1 if first.weights else 0)  # pooling has nothing to train: it can be the cut
+    for i in range(top, 0, -1):
         crossing = {d for l in model.layers[i + 1:] for d in inputs[l.name] if order[d] <= i}
         if crossing == {model.layers[i].name}:
             return model.layers[i].name
@@ -195,9 +262,11 @@ def find_target_layer(model: keras.Model) -> str:
     names = [layer.name for layer in model.layers]
     if LAST_CONV in names:
         return LAST_CONV
-    known = [spec.target_layer for spec in BACKBONES.values() if spec.target_layer in names]
-    if known:
-        return known[0]
+    known = {l.name: (l.output.shape[1] * l.output.shape[2], spec.native_size if l.name != spec.target_layer else 0)
+             for l in model.layers for b, spec in BACKBONES.items()
+             if l.name in (spec.target_layer, f"{b}_{spec.target_layer}")}
+    if known:  # a fused model's finest map; at a tie, the branch of the largest native size (the input's own)
+        return max(known, key=known.get)
     spatial = [l.name for l in model.layers if not isinstance(l, keras.layers.InputLayer)
                and len(l.output.shape) == 4]
     if not spatial:

@@ -235,7 +235,9 @@ class ActivationStore:
         size = [config.model.input_size] * 2
         frame = images.frame
         keys = frame["sha1"].tolist() if "sha1" in frame else frame["path"].tolist()
-        tag = (config.model.backbone, config.model.weights, bottom.layers[-1].name, tuple(size), config.train.augment)
+        m = config.model  # a fused model's lists as tuples: a tag is a dictionary key
+        tag = (*(tuple(v) if isinstance(v, list) else v for v in (m.backbone, m.weights)), bottom.layers[-1].name,
+               tuple(size), config.train.augment)
         forward = tf.function(lambda x: bottom(x, training=False))
         folder = self.folder / hashlib.sha1(repr(tag).encode()).hexdigest()[:16] if self.folder else None
         if folder:

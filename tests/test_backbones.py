@@ -1,0 +1,168 @@
+"""EfficientNet-Lite in Keras: the reference outputs, weights files refused by name, any input size,
+and a fused Lite0 + Lite2 model through training, Grad-CAM, SavedModel and TFLite."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from imagesentiment import efficientnet_lite
+from imagesentiment.config import ConfigError, load_config
+from imagesentiment.model import build_transfer, find_target_layer, frozen_cut
+
+from conftest import SHARED
+
+WEIGHTS = SHARED / "weights"
+needs_lite_weights = pytest.mark.skipif(
+    not (WEIGHTS / "efficientnet_lite_reference.npz").is_file(),
+    reason=f"EfficientNet-Lite weights not found in {WEIGHTS} (a user's clone has none)")
+LITES = ["efficientnet_lite0", "efficientnet_lite2"]
+
+
+def to_npz(model: keras.Model, variant: str, path: Path, prefix: str = "") -> Path:
+    """Write ``model``'s backbone weights as the shared files hold them: PyTorch names and layout."""
+    arrays = {}
+    for source, name, kind in efficientnet_lite._tensor_names(variant):
+        values = model.get_layer(prefix + name).get_weights()
+        if kind == "bn":
+            arrays.update(zip((f"{source}.{p}" for p in ("weight", "bias", "running_mean", "running_var")), values))
+        else:
+            arrays[f"{source}.weight"] = values[0].transpose((3, 2, 0, 1) if kind == "conv" else (2, 3, 0, 1))
+    np.savez(path, **arrays)
+    return path
+
+
+def randomized(model: keras.Model) -> keras.Model:
+    """``model`` with random BatchNorm statistics too (fresh ones are 0 and 1, which hides layout errors)."""
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()])
+    return model
+
+
+@needs_lite_weights
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_the_keras_port_reproduces_the_reference_outputs(variant):
+    reference = np.load(WEIGHTS / "efficientnet_lite_reference.npz")
+    model = efficientnet_lite.build(variant, input_shape=(None, None, 3),
+                                    weights=WEIGHTS / f"efficientnet_{variant}_imagenet.npz")
+    features = model(reference[f"{variant}_input"], training=False).numpy()
+    np.testing.assert_allclose(features, reference[f"{variant}_feature_map"], atol=1e-4)
+    np.testing.assert_allclose(features.mean(axis=(1, 2)), reference[f"{variant}_pooled"], atol=1e-4)
+    arch = json.loads((WEIGHTS / "efficientnet_lite_arch.json").read_text())[variant]
+    assert [{k: b[k] for k in ("kernel", "stride", "expand", "in", "out", "residual")}
+            for b in efficientnet_lite.blocks(variant)] == arch["blocks"]
+    assert model.output_shape[-1] == arch["head_filters"] and efficientnet_lite.NATIVE_SIZE[variant] == arch["input_size"]
+
+
+def test_any_input_size_and_keras_layer_names():
+    model = efficientnet_lite.build("lite0", input_shape=(None, None, 3))
+    assert model(np.zeros((1, 96, 130, 3), "float32")).shape == (1, 3, 5, 1280)
+    assert model(np.zeros((1, 300, 300, 3), "float32")).shape == (1, 10, 10, 1280)
+    names = [layer.name for layer in model.layers]
+    assert names[-1] == "top_activation" and "block6d_add" in names and "block2a_expand_conv" in names
+
+
+def test_weights_round_trip_and_files_of_another_variant_or_shape_are_refused_by_name(tmp_path):
+    lite0 = randomized(efficientnet_lite.build("lite0", input_shape=(64, 64, 3)))
+    path = to_npz(lite0, "lite0", tmp_path / "lite0.npz")
+    again = efficientnet_lite.build("lite0", input_shape=(64, 64, 3), weights=path)
+    x = np.random.default_rng(1).normal(size=(2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(again(x).numpy(), lite0(x).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match=r"lite0.npz: tensor _blocks.3._depthwise_conv.weight has shape "
+                                         r"\(144, 1, 5, 5\), but layer block2c_dwconv of EfficientNet-Lite2 "
+                                         r"needs \(144, 1, 3, 3\): not efficientnet_lite2 weights"):
+        efficientnet_lite.build("lite2", input_shape=(64, 64, 3), weights=path)
+    arrays = dict(np.load(path))
+    arrays["_conv_head.weight"] = arrays["_conv_head.weight"][:640]
+    np.savez(tmp_path / "narrow.npz", **arrays)
+    with pytest.raises(ValueError, match=r"tensor _conv_head.weight has shape \(640, 320, 1, 1\).*\(1280, 320, 1, 1\)"):
+        efficientnet_lite.build("lite0", input_shape=(64, 64, 3), weights=tmp_path / "narrow.npz")
+    del arrays["_conv_head.weight"]
+    np.savez(tmp_path / "missing.npz", **arrays, **{"_fc.weight": np.zeros((3, 1280), "float32")})
+    with pytest.raises(ValueError, match="missing.npz: no tensor _conv_head.weight, which EfficientNet-Lite0 needs "
+                                         "for layer top_conv"):
+        efficientnet_lite.build("lite0", input_shape=(64, 64, 3), weights=tmp_path / "missing.npz")
+    np.savez(tmp_path / "extra.npz", **dict(np.load(path)), **{"_fc.weight": np.zeros((3, 1280), "float32")})
+    with pytest.raises(ValueError, match=r"extra.npz: tensor _fc.weight is not part of EfficientNet-Lite0"):
+        efficientnet_lite.build("lite0", input_shape=(64, 64, 3), weights=tmp_path / "extra.npz")
+    (tmp_path / "model.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n not an npz")
+    with pytest.raises(ValueError, match=r"model.weights.h5: not a readable .npz weights file; expected "
+                                         r"EfficientNet-Lite2 weights \(efficientnet_lite2_imagenet.npz\)"):
+        efficientnet_lite.build("lite2", weights=tmp_path / "model.weights.h5")
+    with pytest.raises(FileNotFoundError, match="weights file .*nope.npz not found; expected the weights of "
+                                                "efficientnet_lite2"):
+        build_transfer(3, "efficientnet_lite2", 64, tmp_path / "nope.npz")
+    with pytest.raises(ValueError, match="give the efficientnet_lite0_imagenet.npz file"):
+        build_transfer(3, "efficientnet_lite0", 64, "imagenet")
+
+
+def config_text(folder: Path, images: Path, model: str, train: str = "epochs: 2, cached_views: 2") -> Path:
+    path = folder / "fused.yaml"
+    path.write_text(f"data: {{source: {{path: {images}}}}}\nsplit: {{validation: 0.2, test: 0.2}}\n"
+                    f"model: {{kind: transfer, {model}, dropout: 0.2}}\n"
+                    f"train: {{{train}, batch_size: 16, learning_rate: 0.003}}\n")
+    return path
+
+
+def test_a_fused_model_is_checked_by_key(tmp_path, synthetic_root):
+    cases = {
+        "backbone: [efficientnet_lite0, mobilenet_v2], input_size: 64": "model.backbone: expected one of",
+        "backbone: [efficientnet_lite0, efficientnet_lite0], input_size: 64": "a list of distinct ones to fuse",
+        f"backbone: [{', '.join(LITES)}], weights: [a.npz], input_size: 64": r"model.weights: expected one weights "
+                                                                             r"file per backbone \(2\)",
+        f"backbone: [{', '.join(LITES)}], weights: [a.npz, b.npz], input_size: 64": "model.weights: no such file",
+    }
+    for model, refusal in cases.items():
+        with pytest.raises(ConfigError, match=refusal):
+            load_config(config_text(tmp_path, synthetic_root, model))
+    weights = [str(tmp_path / f"{n}.npz") for n in ("a", "b")]
+    for w in weights:
+        Path(w).touch()
+    config = load_config(config_text(tmp_path, synthetic_root, f"backbone: [{', '.join(LITES)}], weights: [a.npz, "
+                                                               "b.npz], input_size: 64"))
+    assert config.model.backbone == LITES and config.model.weights == weights  # relative to the file
+
+
+def test_a_fused_model_trains_explains_and_exports_in_one_graph(tmp_path, synthetic_root):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from imagesentiment.cli import main
+    from imagesentiment.explain import GradCamPredictor
+    from imagesentiment.train import train
+
+    weights = [to_npz(randomized(efficientnet_lite.build(v, input_shape=(32, 32, 3))), v, tmp_path / f"{v}.npz")
+               for v in ("lite0", "lite2")]
+    model = build_transfer(3, LITES, 78, weights)
+    assert model.get_layer("efficientnet_lite0_resize").output.shape[1:3] == (67, 67)  # 78 * 224 / 260
+    assert find_target_layer(model) == "efficientnet_lite2_top_activation"  # the finer map
+    assert frozen_cut(model, 0) == "avg_pool" and model.get_layer("avg_pool").output.shape[-1] == 2560
+    np.testing.assert_allclose(  # each branch as the backbone alone computes it, on its own input size
+        model.get_layer("efficientnet_lite2_top_activation").output.shape[1:3], (3, 3))
+
+    config = config_text(tmp_path, synthetic_root, f"backbone: [{', '.join(LITES)}], weights: "
+                                                   f"[{weights[0]}, {weights[1]}], input_size: 78")
+    run = tmp_path / "run"
+    metrics = train(load_config(config), run)
+    assert 0 <= metrics["accuracy"] <= 1
+    trained = keras.models.load_model(run / "model.keras", safe_mode=True)
+    np.testing.assert_array_equal(trained.get_layer("efficientnet_lite0_top_conv").get_weights()[0],
+                                  model.get_layer("efficientnet_lite0_top_conv").get_weights()[0])  # frozen
+    x = np.random.default_rng(0).uniform(0, 255, (3, 78, 78, 3)).astype("float32")
+    p = trained(x, training=False).numpy()
+    assert main(["export", str(run), "--out", str(tmp_path / "serving")]) == 0
+    served = tf.saved_model.load(str(tmp_path / "serving" / "imagesentiment" / "1"))
+    out = served.signatures["explain_images"](images=tf.constant(x))
+    np.testing.assert_allclose(out["probabilities"].numpy(), p, atol=1e-5)
+    np.testing.assert_allclose(out["heatmap"].numpy(), GradCamPredictor(trained)(x)["heatmap"].numpy(), atol=1e-5)
+    assert main(["export", str(run), "--format", "tflite", "--quantize", "float16", "--out", str(tmp_path / "app")]) == 0
+    interpreter = Interpreter(str(tmp_path / "app" / "imagesentiment-float16.tflite"))
+    runner = interpreter.get_signature_runner("explain")
+    answer = runner(images=x)
+    np.testing.assert_allclose(answer["probabilities"], p, atol=2e-2)
+    assert answer["heatmap"].shape == out["heatmap"].shape
