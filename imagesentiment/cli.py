@@ -157,7 +157,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a trained or exported model: metrics per class and averaged, confusion matrix, curves,
     predictions."""
     from .data import check_set
-    from .evaluate import evaluate_model, summary
+    from .evaluate import evaluate_model
+    from .metrics import summary
     from .inference import KerasPredictor, load
 
     _scoped(args, {"with --data": (bool(args.data), {"format": None, "option": []})})
@@ -678,6 +679,15 @@ def start_tensorflow_quietly() -> None:
         tf.config.list_physical_devices("GPU")
 
 
+WITHOUT_TENSORFLOW = {"report"}  # commands that never start TensorFlow: they answer in a fraction of a second
+
+
+def _training_errors() -> tuple[type[Exception], ...]:
+    """TrainingError if training code was imported (only it raises one), without importing TensorFlow for it."""
+    train = sys.modules.get(f"{__package__}.train")
+    return (train.TrainingError,) if train else ()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ  # a level the user set means they want TensorFlow's lines
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -686,14 +696,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and args.command != "score-beam":  # only Beam takes options of its own
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.beam_args = extra
-    if quiet:
+    if quiet and args.command not in WITHOUT_TENSORFLOW:
         start_tensorflow_quietly()
-    from .config import ConfigError
-    from .data import DataError
-    from .train import TrainingError
     try:
         return args.run(args)
-    except (ConfigError, DataError, TrainingError, ValueError) as exc:
+    except (ValueError, *_training_errors()) as exc:  # ConfigError, DataError and ExportError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a path that cannot be read or written (no such file, a folder, no permission, offline)

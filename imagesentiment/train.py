@@ -18,13 +18,14 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 import yaml
+from tqdm import tqdm
 
 from .config import Config, SourceConfig, check_config, to_dict
 from .data import (DataError, ImageSet, Split, augment, check_set, decode_and_resize, k_fold, load_source,
@@ -33,7 +34,8 @@ from .data.pipeline import unpack_weights, with_weights
 from .data.sources import miscased
 from .data.shards import image_batches, read_split
 from .distribute import for_strategy, is_chief, make_strategy, run_dir_of
-from .evaluate import evaluate_model, plot_history, summary
+from .evaluate import evaluate_model
+from .metrics import plot_history, summary
 from .model import average_models, build_cnn, build_transfer, frozen_cut, unfreeze_top
 
 
@@ -157,6 +159,28 @@ class Throughput(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
             logs["images_per_s"] = self.images / (time.perf_counter() - self.start)
+
+
+class LiveProgress(keras.callbacks.Callback):
+    """A live bar within each epoch on a terminal: images done, images/s and time left. Written to
+    ``file`` only when it is a terminal, so logs and CI keep Keras's one line an epoch."""
+
+    def __init__(self, images: int, batch_size: int, label: str, file: TextIO | None = None) -> None:
+        super().__init__()
+        self.images, self.batch_size, self.label, self.file = images, batch_size, label, file or sys.stderr
+        self.bar: tqdm | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.bar = tqdm(total=self.images, desc=f"{self.label}epoch {epoch + 1}", unit="img", leave=False,
+                        file=self.file, disable=not self.file.isatty(), dynamic_ncols=True)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.bar is not None:
+            self.bar.update(min(self.batch_size, self.images - self.bar.n))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class PreciseBatchNorm(keras.callbacks.Callback):
@@ -321,8 +345,10 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run_dir: Path, p
     history = run_dir / f"history_{phase}.csv"
     checkpoint = run_dir / "checkpoints" / "best.weights.h5"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    where = [part for part in run_dir.parts[-2:] if part.startswith(("fold", "member"))]  # cv and ensembles
     callbacks = [
         Throughput(len(split.train)),
+        LiveProgress(len(split.train), batch, " ".join([*where, phase, ""])),
         *precise,
         keras.callbacks.TerminateOnNaN(),
         # double_checkpoint: a kill while the backup is written leaves the previous one to resume from

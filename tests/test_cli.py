@@ -146,5 +146,7 @@ def test_start_up_lines_are_caught_unless_the_user_sets_a_log_level(tmp_path, mo
         monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     else:
         monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", level)
-    assert main(["report", str(tmp_path / "missing.csv")]) == 2
+    assert main(["predict", str(tmp_path / "missing")]) == 2
     assert calls == ([1] if quiet else [])
+    assert main(["report", str(tmp_path / "missing.csv")]) == 2
+    assert calls == ([1] if quiet else []), "report never starts TensorFlow"
