@@ -5,6 +5,7 @@ Frames are streamed (:mod:`imagesentiment.data.frames`): memory stays flat whate
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -27,10 +28,14 @@ from .inference import Predictor, to_pixels
 def annotate(frame: np.ndarray, heatmap: np.ndarray, text: str, opacity: float = 0.4) -> np.ndarray:
     """``frame`` (RGB) with ``heatmap`` blended in (see :func:`imagesentiment.explain.plots.overlay`) and ``text`` drawn."""
     blended = np.ascontiguousarray(overlay(frame, heatmap, alpha=opacity))
-    width = frame.shape[1]
-    scale = max(0.4, width / 640)
-    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # white text with a dark outline
-        cv2.putText(blended, text, (8, int(24 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+    scale = max(0.4, frame.shape[1] / 640)
+    x, y, r = 8, int(24 * scale), max(1, round(scale))
+    # the dark outline is the thin text drawn shifted around it: OpenCV 5 widens each glyph's advance with
+    # the stroke's thickness, so a thick dark copy ran ahead of the white text ("0.87" read "0.837")
+    for dx, dy in itertools.product((-r, 0, r), repeat=2):
+        if dx or dy:
+            cv2.putText(blended, text, (x + dx, y + dy), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(blended, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return blended
 
 

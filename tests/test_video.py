@@ -199,3 +199,18 @@ def test_video_folder_data_set_splits_by_clip(tmp_path):
     for every in (0, "often"):
         with pytest.raises(ValueError, match=f"every_seconds must be a number of seconds above 0, not {every!r}"):
             load_source(tmp_path / "videos", every_seconds=every)
+
+
+@pytest.mark.parametrize("width", [320, 640, 1280])
+def test_the_label_outline_hugs_the_white_text(width):
+    """The dark outline spans the white text's box and at most its own width more on each side: it was drawn
+    with a thicker stroke, whose wider glyph advance ran 10 px past the text ("0.87" read "0.837")."""
+    from imagesentiment.video import annotate
+
+    grey = np.full((width * 9 // 16, width, 3), 128, np.uint8)
+    drawn = annotate(grey, np.zeros(grey.shape[:2], np.float32), "negative 0.87", opacity=0.0)
+    white = np.argwhere((drawn > 200).all(axis=-1))
+    dark = np.argwhere((drawn < 60).all(axis=-1))
+    r = max(1, round(width / 640))
+    assert len(white) and len(dark)
+    assert (dark.min(0) >= white.min(0) - r - 1).all() and (dark.max(0) <= white.max(0) + r + 1).all()
