@@ -21,6 +21,7 @@ from tqdm import tqdm
 from .data.pipeline import MAX_PIXELS, check_batch_size, chunks, decode_or_reason
 from .data.sources import IMAGE_EXTENSIONS, DataError, read_csv_lines, unread_images
 from .inference import Predictor
+from .table import model_record
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 
@@ -134,11 +135,6 @@ def _rows(lines: Sequence[int]) -> str:
     plural = "s" if len(lines) > 1 else ""
     return (f"{len(lines)} row{plural} (line{plural} {', '.join(map(str, lines[:10]))}"
             f"{' ...' if len(lines) > 10 else ''})")
-
-
-def model_record(out: Path) -> Path:
-    """``OUT.model.json``, beside a predictions table: the record of the model that began it."""
-    return out.with_name(out.name + ".model.json")
 
 
 class Journal:

@@ -4,15 +4,18 @@ The page shows counts per sentiment and a confidence histogram over every image,
 thumbnails (and heat maps, when the table has a ``heatmap`` column) that filters and sorts in the
 browser, and, where a ``true_label`` column is present, the metrics and confusion matrix with the
 misclassified images first. A table of thousands keeps a gallery of ``gallery`` images (each one
-is some 7 KB in the page): mistakes first, then each predicted class in turn.
+adds its thumbnails to the page): mistakes first, then each predicted class in turn. The header names
+the model and the date of the scoring; a card opens large on a click; the heat maps have a colour legend.
 """
 from __future__ import annotations
 
 import base64
 import html
 import io
+import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -21,6 +24,7 @@ import pandas as pd
 from PIL import Image
 
 from .metrics import classification_metrics
+from .table import model_record
 
 COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
 
@@ -31,10 +35,14 @@ td,th{border:1px solid #ccc;padding:4px 10px;text-align:right} th{background:#ee
 .bar{display:inline-block;height:14px;vertical-align:middle}
 .controls{position:sticky;top:0;background:#fafafa;padding:8px 0;border-bottom:1px solid #ddd}
 .controls label{margin-right:16px}
-.gallery{display:flex;flex-wrap:wrap;gap:10px;margin-top:10px}
-.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:6px;width:332px}
-.card.wrong{border:2px solid #c0392b} .card img{width:160px;height:160px;object-fit:contain;background:#eee}
-.label{font-weight:bold} .path{font-size:11px;color:#666;word-break:break-all}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:10px;margin-top:10px}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:6px;cursor:zoom-in}
+.card.wrong{border:2px solid #c0392b} .pictures{display:flex;gap:4px}
+.card img{width:calc(50% - 2px);aspect-ratio:1;object-fit:contain;background:#eee}
+.label{font-weight:bold} .path{font-size:11px;color:#666;word-break:break-all} .prob{white-space:nowrap}
+.legend{display:flex;align-items:center;gap:8px;margin:6px 0} .ramp{width:240px;height:12px;border:1px solid #ccc}
+dialog{border:none;border-radius:8px;max-width:96vw;padding:16px} dialog::backdrop{background:rgba(0,0,0,.6)}
+dialog img{width:min(44vw,520px);aspect-ratio:1;object-fit:contain;background:#eee} #viewer .pictures{gap:12px}
 """
 
 SCRIPT = """
@@ -64,6 +72,14 @@ function update() {
 }
 document.querySelectorAll('.controls select, .controls input').forEach(e => e.addEventListener('input', update));
 update();
+const viewer = document.getElementById('viewer');
+for (const c of cards) c.addEventListener('click', () => {
+  viewer.querySelector('.pictures').innerHTML = c.querySelector('.pictures').innerHTML;
+  viewer.querySelector('.about').innerHTML = c.querySelector('.about').innerHTML;
+  viewer.querySelector('.full').textContent = c.dataset.path;
+  viewer.showModal();
+});
+viewer.addEventListener('click', () => viewer.close());
 """
 
 
@@ -114,14 +130,33 @@ def _classes(frame: pd.DataFrame) -> list[str]:
 
 
 def _histogram(confidence: pd.Series, bins: int = 10) -> str:
+    """An SVG histogram of the confidences with both axes: images per bin against confidence."""
     counts, edges = np.histogram(confidence.dropna(), bins=bins, range=(0, 1))
-    top = max(counts.max(), 1)
+    top, left, height = max(int(counts.max()), 1), 40, 100
     bars = "".join(
-        f'<rect x="{i * 30}" y="{100 - 100 * c / top:.1f}" width="26" height="{100 * c / top:.1f}" fill="#3b7dd8">'
-        f"<title>{edges[i]:.1f}–{edges[i + 1]:.1f}: {c}</title></rect>"
-        f'<text x="{i * 30 + 13}" y="115" font-size="9" text-anchor="middle">{edges[i]:.1f}</text>'
-        for i, c in enumerate(counts))
-    return f'<svg id="histogram" width="{bins * 30}" height="120">{bars}</svg>'
+        f'<rect x="{left + i * 30}" y="{10 + height - height * c / top:.1f}" width="26" height="{height * c / top:.1f}" '
+        f'fill="#3b7dd8"><title>{edges[i]:.1f}–{edges[i + 1]:.1f}: {c}</title></rect>' for i, c in enumerate(counts))
+    x_ticks = "".join(f'<text x="{left + i * 30 - 2}" y="{height + 24}" font-size="9" text-anchor="middle">{e:.1f}</text>'
+                      for i, e in enumerate(edges))
+    y_ticks = "".join(f'<line x1="{left - 4}" x2="{left}" y1="{y:.1f}" y2="{y:.1f}" stroke="#333"/>'
+                      f'<text x="{left - 6}" y="{y + 3:.1f}" font-size="9" text-anchor="end">{v}</text>'
+                      for v, y in ((v, 10 + height - height * v / top) for v in sorted({0, top // 2, top})))
+    axes = (f'<line x1="{left}" x2="{left}" y1="10" y2="{10 + height}" stroke="#333"/>'
+            f'<line x1="{left}" x2="{left + bins * 30}" y1="{10 + height}" y2="{10 + height}" stroke="#333"/>'
+            f'<text x="{left + bins * 15}" y="{height + 40}" font-size="11" text-anchor="middle">confidence</text>'
+            f'<text x="10" y="{10 + height / 2}" font-size="11" text-anchor="middle" '
+            f'transform="rotate(-90 10 {10 + height / 2})">images</text>')
+    return f'<svg id="histogram" width="{left + bins * 30 + 10}" height="{height + 46}">{bars}{axes}{x_ticks}{y_ticks}</svg>'
+
+
+def heat_legend(cmap: str = "jet") -> str:
+    """The heat maps' colour scale, as the overlays draw it (imagesentiment.explain.plots)."""
+    from matplotlib import colormaps
+
+    stops = ", ".join("#%02x%02x%02x" % tuple(int(255 * v) for v in colormaps[cmap](i / 8)[:3]) for i in range(9))
+    return (f'<div class="legend" id="legend">heat map: <span>low</span><span class="ramp" style="background:'
+            f'linear-gradient(to right, {stops})"></span><span>high</span><span class="muted">red: the regions that '
+            "raised the score of the predicted class most; blue: little or none</span></div>")
 
 
 def _summary(frame: pd.DataFrame, classes: Sequence[str]) -> str:
@@ -156,19 +191,51 @@ def _metrics(frame: pd.DataFrame, classes: Sequence[str], scored: int) -> str:
             f"<table id='confusion'><tr><th></th>{header}</tr>{matrix}</table>")
 
 
-def _card(order: int, row: pd.Series, classes: Sequence[str], size: int) -> str:
+def _card(order: int, row: pd.Series, classes: Sequence[str], size: int, shown_path: str) -> str:
     image = thumbnail(row["path"], size)
     heat = thumbnail(row["heatmap"], size) if isinstance(row.get("heatmap"), str) else None
     correct = not row.get("_wrong", False)
-    probabilities = " · ".join(f"{c} {row[c]:.2f}" for c in classes if c in row and pd.notna(row[c]))
+    probabilities = " · ".join(f'<span class="prob">{html.escape(c)} {row[c]:.2f}</span>'
+                               for c in classes if c in row and pd.notna(row[c]))
     truth = f"<div>true: {html.escape(str(row['true_label']))}</div>" if pd.notna(row.get("true_label")) else ""
     pictures = "".join(f'<img alt="{alt}" src="{src}">' for alt, src in (("image", image), ("heat map", heat)) if src)
-    name = os.path.basename(str(row["path"]))
+    name, path = os.path.basename(str(row["path"])), html.escape(str(row["path"]))
     return (f'<div class="card{"" if correct else " wrong"}" data-order="{order}" data-label="{html.escape(str(row["label"]))}" '
             f'data-confidence="{row["confidence"]:.6f}" data-correct="{str(bool(correct)).lower()}" '
-            f'data-name="{html.escape(name)}">{pictures}<div class="label" style="color:{COLOURS.get(row["label"], "#222")}">'
-            f'{html.escape(str(row["label"]))} {row["confidence"]:.2f}</div>{truth}<div>{probabilities}</div>'
-            f'<div class="path">{html.escape(str(row["path"]))}</div></div>')
+            f'data-name="{html.escape(name)}" data-path="{path}"><div class="pictures">{pictures}</div><div class="about">'
+            f'<div class="label" style="color:{COLOURS.get(row["label"], "#222")}">'
+            f'{html.escape(str(row["label"]))} {row["confidence"]:.2f}</div>{truth}<div>{probabilities}</div></div>'
+            f'<div class="path" title="{path}">{html.escape(shown_path)}</div></div>')
+
+
+def short_paths(paths: Sequence[str]) -> list[str]:
+    """Each path less the folders all of them share: what tells them apart."""
+    paths = [str(p) for p in paths]
+    try:
+        common = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
+    except ValueError:  # relative and absolute paths mixed
+        return paths
+    return [os.path.relpath(p, common) if common else p for p in paths]
+
+
+def _scoring(source: str | os.PathLike | None, classes: Sequence[str]) -> str:
+    """The header line on the model and the scoring: the record ``predict`` keeps beside the table
+    (:func:`imagesentiment.table.model_record`) where there is one, and the table's date."""
+    record: dict = {}
+    if source is not None and model_record(Path(source)).is_file():
+        try:
+            record = json.loads(model_record(Path(source)).read_text())
+        except (OSError, ValueError):
+            record = {}
+    parts = [f"model: {html.escape(str(record['model']))}"] if record.get("model") else []
+    parts.append("classes: " + ", ".join(html.escape(c) for c in classes))
+    if record.get("image_size"):
+        parts.append("input {}×{} px".format(*record["image_size"]))
+    when = record.get("scored") or (time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(source)))
+                                    if source is not None and os.path.exists(source) else None)
+    if when:
+        parts.append(f"scored {html.escape(str(when))}")
+    return f'<p class="muted" id="model">{" · ".join(parts)}</p>'
 
 
 def gallery_rows(frame: pd.DataFrame, limit: int | None, seed: int = 0) -> pd.DataFrame:
@@ -211,7 +278,7 @@ def _source_name(source: str | os.PathLike | None) -> str:
 
 
 def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str = "Image sentiment report",
-                 thumb_size: int = 160, gallery: int | None = 1000, source: str | os.PathLike | None = None,
+                 thumb_size: int = 240, gallery: int | None = 1000, source: str | os.PathLike | None = None,
                  overwrite: bool = False) -> Path:
     """Write the report for ``predictions`` (read from the file ``source``, if given) to ``out`` (one HTML
     file) and return its path; the gallery holds at most ``gallery`` images (``None`` or 0: all), the
@@ -234,7 +301,9 @@ def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str =
     options = "".join(f'<option value="{html.escape(c)}">{html.escape(c)}</option>' for c in classes)
     wrong = '<label><input type="checkbox" id="wrong"> misclassified only</label>' if has_truth else ""
     shown = gallery_rows(frame, gallery)
-    cards = "".join(_card(i, row, classes, thumb_size) for i, row in shown.iterrows())
+    cards = "".join(_card(i, row, classes, thumb_size, short) for (i, row), short
+                    in zip(shown.iterrows(), short_paths(shown["path"].tolist())))
+    legend = heat_legend() if "heatmap" in shown and shown["heatmap"].notna().any() else ""
     drawn = (f'<p class="muted" id="drawn">{len(shown)} of {len(frame)} images in the gallery: '
              f'{"the misclassified first, then " if has_truth else ""}each predicted class in turn, drawn at '
              f'random</p>' if len(shown) < len(frame) else "")
@@ -242,16 +311,17 @@ def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str =
                      for _, r in failed.iterrows())
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8">
 <meta name="imagesentiment-predictions" content="{html.escape(_source_name(source))}"><title>{html.escape(title)}</title>
-<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>
+<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{_scoring(source, classes)}
 <p class="muted"><span id="total">{len(frame)}</span> images scored{f", {len(failed)} could not be read" if len(failed) else ""}</p>
 {_summary(frame, classes)}{_metrics(frame[frame["true_label"].notna()], classes, len(frame)) if has_truth else ""}
-<h2>Gallery</h2>{drawn}<div class="controls">
+<h2>Gallery</h2>{drawn}{legend}<p class="muted">click an image for a larger view</p><div class="controls">
 <label>sentiment <select id="label"><option value="all">all</option>{options}</select></label>
 <label>confidence ≥ <input type="range" id="confidence" min="0" max="1" step="0.01" value="0"> <span id="confidence-value">0.00</span></label>
 <label>sort <select id="sort"><option value="default">{"mistakes first" if has_truth else "as listed"}</option>
 <option value="confidence-desc">most confident</option><option value="confidence-asc">least confident</option>
 <option value="name">name</option></select></label>{wrong}<span><span id="shown"></span> shown</span></div>
 <div class="gallery" id="gallery">{cards}</div>
+<dialog id="viewer"><div class="pictures"></div><div class="about"></div><div class="path full"></div></dialog>
 {f"<h2>Unreadable images</h2><ul id='errors'>{errors}</ul>" if errors else ""}
 <script>{SCRIPT}</script></body></html>"""
     out = Path(out)

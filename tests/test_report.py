@@ -169,3 +169,41 @@ def test_report_on_a_video_table_says_where_the_video_report_is(tmp_path):
         .to_csv(table, index=False)
     with pytest.raises(ValueError, match="is a video's per-frame table .* timeline.png and summary.json"):
         read_predictions(table)
+
+
+def test_a_report_worth_sending_in_a_wide_browser(predictions, tmp_path):
+    """At 1400 px the cards fill the width, the heat maps have a colour legend, the histogram its axes, no
+    probability pair wraps, the header names the model's classes and the date, a card opens large, and the
+    paths show what tells them apart. The screenshots are kept as the test's artefacts."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed (test extra)")
+    frame = read_predictions(predictions)
+    frame["heatmap"] = frame["path"]  # any picture stands in for an overlay here
+    table = tmp_path / "scores.csv"
+    frame.to_csv(table, index=False)
+    out = build_report(frame, tmp_path / "report.html", source=table)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(out.as_uri())
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report-wide.png"), full_page=False)
+        gallery = page.query_selector("#gallery").bounding_box()
+        boxes = [c.bounding_box() for c in page.query_selector_all(".card")]
+        first_row = [b for b in boxes if abs(b["y"] - boxes[0]["y"]) < 1]
+        assert len(first_row) >= 3 and max(b["x"] + b["width"] for b in first_row) >= gallery["x"] + 0.95 * gallery["width"]
+        assert page.query_selector("#legend .ramp") is not None and "high" in page.text_content("#legend")
+        assert {"confidence", "images"} <= {t.text_content() for t in page.query_selector_all("#histogram text")}
+        heights = [s.bounding_box()["height"] for s in page.query_selector_all(".card .prob")]
+        assert max(heights) < 1.5 * min(heights), "a probability pair wrapped"
+        header = page.text_content("#model")
+        assert "classes: negative, neutral, positive" in header and "scored 20" in header
+        for card in page.query_selector_all(".card"):  # the folder all share left out, the whole path on hover
+            shown_path, full = card.query_selector(".path").text_content(), card.get_attribute("data-path")
+            assert not os.path.isabs(shown_path) and full.endswith(os.sep + shown_path) and len(shown_path) < len(full)
+        page.click(".card")
+        shown = page.query_selector("#viewer img").bounding_box()
+        assert page.is_visible("#viewer") and shown["width"] >= 400
+        page.screenshot(path=str(ARTIFACTS / "report-viewer.png"))
+        browser.close()
