@@ -116,7 +116,28 @@ def _config(args: argparse.Namespace):
         if value is not None:
             overrides[key] = value
     config = load_config(args.config, overrides)
+    _check_data_paths(config, parse_options(args.set), Path(args.config))
     return config, Path(args.out or Path("runs") / config.name)
+
+
+def _check_data_paths(config, given: dict[str, object], yaml: Path) -> None:
+    """A data path that names nothing, refused with the one rule: a relative path is read from the folder of
+    where it was written (the configuration file's folder; the working folder for --set), and the path it
+    would name the other way when something is there (a line copied from the file to --set)."""
+    data = config.data
+    named = [("data.source", data.source), ("data.test", data.test),
+             *((f"data.extra_training[{i}]", s) for i, s in enumerate(data.extra_training))]
+    for key, source in named:
+        if source is None or "://" in source.path or os.path.exists(source.path):
+            continue
+        typed = given.get(f"{key}.path")
+        if isinstance(typed, str):
+            where, other = f"given with --set: read from the working folder {os.getcwd()}", yaml.resolve().parent / typed
+        else:
+            where, other = f"written in {yaml}: read from its folder {yaml.resolve().parent}", None
+        hint = f"; {other.resolve()} exists: give that path" if other is not None and other.exists() else ""
+        raise UsageError(f"{key}.path: no such file or folder {source.path} (a relative path is read from the "
+                         f"folder of where it is written; {where}){hint}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -150,3 +150,23 @@ def test_start_up_lines_are_caught_unless_the_user_sets_a_log_level(tmp_path, mo
     assert calls == ([1] if quiet else [])
     assert main(["report", str(tmp_path / "missing.csv")]) == 2
     assert calls == ([1] if quiet else []), "report never starts TensorFlow"
+
+
+def test_a_data_path_that_names_nothing_says_the_rule_and_the_path_it_meant(tmp_path, monkeypatch, capsys):
+    """A line copied from the YAML to --set is read from the working folder, where it names nothing: the error
+    said 'no such folder' with a path the user never wrote."""
+    (tmp_path / "conf" / "photos").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    config = tmp_path / "conf" / "pipeline.yaml"
+    config.write_text("data: {source: {path: missing}}\nmodel: {kind: cnn, input_size: 32}\n")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["train", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"data.source.path: no such file or folder {tmp_path / 'conf' / 'missing'}" in err
+    assert f"written in {config}: read from its folder {tmp_path / 'conf'}" in err
+    assert main(["train", str(config), "--set", "data.source.path=photos"]) == 2
+    err = capsys.readouterr().err
+    assert f"no such file or folder {tmp_path / 'elsewhere' / 'photos'}" in err
+    assert f"given with --set: read from the working folder {tmp_path / 'elsewhere'}" in err
+    assert f"{tmp_path / 'conf' / 'photos'} exists: give that path" in err
+    assert not (tmp_path / "elsewhere" / "runs").exists(), "nothing written"
