@@ -1,0 +1,81 @@
+"""The shipped default model against its limits: `imagesentiment predict` on the example photos at least
+15 images/s, the SavedModel's single-image latency at most 60 ms, `exported_models/` at most 45 MB.
+
+`predict` is timed as the command runs it (files decoded in threads, batches through the loaded SavedModel),
+on the example photos repeated to ``--rounds`` passes after one pass to compile; the SavedModel's
+``predict_images`` and ``serving_default`` (JPEG bytes) are timed one image a call, median of ``--calls``,
+loaded in this process as TF Serving loads it.
+
+    python benchmarks/default_model.py [--rounds 10] [--calls 100]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from imagesentiment.inference import default_model, load
+from imagesentiment.predict import collect_images, predict_files
+from results import record
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMITS = {"predict_images_per_s": 15, "savedmodel_single_image_ms": 60, "exported_models_mb": 45}
+
+
+def predict_rate(paths: list[str], rounds: int) -> float:
+    """Images per second of predict_files with the shipped model, over ``rounds`` passes of ``paths``."""
+    predictor = load()
+    with tempfile.TemporaryDirectory() as folder:
+        predict_files(predictor, paths, Path(folder) / "warm.csv", progress=False)
+        start = time.perf_counter()
+        for i in range(rounds):
+            predict_files(predictor, paths, Path(folder) / f"out{i}.csv", progress=False)
+        return rounds * len(paths) / (time.perf_counter() - start)
+
+
+def single_image_ms(signature, calls: int, **inputs: tf.Tensor) -> float:
+    """Median wall-clock milliseconds of one call of ``signature`` on one image."""
+    signature(**inputs)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        signature(**inputs)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=10, help="passes over the example photos")
+    parser.add_argument("--calls", type=int, default=100, help="single-image calls per signature")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    paths = collect_images([ROOT / "examples"])
+    images_per_s = predict_rate(paths, args.rounds)
+    served = tf.saved_model.load(str(default_model()))
+    size = served.signatures["predict_images"].structured_input_signature[1]["images"].shape[1:3]
+    pixels = tf.cast(tf.image.resize(tf.io.decode_jpeg(tf.io.read_file(str(paths[0])), 3), size), tf.float32)[None]
+    jpeg = tf.constant([Path(paths[0]).read_bytes()])
+    pixels_ms = single_image_ms(served.signatures["predict_images"], args.calls, images=pixels)
+    bytes_ms = single_image_ms(served.signatures["serving_default"], args.calls, image_bytes=jpeg)
+    folder = ROOT / "exported_models"
+    megabytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+    figures = {"predict_images_per_s": round(images_per_s, 1),
+               "savedmodel_single_image_ms": round(max(pixels_ms, bytes_ms), 1), "exported_models_mb": round(megabytes, 1)}
+    record("default_model", {
+        "model": str(default_model().relative_to(ROOT)),
+        "images": f"the {len(paths)} example photos, {args.rounds} passes",
+        **figures,
+        "savedmodel_predict_images_ms": round(pixels_ms, 1),
+        "savedmodel_serving_default_jpeg_ms": round(bytes_ms, 1),
+        "limits": LIMITS,
+        "limits_met": {key: (figures[key] >= limit if key.endswith("_per_s") else figures[key] <= limit)
+                       for key, limit in LIMITS.items()},
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+    })
