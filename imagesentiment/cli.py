@@ -288,13 +288,13 @@ def _explain_evaluate(model, args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     """Heat maps of a model's predictions: a panel and an overlay per image and a grid per batch,
     or with --evaluate a table of each method's faithfulness (deletion/insertion AUC) on a data set."""
-    from .inference import load_keras
+    from .inference import default_model, load_keras
 
     _scoped(args, {"with --evaluate": (args.evaluate, {"format": None, "option": [], "limit": 64, "steps": 20,
                                                        "seed": 0}),
                    "without --evaluate": (not args.evaluate, {"cmap": "jet", "alpha": 0.4, "filters": False,
                                                               "feature_maps": None})})
-    model, args.classes = load_keras(args.model, args.classes)
+    model, args.classes = load_keras(args.model or default_model(), args.classes)
     if args.target is not None and args.target.lstrip("-").isdigit():
         args.target = int(args.target)
     return _explain_evaluate(model, args) if args.evaluate else _explain_images(model, args)
@@ -550,7 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "explain", cmd_explain)
     p.add_argument("images", nargs="+", help="image files or folders of them (with --evaluate: one data set)")
-    p.add_argument("--model", required=True, help="a run directory or a .keras file")
+    p.add_argument("--model", help="a run directory, a .keras file or an exported SavedModel version "
+                   "(default: the shipped model)")
     p.add_argument("--method", action="append", help="gradcam (default), gradcam++, scorecam, faster_scorecam, "
                    "layercam, saliency or smoothgrad; repeat for several (--evaluate: all but scorecam by default)")
     p.add_argument("--target", help="the class to explain, by name or index (default: the predicted class)")

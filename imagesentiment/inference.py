@@ -339,16 +339,19 @@ def _not_a_model(path: Path, message: str, keras_only: bool = False) -> FileNotF
 
 
 def load_keras(path: str | os.PathLike, class_names: Sequence[str] | None = None) -> tuple[keras.Model, list[str]]:
-    """A Keras model from a run directory or ``.keras`` file (safe mode: no code runs), and its class
+    """A Keras model from a run directory, a ``.keras`` file (safe mode: no code runs) or an exported
+    SavedModel version (rebuilt from the graph and weights it stores), and its class
     names: ``class_names`` if given (see :func:`override_names`), else from ``classes.json`` in the run
     directory (where absent: the three sentiments for three outputs, else "0", "1", ...); the model
     carries them too (``model.class_names``), for evaluation, explanations and export."""
     import keras
 
     path = Path(path)
-    if (path / "saved_model.pb").is_file() or (path.suffix.lower() == ".tflite" and path.is_file()):
-        raise ModelFileError(f"{path}: an exported model; this needs the Keras model it came from, a run "
-                             "directory (with model.keras) or a .keras file")
+    if (path / "saved_model.pb").is_file():
+        return _rebuilt(path, class_names)
+    if path.suffix.lower() == ".tflite" and path.is_file():
+        raise ModelFileError(f"{path}: a TFLite file; this needs the Keras model it came from: a run "
+                             "directory (with model.keras), a .keras file or an exported SavedModel version")
     file = path / "model.keras" if path.is_dir() else path
     if not file.is_file():
         raise _not_a_model(path, f"{file} not found"
@@ -365,6 +368,23 @@ def load_keras(path: str | os.PathLike, class_names: Sequence[str] | None = None
     fits = names is None or len(names) == model.output_shape[-1]  # else the error comes where they are used
     model.class_names = carried(model, names if fits else None)
     return model, names if names is not None else list(model.class_names)
+
+
+def _rebuilt(version: Path, class_names: Sequence[str] | None) -> tuple[keras.Model, list[str]]:
+    """The Keras model of an exported SavedModel version (see :func:`load_keras`), with its class names."""
+    from .export.savedmodel import rebuild_keras, saved_class_names
+    from .model import class_names as carried
+
+    try:
+        model = rebuild_keras(version)
+    except Exception as exc:  # a graph or weights that do not fit: name the version
+        raise ModelFileError(f"{version}: its Keras model cannot be rebuilt ({_first_line(exc)})") from exc
+    if model is None:
+        raise ModelFileError(f"{version}: an exported model without its Keras graph (exported by an earlier "
+                             "release); give the run directory (with model.keras) or a .keras file it came from")
+    names = override_names(class_names, saved_class_names(version), version)
+    model.class_names = carried(model, names)
+    return model, list(model.class_names)
 
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "exported_models"

@@ -34,6 +34,8 @@ EXPLAIN_PIXELS = "explain_images"
 BYTES_INPUT = "image_bytes"
 PIXELS_INPUT = "images"
 CLASSES_ASSET = "classes.txt"
+KERAS_CONFIG = "keras_model.json"  # in assets.extra: the Keras graph, so that the version rebuilds it (load_keras)
+KERAS_WEIGHTS = "keras_weights"  # the model's weights in Keras's order: a collection of the variables stored once
 
 
 class ExportError(ValueError):
@@ -138,6 +140,7 @@ def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes
     # The endpoints capture the model's variables themselves; archive.track(model) would store every
     # weight a second time (keras-team/keras#23553: twice the size on disk and in TF Serving's memory).
     archive.track(table)
+    archive.add_variable_collection(KERAS_WEIGHTS, [weight.value for weight in model.weights])
     archive.add_endpoint(SERVING, lambda image_bytes: answer(functions.predict, decoded(image_bytes)), [bytes_spec])
     archive.add_endpoint(PIXELS, lambda images: answer(functions.predict, images), [functions.spec])
     archive.add_endpoint(EXPLAIN, lambda image_bytes: answer(functions.explain, decoded(image_bytes)), [bytes_spec])
@@ -202,8 +205,22 @@ def export_savedmodel(model: keras.Model, base: str | os.PathLike, name: str = "
         with tempfile.TemporaryDirectory() as scratch:
             build_archive(model, class_names, Path(scratch) / CLASSES_ASSET).write_out(str(folder), verbose=False)
         write_warmup(folder, name, warmup_images)
+        (folder / "assets.extra" / KERAS_CONFIG).write_text(model.to_json(), encoding="utf-8")
 
     return write_version(Path(base) / name, write, version, overwrite)
+
+
+def rebuild_keras(version_dir: str | os.PathLike) -> keras.Model | None:
+    """The Keras model an exported version came from, its graph from ``assets.extra`` (safe mode: no code
+    runs) and its weights from the version's variables; None for a version exported without its graph."""
+    config = Path(version_dir) / "assets.extra" / KERAS_CONFIG
+    if not config.is_file():
+        return None
+    model = keras.models.model_from_json(config.read_text(encoding="utf-8"))
+    weights = getattr(tf.saved_model.load(str(version_dir)), KERAS_WEIGHTS)
+    for weight, value in zip(model.weights, weights, strict=True):
+        weight.assign(value)
+    return model
 
 
 def saved_class_names(version_dir: str | os.PathLike) -> list[str]:
