@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .data.sources import SENTIMENTS
+from .data.imageset import SENTIMENTS
 from .model import BACKBONES, backbone_names
 
 STRATEGIES = ("default", "mirrored", "multi_worker")  # train.strategy (imagesentiment.distribute)

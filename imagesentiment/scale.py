@@ -39,7 +39,7 @@ except ImportError as exc:  # pragma: no cover - the message is the point
     raise ImportError("batch scoring on Beam needs the scale extra: pip install 'imagesentiment[scale]' "
                       f"({exc})") from exc
 
-from .data.sources import IMAGE_EXTENSIONS
+from .data.imageset import IMAGE_EXTENSIONS
 
 FORMATS = ("parquet", "csv")
 ERRORS = "errors"

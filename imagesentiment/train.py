@@ -31,7 +31,7 @@ from .config import Config, SourceConfig, check_config, to_dict
 from .data import (DataError, ImageSet, Split, augment, check_set, decode_and_resize, k_fold, load_source,
                    train_val_test_split)
 from .data.pipeline import unpack_weights, with_weights
-from .data.sources import miscased
+from .data.imageset import miscased
 from .data.shards import image_batches, read_split
 from .distribute import for_strategy, is_chief, make_strategy, run_dir_of
 from .evaluate import evaluate_model

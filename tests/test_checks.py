@@ -1,7 +1,7 @@
 import pandas as pd
 
 from imagesentiment.data import check_image, check_set, from_folder
-from imagesentiment.data.sources import ImageSet
+from imagesentiment.data.imageset import ImageSet
 
 from conftest import bad_files, odd_but_valid_files
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .sources import SENTIMENTS, VIDEO_EXTENSIONS, DataError, ImageSet, is_number
+from .imageset import SENTIMENTS, VIDEO_EXTENSIONS, DataError, ImageSet, is_number
 
 
 class VideoError(DataError):

@@ -23,7 +23,7 @@ import pandas as pd
 import tensorflow as tf
 
 from .pipeline import AUTOTUNE, batches, make_dataset, training_order, unpack_weights
-from .sources import ImageSet
+from .imageset import ImageSet
 from .splits import Split
 
 SPLITS = ("train", "validation", "test")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from .sources import DataError, ImageSet
+from .imageset import DataError, ImageSet
 
 
 @dataclass

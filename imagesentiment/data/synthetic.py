@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .sources import SENTIMENTS, ImageSet
+from .imageset import SENTIMENTS, ImageSet
 
 CLASS_COLOURS = {"negative": (40, 60, 220), "neutral": (40, 200, 60), "positive": (230, 50, 40)}
 
