@@ -166,3 +166,26 @@ def test_a_fused_model_trains_explains_and_exports_in_one_graph(tmp_path, synthe
     answer = runner(images=x)
     np.testing.assert_allclose(answer["probabilities"], p, atol=2e-2)
     assert answer["heatmap"].shape == out["heatmap"].shape
+
+
+def test_a_lite_backbone_fine_tunes_its_top_blocks_on_cached_views_and_every_method_explains_it(
+        tmp_path, synthetic_root):
+    from imagesentiment.explain import METHODS, explain
+    from imagesentiment.train import train
+
+    weights = to_npz(randomized(efficientnet_lite.build("lite0", input_shape=(32, 32, 3))), "lite0",
+                     tmp_path / "lite0.npz")
+    config = config_text(tmp_path, synthetic_root, f"backbone: efficientnet_lite0, weights: {weights}, input_size: 64",
+                         "epochs: 1, cached_views: 2, fine_tune: {epochs: 1, layers: 20, learning_rate: 0.001}")
+    train(load_config(config), tmp_path / "run")
+    trained = keras.models.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    fresh = build_transfer(3, "efficientnet_lite0", 64, weights)
+    changed = {layer.name for layer in fresh.layers if layer.weights and not all(
+        np.array_equal(a, b) for a, b in zip(layer.get_weights(), trained.get_layer(layer.name).get_weights()))}
+    assert {"block7a_project_conv", "top_conv", "block6d_expand_conv"} <= changed  # the top blocks trained
+    assert not any(name.startswith(("stem", "block1", "block5")) for name in changed)  # the rest as loaded
+    assert not any(name.endswith("bn") for name in changed)  # BatchNorm stays in inference mode
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    for method in METHODS:
+        maps = explain(trained, x, method)
+        assert maps.shape == (2, 64, 64) and np.isfinite(maps).all(), method
