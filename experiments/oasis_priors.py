@@ -8,18 +8,21 @@ For each fold of one or more ``imagesentiment cv`` runs, the saved held-out prob
 0.5 or 1 (the full correction for the balance), and scored again. Nothing is fitted to held-out
 photos.
 
-    python benchmarks/oasis_priors.py RUN [RUN ...]
+    python experiments/oasis_priors.py RUN [RUN ...]
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score, recall_score
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # results.record: benchmarks/results.json
 
-from results import record
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import accuracy_score, f1_score, recall_score  # noqa: E402
+
+from results import record  # noqa: E402
 
 POWERS = (0.0, 0.5, 1.0)
 

@@ -7,15 +7,17 @@ training augmentation's crops do), each also mirrored. It reports accuracy and m
 averages over subsets of those views; "whole + mirror" is the pipeline's ``evaluate.flip_tta``,
 "all 12 views" its ``flip_tta`` with ``crop_tta``.
 
-    python benchmarks/oasis_test_views.py RUN [RUN ...] [--keep 0.85]
+    python experiments/oasis_test_views.py RUN [RUN ...] [--keep 0.85]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # results.record: benchmarks/results.json
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

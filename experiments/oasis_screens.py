@@ -18,15 +18,17 @@ ensembles mixing their members on each fold's held-out photos.
 
 The photos, the class cuts and the backbone weights are those of ``--pipeline``.
 
-    python benchmarks/oasis_screens.py [--pipeline pipelines/oasis.yaml] [--members RUN_224 RUN_160]
+    python experiments/oasis_screens.py [--pipeline pipelines/oasis.yaml] [--members RUN_224 RUN_160]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # results.record: benchmarks/results.json
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -6,22 +6,25 @@ photos) with the extra training source of ``--pipeline`` (the Twitter set) added
 training side at each of its agreement levels (five, four, three: 882, 1,116, 1,269 photos,
 positive and negative only), each at full and at half weight; classes balanced in total.
 
-    python benchmarks/oasis_extra_screens.py [--pipeline pipelines/oasis.yaml] [--repeats 6]
+    python experiments/oasis_extra_screens.py [--pipeline pipelines/oasis.yaml] [--repeats 6]
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
-from sklearn.model_selection import StratifiedKFold
-from sklearn.preprocessing import StandardScaler
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # results.record: benchmarks/results.json
 
-from imagesentiment.config import Config, load_config
-from imagesentiment.data import load_source
-from oasis_screens import ROOT, features, probe
-from results import record
+import numpy as np  # noqa: E402
+from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
+from sklearn.model_selection import StratifiedKFold  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from imagesentiment.config import Config, load_config  # noqa: E402
+from imagesentiment.data import load_source  # noqa: E402
+from oasis_screens import ROOT, features, probe  # noqa: E402
+from results import record  # noqa: E402
 
 AGREEMENTS = ("five", "four", "three")
 
