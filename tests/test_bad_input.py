@@ -2,8 +2,8 @@
 
 Every file is either *usable* (it gets a prediction, the same one at every entry point, the one
 its pixels give in the training pipeline) or *unusable* (it is skipped and reported with the
-reason, or refused with an error naming it; never a prediction). The README's section "What bad
-input gets" is this table in words.
+reason, or refused with an error naming it; never a prediction). docs/input-handling.md is this
+table in words.
 
 Related tests elsewhere: the checks' reasons (test_checks.py), declared sizes refused before
 decoding (test_pipeline.py), manifest rules (test_sources.py), broken videos (test_video.py),
