@@ -5,12 +5,13 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import yaml
+
+from .native_stderr import start_tensorflow_quietly, start_up_messages  # noqa: F401 (tests use it)
 
 
 class UsageError(ValueError):
@@ -415,7 +416,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     paths = _collect_images(args.images, args.explain, columns)
     table = predict_files(load(args.model, args.classes), paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size,
-                          max_pixels=args.max_pixels, columns=columns)
+                          max_pixels=args.max_pixels, columns=columns, wait=args.wait)
     failed = table[table["error"].notna() & (table["error"] != "")]
     for row in failed.itertuples():
         print(f"{row.path}: {row.error}", file=sys.stderr)
@@ -621,6 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
     continuing = p.add_mutually_exclusive_group()
     continuing.add_argument("--resume", action="store_true", help="continue a stopped run: skip the images in --out")
     continuing.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--wait", action="store_true", help="if another run is writing --out, wait for it to end "
+                   "(default: refuse)")
     p.add_argument("--batch-size", type=COUNT, default=32, help="images per batch")
     p.add_argument("--max-pixels", type=COUNT, default=64_000_000, help="larger images get an error row, "
                    "not decoded")
@@ -675,30 +678,6 @@ AFTER_INTERRUPT = {
     "predict": "the rows written so far are kept; run the same command with --resume to continue",
     "video": "nothing was written, no half-written heat-map copy either; run the same command again",
 }
-
-
-# What TensorFlow's C++ side writes while it starts, before its logging is set up (so TF_CPP_MIN_LOG_LEVEL cannot
-# hide it): absl's notice, info and warning lines (oneDNN is on, no CUDA driver found) and, on a machine without a
-# GPU driver, the failed cuInit that follows from it.
-START_UP_NOISE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called|[IW]\d{4} [\d:. ]+\S+:\d+\] ")
-NO_GPU_DRIVER, NO_GPU_DRIVER_ERROR = "Could not find cuda drivers", "failed call to cuInit"
-
-
-def start_up_messages(text: str) -> str:
-    """The part of TensorFlow's start-up output on stderr worth showing: all but ``START_UP_NOISE``."""
-    lines = text.splitlines(keepends=True)
-    no_driver = any(NO_GPU_DRIVER in line for line in lines)
-    return "".join(line for line in lines if not START_UP_NOISE.match(line)
-                   and not (no_driver and NO_GPU_DRIVER_ERROR in line))
-
-
-def start_tensorflow_quietly() -> None:
-    """Import TensorFlow and look for devices with stderr caught, then pass on what ``start_up_messages`` keeps."""
-    from .native_stderr import filtered
-
-    with filtered(start_up_messages):
-        import tensorflow as tf
-        tf.config.list_physical_devices("GPU")
 
 
 WITHOUT_TENSORFLOW = {"report"}  # commands that never start TensorFlow: they answer in a fraction of a second

@@ -17,10 +17,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, Un
 import numpy as np
 import pandas as pd
 import PIL.Image
-import tensorflow as tf
+
+from .native_stderr import quiet_start
+
+quiet_start()  # before TensorFlow starts: its start-up lines left out, as the command line leaves them out
+import tensorflow as tf  # noqa: E402
 
 from .data import SENTIMENTS, check_pixel_range, decode_or_reason
 from .data.pipeline import chunks
+from .native_stderr import DECODER_NOISE, filtered, without
 
 if TYPE_CHECKING:
     import keras
@@ -44,6 +49,9 @@ def as_list(images: Image | Sequence[Image]) -> Sequence[Image]:
     if isinstance(images, (str, os.PathLike, bytes, PIL.Image.Image)):
         return [images]
     if isinstance(images, np.ndarray):
+        if images.ndim == 0:  # len() of it fails
+            raise TypeError(f"images: a 0-d array ({images.item()!r}) is not an image; give an (H, W, 3) array, "
+                            "a batch (B, H, W, 3), a path or encoded bytes")
         return [images] if images.ndim in (2, 3) else images
     if isinstance(images, Mapping) or not isinstance(images, Iterable):
         raise TypeError("images must be one image (a path, encoded bytes, a pixel array or a PIL image) or a "
@@ -81,34 +89,39 @@ def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int], first:
     """
     images = as_list(images)
     size = [int(s) for s in image_size]
-    batch = []
-    for index, image in enumerate(images, first):  # ``first``: the number of the first, in errors
-        if isinstance(image, PIL.Image.Image):  # 16-bit greyscale kept for rgb_array to reduce as the decoder does;
-            # 32-bit integer and float images kept for its range checks (converting them to RGB clips them)
-            image = np.asarray(image if image.mode in ("L", "RGB", "RGBA", "I;16", "I", "F") else image.convert("RGB"))
-        if isinstance(image, np.ndarray):
-            image = rgb_array(image, f"image {index} of the batch")
-            pixels = np.clip(image.astype(np.float32), 0, 255) if list(image.shape[:2]) == size else tf.cast(
-                tf.saturate_cast(tf.round(tf.image.resize(image, size, antialias=True)), tf.uint8), tf.float32).numpy()
-        elif image is None or (isinstance(image, float) and math.isnan(image)):
-            raise ValueError(f"image {index} of the batch: a missing value ({image}), not an image")
-        elif not isinstance(image, (str, os.PathLike, bytes)):
-            raise TypeError(f"image {index} of the batch: expected a path, encoded bytes, a pixel array or a PIL "
-                            f"image, not {type(image).__name__}")
-        else:
-            if isinstance(image, (str, os.PathLike)) and os.path.isdir(image):
-                raise ValueError(f"{image}: a folder, not an image; give its files (imagesentiment.predict."
-                                 "collect_images finds them) or run `imagesentiment predict FOLDER`")
-            try:
-                data = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) else image
-            except OSError as exc:
-                raise ValueError(f"{image}: cannot be read ({exc.strerror or exc})") from None
-            pixels, reason = decode_or_reason(data, size)
-            if pixels is None:
-                name = image if isinstance(image, (str, os.PathLike)) else f"{len(data)} bytes given as an image"
-                raise ValueError(f"{name}: not a readable image ({reason})")
-        batch.append(pixels)
+    with filtered(without(DECODER_NOISE)):  # libjpeg's lines on a damaged file that gets its error anyway
+        batch = [_pixels(image, size, index) for index, image in enumerate(images, first)]
     return np.stack(batch) if batch else np.zeros([0, *size, 3], np.float32)
+
+
+def _pixels(image: Image, size: list[int], index: int) -> np.ndarray:
+    """Float32 ``(H, W, 3)`` pixels of one image given in any form :func:`to_pixels` takes, the
+    ``index``-th of its batch (named in errors)."""
+    if isinstance(image, PIL.Image.Image):  # 16-bit greyscale kept for rgb_array to reduce as the decoder does;
+        # 32-bit integer and float images kept for its range checks (converting them to RGB clips them)
+        image = np.asarray(image if image.mode in ("L", "RGB", "RGBA", "I;16", "I", "F") else image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        image = rgb_array(image, f"image {index} of the batch")
+        pixels = np.clip(image.astype(np.float32), 0, 255) if list(image.shape[:2]) == size else tf.cast(
+            tf.saturate_cast(tf.round(tf.image.resize(image, size, antialias=True)), tf.uint8), tf.float32).numpy()
+    elif image is None or (isinstance(image, float) and math.isnan(image)):
+        raise ValueError(f"image {index} of the batch: a missing value ({image}), not an image")
+    elif not isinstance(image, (str, os.PathLike, bytes)):
+        raise TypeError(f"image {index} of the batch: expected a path, encoded bytes, a pixel array or a PIL "
+                        f"image, not {type(image).__name__}")
+    else:
+        if isinstance(image, (str, os.PathLike)) and os.path.isdir(image):
+            raise ValueError(f"{image}: a folder, not an image; give its files (imagesentiment.predict."
+                             "collect_images finds them) or run `imagesentiment predict FOLDER`")
+        try:
+            data = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) else image
+        except OSError as exc:
+            raise ValueError(f"{image}: cannot be read ({exc.strerror or exc})") from None
+        pixels, reason = decode_or_reason(data, size)
+        if pixels is None:
+            name = image if isinstance(image, (str, os.PathLike)) else f"{len(data)} bytes given as an image"
+            raise ValueError(f"{name}: not a readable image ({reason})")
+    return pixels
 
 
 def _class_names_file(path: Path) -> list[str] | None:
@@ -149,15 +162,24 @@ HeatmapFunction = Callable[[np.ndarray], Mapping[str, Any]]
 
 
 class Predictor:
-    """Class probabilities of image batches; subclasses say how one float batch is run."""
+    """Class probabilities of image batches; subclasses say how one float batch is run, and their ``form``."""
 
-    def __init__(self, class_names: Sequence[str], image_size: Sequence[int], outputs: int) -> None:
+    form = "model"
+
+    def __init__(self, class_names: Sequence[str], image_size: Sequence[int], outputs: int,
+                 source: str = "(in memory)") -> None:
         names = [str(c) for c in class_names] if not isinstance(class_names, str) else [class_names]
         if len(names) != outputs or len(set(names)) != len(names) or not all(names):
             raise ValueError(f"class names {names} for a model with {outputs} outputs: give as many, "
                              "distinct and non-empty (a list of names, not one string)")
         self.class_names = names
         self.image_size = tuple(int(s) for s in image_size)
+        self.source = source
+
+    def __repr__(self) -> str:
+        height, width = self.image_size
+        return (f"<{self.form} {self.source}: classes {', '.join(self.class_names)}; input {height}x{width} RGB "
+                "pixels>")
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities ``(B, classes)`` of one float32 batch at the input size."""
@@ -223,12 +245,16 @@ class Predictor:
 
 
 class KerasPredictor(Predictor):
-    """A Keras model, run as one compiled function (``model.predict`` costs ~40 ms a call)."""
+    """A Keras model, run as one compiled function (``model.predict`` costs ~40 ms a call); ``source``: where
+    it was loaded from."""
 
-    def __init__(self, model: keras.Model, class_names: Sequence[str] | None = None) -> None:
+    form = "Keras model"
+
+    def __init__(self, model: keras.Model, class_names: Sequence[str] | None = None, source: str | None = None) -> None:
         from .model import class_names as carried
 
-        super().__init__(carried(model, class_names), model.inputs[0].shape[1:3], model.outputs[0].shape[-1])
+        super().__init__(carried(model, class_names), model.inputs[0].shape[1:3], model.outputs[0].shape[-1],
+                         source or f"{model.name!r} (in memory)")
         self.model = model
         self.function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
@@ -244,6 +270,8 @@ class KerasPredictor(Predictor):
 class SavedModelPredictor(Predictor):
     """An exported version folder, through its ``predict_images`` signature."""
 
+    form = "SavedModel"
+
     def __init__(self, path: str | os.PathLike, class_names: Sequence[str] | None = None) -> None:
         from .export.savedmodel import PIXELS, saved_class_names
 
@@ -258,7 +286,8 @@ class SavedModelPredictor(Predictor):
         spec = next(iter(self.signature.structured_input_signature[1].values()))
         outputs = self.signature.structured_outputs["probabilities"].shape[-1]
         # the label asset is part of the graph: a version loads only with it
-        super().__init__(override_names(class_names, saved_class_names(path), path), spec.shape[1:3], outputs)
+        super().__init__(override_names(class_names, saved_class_names(path), path), spec.shape[1:3], outputs,
+                         str(path))
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         return self.signature(images=tf.constant(pixels))["probabilities"].numpy()
@@ -276,6 +305,8 @@ class TFLitePredictor(Predictor):
 
     Float pixels are quantized to the input's type (for the int8 model: uint8, scale 1, so unchanged).
     """
+
+    form = "TFLite model"
 
     def __init__(self, model: str | os.PathLike | bytes, class_names: Sequence[str] | None = None,
                  num_threads: int | None = None) -> None:
@@ -299,10 +330,11 @@ class TFLitePredictor(Predictor):
             raise ModelFileError(f"{name}: not a usable TFLite model ({_first_line(exc)})") from exc
         (_, detail), = self.runner.get_input_details().items()
         outputs = self.runner.get_output_details()["probabilities"]["shape"][-1]
-        embedded = (read_metadata(content) or {}).get("classes")
+        metadata = read_metadata(content) or {}
         beside = None if isinstance(model, bytes) else _class_names_file(Path(model))
-        super().__init__(override_names(class_names, embedded or beside, name) or SENTIMENTS, detail["shape"][1:3],
-                         outputs)
+        quantization = f" ({metadata['quantization']})" if "quantization" in metadata else ""
+        super().__init__(override_names(class_names, metadata.get("classes") or beside, name) or SENTIMENTS,
+                         detail["shape"][1:3], outputs, name + quantization)
 
     @staticmethod
     def _call(runner: Any, pixels: np.ndarray) -> dict[str, np.ndarray]:
@@ -417,6 +449,6 @@ def load(path: str | os.PathLike | None = None, class_names: Sequence[str] | Non
         return TFLitePredictor(path, class_names)
     if (path.is_dir() and (path / "model.keras").is_file()) or (path.suffix.lower() == ".keras" and path.is_file()):
         model, names = load_keras(path, class_names)
-        return KerasPredictor(model, names)
+        return KerasPredictor(model, names, str(path))
     raise _not_a_model(path, f"{path}: not a run directory (with model.keras), a .keras file, a SavedModel "
                              "version folder (with saved_model.pb) or a .tflite file")

@@ -9,11 +9,20 @@ import re
 import sys
 import tempfile
 import threading
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TextIO
 
 # What the TFLite converter and the LiteRT interpreter print on every export and every first call: the
 # quantizer's settings and the notice that XNNPACK runs the model on the CPU.
 LITERT_NOISE = re.compile(r"fully_quantize: \d|INFO: Created TensorFlow Lite XNNPACK delegate")
+# What the JPEG decoder says of a file that gets its error row or its answer anyway: libjpeg's own lines and
+# TensorFlow's error-level log of them (a level no TF_CPP_MIN_LOG_LEVEL hides).
+DECODER_NOISE = re.compile(r"Premature end of JPEG data|Corrupt JPEG data|Improper call to JPEG library|"
+                           r"jpeg_mem\.cc:\d+\] Image too large")
+# What TensorFlow's C++ side writes while it starts, before its logging is set up (so TF_CPP_MIN_LOG_LEVEL cannot
+# hide it): absl's notice, info and warning lines (oneDNN is on, no CUDA driver found) and, on a machine without a
+# GPU driver, the failed cuInit that follows from it.
+START_UP_NOISE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called|[IW]\d{4} [\d:. ]+\S+:\d+\] ")
+NO_GPU_DRIVER, NO_GPU_DRIVER_ERROR = "Could not find cuda drivers", "failed call to cuInit"
 
 
 def without(noise: re.Pattern) -> Callable[[str], str]:
@@ -27,9 +36,10 @@ SWAP = threading.RLock()
 
 
 @contextlib.contextmanager
-def filtered(keep: Callable[[str], str]) -> Iterator[None]:
+def filtered(keep: Callable[[str], str]) -> Iterator[TextIO]:
     """Catch what is written to file descriptor 2 inside the block and write ``keep(text)`` of it to
-    stderr at the end (also when the block raises); where there is no descriptor 2, nothing is caught."""
+    stderr at the end (also when the block raises); where there is no descriptor 2, nothing is caught.
+    Yields a stream to the real stderr, for what must be seen at once (a progress bar)."""
     with SWAP:
         sys.stderr.flush()
         try:
@@ -37,15 +47,40 @@ def filtered(keep: Callable[[str], str]) -> Iterator[None]:
         except OSError:
             saved = None
         if saved is None:
-            yield
+            yield sys.stderr
             return
-        with tempfile.TemporaryFile() as caught:
+        with tempfile.TemporaryFile() as caught, os.fdopen(os.dup(saved), "w", buffering=1) as real:
             os.dup2(caught.fileno(), 2)
             try:
-                yield
+                yield real
             finally:
                 sys.stderr.flush()
                 os.dup2(saved, 2)
                 os.close(saved)
                 caught.seek(0)
                 sys.stderr.write(keep(caught.read().decode(errors="replace")))
+
+
+def start_up_messages(text: str) -> str:
+    """The part of TensorFlow's start-up output on stderr worth showing: all but ``START_UP_NOISE``."""
+    lines = text.splitlines(keepends=True)
+    no_driver = any(NO_GPU_DRIVER in line for line in lines)
+    return "".join(line for line in lines if not START_UP_NOISE.match(line)
+                   and not (no_driver and NO_GPU_DRIVER_ERROR in line))
+
+
+def start_tensorflow_quietly() -> None:
+    """Import TensorFlow and look for devices with stderr caught, then pass on what ``start_up_messages`` keeps."""
+    with filtered(start_up_messages):
+        import tensorflow as tf
+        tf.config.list_physical_devices("GPU")
+
+
+def quiet_start() -> None:
+    """Start TensorFlow as the command line does, its start-up lines left out and its log level set to
+    errors, for the Python API; unless the user set ``TF_CPP_MIN_LOG_LEVEL`` (then they want TensorFlow's
+    lines) or TensorFlow has started already."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    start_tensorflow_quietly()

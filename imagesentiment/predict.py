@@ -4,23 +4,32 @@ keeps what it did and ``resume`` skips it. Unreadable images get a row with the 
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import glob
 import hashlib
 import json
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
+
+from .native_stderr import quiet_start
+
+quiet_start()  # before TensorFlow starts: its start-up lines left out, as the command line leaves them out
+import tensorflow as tf  # noqa: E402
 from tqdm import tqdm
 
 from .data.pipeline import MAX_PIXELS, check_batch_size, chunks, decode_or_reason
 from .data.sources import IMAGE_EXTENSIONS, DataError, read_csv_lines, unread_images
 from .inference import Predictor
+from .native_stderr import DECODER_NOISE, filtered, without
 from .table import model_record
 
 FORMATS = (".csv", ".jsonl", ".parquet")
@@ -40,7 +49,7 @@ def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str
 
     def add(item: str, matched: bool = False) -> None:
         if os.path.isdir(item):
-            files = _folder_files(item)
+            files = _folder_files(item, extensions, notes)
             found.extend(sorted(str(p) for p in files if p.suffix.lower() in extensions))
             if unread := unread_images(item, files):
                 notes.append(unread)
@@ -63,8 +72,15 @@ def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str
         add(item)
     unique = list(dict.fromkeys(os.path.abspath(p) for p in found))
     if not unique:
-        raise DataError(f"no images found in {', '.join(map(str, inputs))}")
+        said = f" ({'; '.join(notes)})" if notes else ""  # a folder that cannot be read, say
+        raise DataError(f"no images found in {', '.join(map(shown, inputs))}{said}")
     return unique
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` as text that can be written anywhere: bytes of a file name that are not UTF-8 (kept by
+    Python as surrogates, which no UTF-8 file takes) written as ``\\xe9`` escapes; other names as they are."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _matches(pattern: str) -> list[Path]:
@@ -75,19 +91,27 @@ def _matches(pattern: str) -> list[Path]:
     return sorted(Path(*parts[:fixed]).glob(str(Path(*parts[fixed:]))))
 
 
-def _folder_files(folder: str) -> list[Path]:
+def _folder_files(folder: str, extensions: Sequence[str], notes: list[str]) -> list[Path]:
     """Every file below ``folder``, also through links to other folders (each once, so a loop of links ends;
     not up to a folder that holds ``folder``), and the links whose target is gone (they get an error row,
-    as a missing file does)."""
+    as a missing file does). ``notes`` gets a line for each folder that cannot be read and each folder
+    named like an image (``x.jpg``), ``folder`` too."""
     files: list[Path] = []
     seen: set[str] = set()
     top = Path(os.path.realpath(folder))
-    for root, folders, names in os.walk(folder, followlinks=True):
+
+    def unreadable(error: OSError) -> None:
+        notes.append(f"{shown(error.filename)}: a folder that cannot be read ({error.strerror}); "
+                     "the images in it are left out")
+
+    for root, folders, names in os.walk(folder, onerror=unreadable, followlinks=True):
         real = Path(os.path.realpath(root))
         if real in seen or real in top.parents:  # a loop, or a link up to a folder holding this one (even /)
             folders.clear()
             continue
         seen.add(real)
+        if Path(root).suffix.lower() in extensions:
+            notes.append(f"{shown(root)}: a folder named like an image, not an image; the images in it are used")
         files += [Path(root, name) for name in names]
     return files
 
@@ -181,7 +205,8 @@ class Journal:
         kept = sorted(last.values())
         text = "".join(lines[i] for i in kept) if self.json else table.iloc[kept].to_csv(index=False,
                                                                                           lineterminator="\n")
-        write_atomically(self.path, text.encode("utf-8"))
+        with writing(self.path):
+            write_atomically(self.path, text.encode("utf-8"))
 
     def append(self, rows: pd.DataFrame) -> None:
         rows = rows.reindex(columns=self.columns)
@@ -191,10 +216,62 @@ class Journal:
         else:
             new = not self.path.is_file() or self.path.stat().st_size == 0
             text = rows.to_csv(index=False, header=new, float_format="%.6f", lineterminator="\n")
-        with open(self.path, "a", encoding="utf-8") as handle:  # one write per batch, then flushed to disk
+        with writing(self.path), open(self.path, "a", encoding="utf-8") as handle:  # one write per batch, flushed
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """A full disk while writing ``path`` said with the file's name and what to do: the rows written
+    before are kept (a torn last line is cut off on resuming)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise OSError(errno.ENOSPC, "no space left on the device; the rows written before are kept: free some "
+                      "space, then run the same command with --resume (resume=True) to continue", str(path)) from exc
+
+
+class OutputInUseError(FileExistsError):
+    """Another run is writing the same table; the message names its process."""
+
+
+@contextlib.contextmanager
+def held(out: Path, wait: bool = False) -> Iterator[None]:
+    """Hold ``out`` for this run alone, through a lock file ``OUT.lock`` beside it that names this process; a
+    second run on it is refused with :class:`OutputInUseError`, or with ``wait`` waits until the first ends.
+    The lock goes with the process (also a killed one); the file is removed at the end."""
+    lock = out.with_name(out.name + ".lock")
+    while True:
+        handle = open(lock, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = f"process {handle.read().strip() or '?'}"
+            if not wait:
+                handle.close()
+                raise OutputInUseError(f"{out} is being written by another predict run ({holder}, see {lock}): two "
+                                       "runs on one table lose or repeat rows; wait for it to end, or pass wait=True "
+                                       "(--wait) to start once it has") from None
+            print(f"{out} is being written by {holder}: waiting for it to end", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        there = os.stat(lock) if lock.exists() else None
+        if there is not None and os.path.samestat(os.fstat(handle.fileno()), there):
+            break
+        handle.close()  # the run before removed the file as it ended: lock the one there now
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        handle.close()
 
 
 def decode_pixels(data: bytes, size: Sequence[int], max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray | None, str]:
@@ -252,7 +329,7 @@ def _continue_with(predictor: Predictor, stamp_path: Path, out: Path, resume: bo
 def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.PathLike, batch_size: int = 32,
                   explain_dir: str | os.PathLike | None = None, resume: bool = False, overwrite: bool = False,
                   progress: bool = True, workers: int | None = None, max_pixels: int = MAX_PIXELS,
-                  columns: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+                  columns: Mapping[str, Mapping[str, Any]] | None = None, wait: bool = False) -> pd.DataFrame:
     """Score ``paths`` into ``out`` (.csv, .jsonl or .parquet) and return the whole table (``attrs["read_now"]``:
     how many of its rows this call wrote).
 
@@ -264,6 +341,8 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     (those with an error are tried again: a file replaced since, a photo still downloading then), and
     ``out`` must have been begun by the same model (``OUT.model.json`` records it); with ``overwrite``
     an existing ``out`` is replaced; otherwise it is an error, so nothing done is lost by accident.
+    One run writes ``out`` at a time (:func:`held`; ``wait``: wait for the other to end). A file name that
+    is not UTF-8 is written with its bytes escaped (:func:`shown`).
     """
     out = Path(out)
     if out.suffix not in FORMATS:
@@ -272,82 +351,86 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
     check_batch_size(batch_size)
-    stamp_path = model_record(out)
-    if overwrite:
-        for stale in {out, journal_path, stamp_path}:
-            stale.unlink(missing_ok=True)
-    if not resume and (out.exists() or journal_path.exists()):
-        held = f"{out} already exists" if out.exists() else f"{journal_path} holds the rows of a stopped run"
-        raise FileExistsError(f"{held}: resume=True (--resume) continues it, overwrite=True (--overwrite) replaces it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    _continue_with(predictor, stamp_path, out, resume,
-                   begun=any(path.is_file() and path.stat().st_size > 0 for path in (out, journal_path)))
-    classes = predictor.class_names
-    scores = ["path", "label", "confidence", *classes, "heatmap", "error"]
-    carried: dict[str, str] = {}  # a carried column's name in the table: distinct from the scores' and each other's
-    for key in dict.fromkeys(key for row in (columns or {}).values() for key in row):
-        carried[key] = key
-        while carried[key] in scores or list(carried.values()).count(carried[key]) > 1:
-            carried[key] = f"csv_{carried[key]}"
-    journal = Journal(journal_path, scores + list(carried.values()))
-    earlier = journal.read()
-    finished = pd.read_parquet(out) if out.suffix == ".parquet" and out.exists() else None
-    begun = list((finished if finished is not None else earlier).columns)
-    if begun != journal.columns:
-        raise ValueError(f"{out} was begun with the columns {begun}; these inputs give {journal.columns}: "
-                         "resume with the same inputs, or write to another file")
-    # an image whose last row is an error is tried again (a photo still downloading then, a file replaced
-    # since); its new row supersedes that one once written (Journal.keep_last), so a stop loses neither
-    before = [t for t in (finished, earlier) if t is not None and len(t)]
-    last = pd.concat(before).drop_duplicates("path", keep="last") if before else earlier
-    done = {path for path, error in zip(last["path"], last["error"]) if not (isinstance(error, str) and error)}
-    todo = [p for p in paths if p not in done]
-    superseding = earlier["path"].duplicated().any() or not set(todo).isdisjoint(last["path"])
-    explainer = predictor.explainer() if explain_dir else None
-    if explain_dir:
-        from .explain.plots import save_explanation
-        Path(explain_dir).mkdir(parents=True, exist_ok=True)
+    # libjpeg's lines on a damaged file, which gets its error row anyway, kept off stderr; the bar goes there
+    with held(out, wait), filtered(without(DECODER_NOISE)) as stderr:
+        stamp_path = model_record(out)
+        if overwrite:
+            for stale in {out, journal_path, stamp_path}:
+                stale.unlink(missing_ok=True)
+        if not resume and (out.exists() or journal_path.exists()):
+            taken = f"{out} already exists" if out.exists() else f"{journal_path} holds the rows of a stopped run"
+            raise FileExistsError(f"{taken}: resume=True (--resume) continues it, overwrite=True (--overwrite) "
+                                  "replaces it")
+        _continue_with(predictor, stamp_path, out, resume,
+                       begun=any(path.is_file() and path.stat().st_size > 0 for path in (out, journal_path)))
+        classes = predictor.class_names
+        scores = ["path", "label", "confidence", *classes, "heatmap", "error"]
+        carried: dict[str, str] = {}  # a carried column's name in the table: distinct from the scores', each other's
+        for key in dict.fromkeys(key for row in (columns or {}).values() for key in row):
+            carried[key] = key
+            while carried[key] in scores or list(carried.values()).count(carried[key]) > 1:
+                carried[key] = f"csv_{carried[key]}"
+        journal = Journal(journal_path, scores + list(carried.values()))
+        earlier = journal.read()
+        finished = pd.read_parquet(out) if out.suffix == ".parquet" and out.exists() else None
+        begun = list((finished if finished is not None else earlier).columns)
+        if begun != journal.columns:
+            raise ValueError(f"{out} was begun with the columns {begun}; these inputs give {journal.columns}: "
+                             "resume with the same inputs, or write to another file")
+        # an image whose last row is an error is tried again (a photo still downloading then, a file replaced
+        # since); its new row supersedes that one once written (Journal.keep_last), so a stop loses neither
+        before = [t for t in (finished, earlier) if t is not None and len(t)]
+        last = pd.concat(before).drop_duplicates("path", keep="last") if before else earlier
+        done = {path for path, error in zip(last["path"], last["error"]) if not (isinstance(error, str) and error)}
+        todo = [p for p in paths if shown(p) not in done]
+        superseding = earlier["path"].duplicated().any() or not set(map(shown, todo)).isdisjoint(last["path"])
+        explainer = predictor.explainer() if explain_dir else None
+        if explain_dir:
+            from .explain.plots import save_explanation
+            Path(explain_dir).mkdir(parents=True, exist_ok=True)
 
-        def explained(path: str, heatmap: np.ndarray, label: str, confidence: float) -> str:
-            original = tf.io.decode_image(Path(path).read_bytes(), 3, expand_animations=False).numpy()
-            return str(save_explanation(Path(explain_dir) / _figure_name(path), original, heatmap, label,
-                                        confidence)[1])
-    start, scored = time.perf_counter(), 0
-    with ThreadPoolExecutor(workers or min(8, 2 * (os.cpu_count() or 1))) as pool, \
-            tqdm(total=len(todo), unit="img", disable=not progress) as bar:
-        for chunk in chunks(todo, batch_size):
-            loaded = list(pool.map(lambda p: _load(p, predictor.image_size, max_pixels), chunk))
-            good = [i for i, (pixels, _) in enumerate(loaded) if pixels is not None]
-            rows = pd.DataFrame({"path": list(chunk), "error": [reason for _, reason in loaded]})
-            for key, name in carried.items():
-                rows[name] = [columns.get(path, {}).get(key) for path in chunk]
-            if good:
-                pixels = np.stack([loaded[i][0] for i in good])
-                if explainer is not None:
-                    result = explainer(pixels)
-                    probabilities, heatmaps = np.asarray(result["probabilities"]), np.asarray(result["heatmap"])
-                else:
-                    probabilities = predictor.probabilities(pixels, batch_size)
-                rows.loc[good, "label"] = [classes[i] for i in probabilities.argmax(axis=1)]
-                rows.loc[good, "confidence"] = probabilities.max(axis=1)
-                rows.loc[good, classes] = probabilities
-                if explainer is not None:  # the pictures written in parallel, a panel and an overlay each
-                    rows.loc[good, "heatmap"] = list(pool.map(
-                        explained, [chunk[i] for i in good], heatmaps, rows.loc[good, "label"],
-                        rows.loc[good, "confidence"].astype(float)))
-            journal.append(rows)
-            scored += len(chunk)
-            bar.update(len(chunk))
-            bar.set_postfix(images_per_s=f"{scored / (time.perf_counter() - start):.1f}")
-    if superseding:
-        journal.keep_last()
-    table = journal.read()
-    if out.suffix == ".parquet":
-        table = (pd.concat([finished, table], ignore_index=True).drop_duplicates("path", keep="last")
-                 .reset_index(drop=True) if finished is not None else table)
-        partial = out.with_name(out.name + ".tmp")
-        table.to_parquet(partial, index=False)
-        os.replace(partial, out)
-        journal_path.unlink(missing_ok=True)  # none where a resumed run had nothing left to score
-    table.attrs["read_now"] = len(todo)  # the rest were in ``out`` already (a resumed run)
-    return table
+            def explained(path: str, heatmap: np.ndarray, label: str, confidence: float) -> str:
+                original = tf.io.decode_image(Path(path).read_bytes(), 3, expand_animations=False).numpy()
+                return shown(save_explanation(Path(explain_dir) / _figure_name(shown(path)), original, heatmap,
+                                              label, confidence)[1])
+        start, scored = time.perf_counter(), 0
+        with ThreadPoolExecutor(workers or min(8, 2 * (os.cpu_count() or 1))) as pool, \
+                tqdm(total=len(todo), unit="img", disable=not progress, file=stderr) as bar:
+            for chunk in chunks(todo, batch_size):
+                loaded = list(pool.map(lambda p: _load(p, predictor.image_size, max_pixels), chunk))
+                good = [i for i, (pixels, _) in enumerate(loaded) if pixels is not None]
+                rows = pd.DataFrame({"path": [shown(p) for p in chunk], "error": [reason for _, reason in loaded]})
+                for key, name in carried.items():
+                    rows[name] = [columns.get(path, {}).get(key) for path in chunk]
+                if good:
+                    pixels = np.stack([loaded[i][0] for i in good])
+                    if explainer is not None:
+                        result = explainer(pixels)
+                        probabilities, heatmaps = np.asarray(result["probabilities"]), np.asarray(result["heatmap"])
+                    else:
+                        probabilities = predictor.probabilities(pixels, batch_size)
+                    rows.loc[good, "label"] = [classes[i] for i in probabilities.argmax(axis=1)]
+                    rows.loc[good, "confidence"] = probabilities.max(axis=1)
+                    rows.loc[good, classes] = probabilities
+                    if explainer is not None:  # the pictures written in parallel, a panel and an overlay each
+                        rows.loc[good, "heatmap"] = list(pool.map(
+                            explained, [chunk[i] for i in good], heatmaps, rows.loc[good, "label"],
+                            rows.loc[good, "confidence"].astype(float)))
+                journal.append(rows)
+                scored += len(chunk)
+                bar.update(len(chunk))
+                bar.set_postfix(images_per_s=f"{scored / (time.perf_counter() - start):.1f}")
+        if superseding:
+            journal.keep_last()
+        table = journal.read()
+        if out.suffix == ".parquet":
+            table = (pd.concat([finished, table], ignore_index=True).drop_duplicates("path", keep="last")
+                     .reset_index(drop=True) if finished is not None else table)
+            partial = out.with_name(out.name + ".tmp")
+            with writing(out):
+                table.to_parquet(partial, index=False)
+            os.replace(partial, out)
+            journal_path.unlink(missing_ok=True)  # none where a resumed run had nothing left to score
+        table.attrs["read_now"] = len(todo)  # the rest were in ``out`` already (a resumed run)
+        return table

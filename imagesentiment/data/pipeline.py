@@ -20,6 +20,8 @@ T = TypeVar("T")
 
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000: larger declared sizes are refused before decoding
+# TensorFlow's JPEG decoder refuses an image of more than 2**29 bytes of RGB, saying only "Invalid JPEG data"
+JPEG_DECODER_PIXELS = 2**29 // 3
 
 
 def _big_endian(data: tf.Tensor, start: int, length: int, little: bool = False) -> tf.Tensor:
@@ -80,24 +82,32 @@ def _webp_pixels(padded: tf.Tensor) -> tf.Tensor:
     return tf.where(chunk == b"VP8X", extended, tf.where(chunk == b"VP8L", lossless, lossy))
 
 
+def _formats(data: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Whether ``data`` starts as a JPEG, PNG, GIF, BMP or WebP file does, by format name."""
+    padded = tf.strings.join([data, tf.constant(b"\0" * 12)])
+    magic = tf.strings.substr(padded, 0, 8)
+    return {"JPEG": tf.strings.substr(magic, 0, 3) == b"\xff\xd8\xff", "PNG": magic == b"\x89PNG\r\n\x1a\n",
+            "GIF": tf.strings.substr(magic, 0, 3) == b"GIF", "BMP": tf.strings.substr(magic, 0, 2) == b"BM",
+            "WebP": (tf.strings.substr(magic, 0, 4) == b"RIFF") & (tf.strings.substr(padded, 8, 4) == b"WEBP")}
+
+
 def declared_pixels(data: tf.Tensor, limit: int = MAX_PIXELS) -> tf.Tensor:
     """Width x height as the header of a JPEG, PNG, GIF, BMP or WebP declares it, read without
     decoding the image (for a GIF: the sum over its frames; the walk stops once past ``limit``);
     0 for anything else, which the decoder refuses."""
     padded = tf.strings.join([data, tf.constant(b"\0" * 32)])
-    magic = tf.strings.substr(padded, 0, 8)
-    jpeg = tf.strings.substr(magic, 0, 3) == b"\xff\xd8\xff"
-    png = magic == b"\x89PNG\r\n\x1a\n"
-    gif = tf.strings.substr(magic, 0, 3) == b"GIF"
-    bmp = tf.strings.substr(magic, 0, 2) == b"BM"
-    webp = (tf.strings.substr(magic, 0, 4) == b"RIFF") & (tf.strings.substr(padded, 8, 4) == b"WEBP")
+    formats = _formats(data)
     return tf.case([
-        (jpeg, lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64))),
-        (png, lambda: _big_endian(padded, 16, 4) * _big_endian(padded, 20, 4)),
-        (gif, lambda: _gif_pixels(data, limit)),
-        (bmp, lambda: tf.abs(_big_endian(padded, 18, 4, little=True) * _big_endian(padded, 22, 4, little=True))),
-        (webp, lambda: _webp_pixels(padded)),
+        (formats["JPEG"], lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64))),
+        (formats["PNG"], lambda: _big_endian(padded, 16, 4) * _big_endian(padded, 20, 4)),
+        (formats["GIF"], lambda: _gif_pixels(data, limit)),
+        (formats["BMP"], lambda: tf.abs(_big_endian(padded, 18, 4, little=True) * _big_endian(padded, 22, 4,
+                                                                                              little=True))),
+        (formats["WebP"], lambda: _webp_pixels(padded)),
     ], default=lambda: tf.constant(0, tf.int64))
+
+
+UNSUPPORTED_JPEG_XL = "unsupported image format: JPEG XL (use JPEG, PNG, GIF, BMP or WebP)"
 
 
 def is_jpeg_xl(data: tf.Tensor) -> tf.Tensor:
@@ -112,20 +122,45 @@ def decode_and_resize(data: tf.Tensor, image_size: Sequence[int], max_pixels: in
 
     Greyscale, palette and RGBA images become RGB, 16-bit images 8-bit, an
     animated GIF its first frame. An image whose header declares more than
-    ``max_pixels`` is refused (InvalidArgumentError) before it is decoded.
+    ``max_pixels`` (or, a JPEG, more than TensorFlow's decoder takes) is refused
+    (InvalidArgumentError) before it is decoded.
     """
-    check = tf.debugging.assert_less_equal(
-        declared_pixels(data, max_pixels), tf.constant(max_pixels, tf.int64),
-        message=f"image too large: its header declares more than {max_pixels} pixels (a GIF: all frames together)")
-    supported = tf.debugging.Assert(~is_jpeg_xl(data), ["unsupported image format: JPEG XL (use JPEG, PNG, GIF, "
-                                                        "BMP or WebP)"])
-    checks = [c for c in (check, supported) if c is not None]
+    declared, none = declared_pixels(data, max_pixels), tf.constant(0, tf.int64)
+    formats = _formats(data)
+    gif, jpeg = formats["GIF"], formats["JPEG"]
+    too_large = f"image too large: its header declares more than {max_pixels} pixels"
+    checks = [
+        tf.debugging.assert_less_equal(tf.where(gif, none, declared), tf.constant(max_pixels, tf.int64),
+                                       message=too_large),
+        tf.debugging.assert_less_equal(tf.where(gif, declared, none), tf.constant(max_pixels, tf.int64),
+                                       message=f"{too_large} (a GIF: all frames together)"),
+        tf.debugging.assert_less_equal(tf.where(jpeg, declared, none), tf.constant(JPEG_DECODER_PIXELS, tf.int64),
+                                       message=f"image too large: TensorFlow's JPEG decoder takes at most "
+                                       f"{JPEG_DECODER_PIXELS} pixels"),
+        tf.debugging.Assert(~is_jpeg_xl(data), [UNSUPPORTED_JPEG_XL])]
+    checks = [c for c in checks if c is not None]
     with tf.control_dependencies(checks):  # in a graph: check, then decode
         data = tf.identity(data)
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     resized = tf.image.resize(image, image_size, antialias=True)
     return tf.saturate_cast(tf.round(resized), tf.uint8)
+
+
+def refusal(data: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
+    """Why :func:`decode_and_resize` refuses ``data`` (a string tensor), found without decoding it: for a
+    message that names the item of a batch, which the decoder's own error cannot. Data it takes get
+    the reason it would have if damaged."""
+    header = (tf.data.Dataset.from_tensors(data).map(lambda d: declared_pixels(d, max_pixels)).ignore_errors()
+              .concatenate(tf.data.Dataset.from_tensors(tf.constant(-1, tf.int64))).take(1).get_single_element())
+    damaged = [(found, lambda name=name: tf.constant(f"Invalid {name} data: truncated or damaged, the decoder "
+                                                     "refused it")) for name, found in _formats(data).items()]
+    return tf.case([
+        (tf.strings.length(data) == 0, lambda: tf.constant("empty (0 bytes)")),
+        (is_jpeg_xl(data), lambda: tf.constant(UNSUPPORTED_JPEG_XL)),
+        (header > max_pixels, lambda: tf.strings.format("image too large: its header declares {} pixels, more than {}",
+                                                        (header, max_pixels))),
+        *damaged], default=lambda: tf.constant("Unknown image file format: not JPEG, PNG, GIF, BMP or WebP"))
 
 
 def decode_or_reason(data: bytes, image_size: Sequence[int],
@@ -139,11 +174,14 @@ def decode_or_reason(data: bytes, image_size: Sequence[int],
         return None, re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message.splitlines()[0]).strip()
 
 
+PIXEL_RANGE = (-0.5, 255.5)  # RGB on the 8-bit scale, with half a step for rounding
+
+
 def check_pixel_range(pixels: np.ndarray, name: str) -> None:
     """Refuse pixels that are not RGB on the 8-bit scale the pipeline makes, naming them: non-finite
     values, values outside [0, 255], or floats all within (0, 1] (the scale many image readers give)."""
     low, high = float(np.min(pixels)), float(np.max(pixels))
-    if not (np.isfinite(low) and np.isfinite(high)) or low < -0.5 or high > 255.5:
+    if not (np.isfinite(low) and np.isfinite(high)) or low < PIXEL_RANGE[0] or high > PIXEL_RANGE[1]:
         raise ValueError(f"{name}: pixel values must lie in [0, 255] (RGB on the 8-bit scale); this array "
                          f"holds values from {low} to {high}")
     if np.issubdtype(np.asarray(pixels).dtype, np.floating) and 0 < high <= 1:

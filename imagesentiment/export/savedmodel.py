@@ -3,11 +3,15 @@
 ``serving_default``  ``image_bytes`` (encoded JPEG, PNG, GIF, BMP, WebP; decoded and resized
                      in the graph exactly as in training) -> ``label``, ``class_id``,
                      ``probabilities``, ``confidence``
-``predict_images``   ``images`` (float32 RGB in [0, 255] at the model's input size) -> the same
+``predict_images``   ``images`` (float32 RGB in [0, 255] at the model's input size) -> the same;
+                     other sizes, NaN or infinite values and values outside [0, 255] are refused
+                     (InvalidArgument naming the check), not resized or clipped
 ``explain``          ``image_bytes`` -> the same plus ``heatmap`` (Grad-CAM of the predicted class)
 
 The class names travel as ``assets/classes.txt`` (one per line, in output order), from which
 the ``label`` output is looked up; each version also carries a TF Serving warm-up file.
+A request with an item that is not a usable image fails whole (HTTP 400), its message naming
+the item's index in the batch and why.
 A version is written into a hidden temporary folder beside the others and renamed into
 place, so a server watching ``BASE/<name>`` never sees half a model.
 """
@@ -24,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from ..data import decode_and_resize
+from ..data.pipeline import PIXEL_RANGE, refusal
 from ..data.checks import file_in_the_way
 from ..model import class_names as carried_names
 
@@ -107,10 +112,38 @@ class PixelFunctions:
 
 
 def decode_batch(image_bytes: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
-    """Encoded images ``(B,)`` to float32 ``(B, H, W, 3)`` in [0, 255], as the training pipeline decodes them."""
-    pixels = tf.map_fn(lambda data: decode_and_resize(data, image_size), image_bytes,
-                       fn_output_signature=tf.TensorSpec([*image_size, 3], tf.uint8))
-    return tf.cast(pixels, tf.float32)
+    """Encoded images ``(B,)`` to float32 ``(B, H, W, 3)`` in [0, 255], as the training pipeline decodes them;
+    InvalidArgument naming the first item that is not a usable image, by its index in the batch, and why."""
+    size = [int(s) for s in image_size]
+    count = tf.shape(image_bytes, out_type=tf.int64)[0]
+    decoded = (tf.data.Dataset.from_tensor_slices((tf.range(count), image_bytes))
+               .map(lambda index, data: (index, decode_and_resize(data, size))).ignore_errors())
+    end = tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), tf.zeros([*size, 3], tf.uint8)))
+    kept, pixels = decoded.concatenate(end).batch(count + 1).get_single_element()
+    kept, pixels = kept[:-1], pixels[:-1]  # without the end marker: the items decoded, in order
+    position = tf.range(tf.size(kept, out_type=tf.int64))
+    first_bad = tf.reduce_min(tf.concat([position[kept != position], tf.size(kept, out_type=tf.int64)[None]], 0))
+    reason = refusal(tf.concat([image_bytes, [""]], 0)[first_bad])
+    named = tf.debugging.Assert(tf.size(kept, out_type=tf.int64) == count, [tf.strings.join([
+        "item ", tf.strings.as_string(first_bad), " of the batch is not a usable image: ", reason])])
+    with tf.control_dependencies([named]):
+        return tf.cast(pixels, tf.float32)
+
+
+def checked_pixels(images: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
+    """``images`` as the pixel signatures take them, else InvalidArgument naming the check that failed: their
+    size the model's input size (they are not resized), every value finite and in [0, 255]."""
+    height, width = (int(s) for s in image_size)
+    low, high = PIXEL_RANGE
+    values = f"{PIXELS}: pixel values must be finite numbers in [0, 255]"
+    checks = [
+        tf.debugging.assert_equal(tf.shape(images)[1:3], tf.constant([height, width]), message=(
+            f"{PIXELS}: images must be {height}x{width} pixels, (batch, {height}, {width}, 3): resize them, or send "
+            f"the encoded images to {SERVING}, which resizes them")),
+        tf.debugging.assert_greater_equal(images, low, message=values),
+        tf.debugging.assert_less_equal(images, high, message=values)]
+    with tf.control_dependencies([c for c in checks if c is not None]):
+        return tf.debugging.check_numerics(images, values)
 
 
 def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes_file: Path) -> keras.export.ExportArchive:
@@ -135,6 +168,9 @@ def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes
     def decoded(image_bytes: tf.Tensor) -> tf.Tensor:
         return decode_batch(image_bytes, functions.image_size)
 
+    def checked(images: tf.Tensor) -> tf.Tensor:
+        return checked_pixels(images, functions.image_size)
+
     bytes_spec = tf.TensorSpec([None], tf.string, name=BYTES_INPUT)
     archive = keras.export.ExportArchive()
     # The endpoints capture the model's variables themselves; archive.track(model) would store every
@@ -142,9 +178,9 @@ def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes
     archive.track(table)
     archive.add_variable_collection(KERAS_WEIGHTS, [weight.value for weight in model.weights])
     archive.add_endpoint(SERVING, lambda image_bytes: answer(functions.predict, decoded(image_bytes)), [bytes_spec])
-    archive.add_endpoint(PIXELS, lambda images: answer(functions.predict, images), [functions.spec])
+    archive.add_endpoint(PIXELS, lambda images: answer(functions.predict, checked(images)), [functions.spec])
     archive.add_endpoint(EXPLAIN, lambda image_bytes: answer(functions.explain, decoded(image_bytes)), [bytes_spec])
-    archive.add_endpoint(EXPLAIN_PIXELS, lambda images: answer(functions.explain, images), [functions.spec])
+    archive.add_endpoint(EXPLAIN_PIXELS, lambda images: answer(functions.explain, checked(images)), [functions.spec])
     return archive
 
 

@@ -9,6 +9,10 @@ int8 model uint8 pixels (its input scale is 1 and zero point 0, so the raw pixel
 in float the layers that quantize badly (:data:`MAX_LAYER_ERROR`), unless told to quantize them all,
 and the divisions of ``explain`` (:data:`FLOAT_OPS`).
 
+A TFLite model checks nothing of its input: given NaN it answers class 0 with NaN probabilities. A client
+outside this package must check what the Python API checks before any model form runs: RGB pixels at the
+model's input size, every value finite and within [0, 255] (not the [0, 1] scale).
+
 The class names go beside the model (``classes.json``) and inside it, as a model metadata
 entry named ``imagesentiment`` (JSON: classes, image size, quantization), written with
 LiteRT's own flatbuffer tools. The TFLite Support metadata format (``tflite-support``'s
@@ -130,6 +134,7 @@ def convert(model: keras.Model, quantization: str = "float32", representative: n
     archive.track(model)
     archive.add_endpoint(SERVING, functions.predict, [functions.spec])
     archive.add_endpoint(EXPLAIN, functions.explain, [functions.spec])
+    print(f"{quantization}: converting with the TFLite converter", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=[SERVING, EXPLAIN])
@@ -177,34 +182,56 @@ def _int8(converter: tf.lite.TFLiteConverter, images: np.ndarray, layers: set[st
     from ai_edge_litert.tools import flatbuffer_utils
     from tensorflow.lite.python.convert import mlir_quantize  # the quantizer the converter itself calls
 
+    print(f"int8: calibrating on the representative images, then measuring each layer's error on {len(images)}",
+          flush=True)
     with warnings.catch_warnings():  # the debugger runs tf.lite.Interpreter, which warns of LiteRT each time
         warnings.filterwarnings("ignore", ".*tf.lite.Interpreter is deprecated", UserWarning)
         debugger = tf.lite.experimental.QuantizationDebugger(  # calibrates on the converter's representative set
             converter=converter, debug_dataset=lambda: ([image[None].astype(np.float32)] for image in images),
             debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=FLOAT_OPS))
         calibrated = flatbuffer_utils.read_model_from_bytearray(bytearray(debugger.calibrated_model))
-        bad = set() if max_layer_error is None else _badly_quantized(debugger, calibrated, layers, max_layer_error)
-    tensors = {t.name.decode("utf-8") for graph in calibrated.subgraphs for t in graph.tensors}
+        owners = _tensor_layers(calibrated, layers)
+        bad = set() if max_layer_error is None else _badly_quantized(debugger, calibrated, owners, max_layer_error)
     content = mlir_quantize(debugger.calibrated_model, input_data_type=tf.uint8, output_data_type=tf.float32,
                             denylisted_ops=FLOAT_OPS,
-                            denylisted_nodes=sorted(t for t in tensors if _layer_of(t, layers) in bad))
+                            denylisted_nodes=sorted(t for t, layer in owners.items() if layer in bad))
     return content, sorted(bad)
 
 
-def _badly_quantized(debugger: tf.lite.experimental.QuantizationDebugger, calibrated: ModelT, layers: set[str],
-                     max_layer_error: float) -> set[str]:
-    """The ``layers`` (or ops) of the ``calibrated`` model whose int8 output is off by more than
-    ``max_layer_error`` steps, except the ones that read the pixels (so that uint8 pixels go in)."""
+def _tensor_layers(model: ModelT, layers: set[str]) -> dict[str, str]:
+    """The Keras layer of each tensor of ``model`` by name: the one its name says (:func:`_layer_of`), else the
+    one of the op that makes it, read back through that op's first input (a signature's output is named after
+    the function, ``StatefulPartitionedCall:3``, not the layer: a softmax's is its Dense layer's); the tensor
+    name itself where neither says."""
+    owners: dict[str, str] = {}
+    for graph in model.subgraphs:
+        maker = {output: op for op in graph.operators for output in op.outputs}
+
+        def owner(index: int, steps: int = 0) -> str:
+            own = _layer_of(graph.tensors[index].name.decode("utf-8"), layers)
+            inputs = [i for i in maker[index].inputs if i >= 0] if index in maker else []
+            return owner(inputs[0], steps + 1) if own not in layers and inputs and steps < 8 else own
+
+        for index, tensor in enumerate(graph.tensors):
+            owners.setdefault(tensor.name.decode("utf-8"), owner(index))
+    return owners
+
+
+def _badly_quantized(debugger: tf.lite.experimental.QuantizationDebugger, calibrated: ModelT,
+                     owners: dict[str, str], max_layer_error: float) -> set[str]:
+    """The layers (or ops; ``owners``: a tensor's, :func:`_tensor_layers`) of the ``calibrated`` model whose
+    int8 output is off by more than ``max_layer_error`` steps, except the ones that read the pixels (so that
+    uint8 pixels go in)."""
     debugger.run()
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
     dump.seek(0)
     measured = pd.read_csv(dump)
     error = np.sqrt(measured["mean_squared_error"]) / measured["scale"]
-    reading_pixels = {_layer_of(graph.tensors[op.outputs[0]].name.decode("utf-8"), layers)
+    reading_pixels = {owners[graph.tensors[op.outputs[0]].name.decode("utf-8")]
                       for graph in calibrated.subgraphs for op in graph.operators if set(op.inputs) & set(graph.inputs)}
-    bad = {_layer_of(name, layers) for name in measured.loc[error > max_layer_error, "tensor_name"]} - reading_pixels
-    if len(bad) == len({_layer_of(name, layers) for name in measured["tensor_name"]}):
+    bad = {owners.get(name, name) for name in measured.loc[error > max_layer_error, "tensor_name"]} - reading_pixels
+    if len(bad) == len({owners.get(name, name) for name in measured["tensor_name"]}):
         raise ExportError(f"every layer quantizes worse than {max_layer_error} steps: export float16 instead")
     return bad
 
@@ -226,6 +253,7 @@ def _serving_first(model: ModelT) -> None:
 def with_metadata(content: bytes, metadata: dict) -> bytes:
     """``content`` with ``serving_default`` first (:func:`_serving_first`) and a model metadata entry
     ``imagesentiment`` holding ``metadata`` as JSON."""
+
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -301,13 +329,18 @@ def export_tflite(model: keras.Model, out_dir: str | os.PathLike, quantizations:
     reference = KerasPredictor(model, names).probabilities(images)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
+    layers = {layer.name for layer in model.layers}
     for quantization in quantizations:
         content = convert(model, quantization, representative, names, max_layer_error)
-        result = check(content, quantization, reference, images, labels)
         float_layers = (read_metadata(content) or {}).get("float_layers")
         if float_layers:
+            named = [layer for layer in float_layers if layer in layers]
+            ops = len(float_layers) - len(named)  # named by TensorFlow, not by a layer: counted
+            others = [f"{ops} op{'s' if ops > 1 else ''} outside the model's layers"] if ops else []
             print(f"{quantization}: kept in float, quantized worse than {max_layer_error} steps: "
-                  + ", ".join(float_layers))
+                  + ", ".join(named + others))
+        print(f"{quantization}: checking with LiteRT on {len(images)} test images", flush=True)
+        result = check(content, quantization, reference, images, labels)
         print(result)
         if not result.passed:
             raise ExportError(f"the {quantization} model missed its target, so it was not written: {result}")
