@@ -268,13 +268,17 @@ class KerasPredictor(Predictor):
 
 
 class SavedModelPredictor(Predictor):
-    """An exported version folder, through its ``predict_images`` signature."""
+    """An exported version folder, through its ``predict_images`` signature; ``verify``: refuse one whose files
+    differ from the checksums recorded at export (:mod:`imagesentiment.export.checksum`)."""
 
     form = "SavedModel"
 
-    def __init__(self, path: str | os.PathLike, class_names: Sequence[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, class_names: Sequence[str] | None = None, verify: bool = True) -> None:
+        from .export.checksum import verify_savedmodel
         from .export.savedmodel import PIXELS, saved_class_names
 
+        if verify:
+            verify_savedmodel(path)
         try:
             self.signatures = tf.saved_model.load(str(path)).signatures
         except Exception as exc:  # a damaged file raises OSError, ValueError, DecodeError, ...
@@ -304,16 +308,18 @@ class TFLitePredictor(Predictor):
     """A ``.tflite`` file or flatbuffer, through its ``serving_default`` signature with the LiteRT interpreter.
 
     Float pixels are quantized to the input's type (for the int8 model: uint8, scale 1, so unchanged).
+    ``verify``: refuse a model whose bytes differ from the checksum recorded at export.
     """
 
     form = "TFLite model"
 
     def __init__(self, model: str | os.PathLike | bytes, class_names: Sequence[str] | None = None,
-                 num_threads: int | None = None) -> None:
+                 num_threads: int | None = None, verify: bool = True) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
+        from .export.checksum import verify_tflite
         from .export.savedmodel import SERVING
-        from .export.tflite import read_metadata
+        from .export.tflite import CHECKSUM_NAME, read_metadata
         from .native_stderr import LITERT_NOISE, filtered, without
 
         content = model if isinstance(model, bytes) else Path(model).read_bytes()
@@ -322,15 +328,23 @@ class TFLitePredictor(Predictor):
             raise ModelFileError(f"{name}: not a TFLite model (no TFL3 identifier; "
                                  f"{'empty' if not content else 'starts with ' + repr(content[:8])})")
         try:
+            metadata, record, unreadable = read_metadata(content) or {}, read_metadata(content, CHECKSUM_NAME), None
+        except Exception as exc:  # a damaged flatbuffer or JSON raises many types: said once the interpreter has
+            metadata, record, unreadable = {}, None, exc  # said what it finds (a truncated file: where it ends)
+        if verify and unreadable is None:  # before the interpreter reads the flatbuffer
+            verify_tflite(content, record, name)
+        try:
             with filtered(without(LITERT_NOISE)):  # XNNPACK's notice comes when the tensors are allocated
                 self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
                 self.interpreter.allocate_tensors()
             self.runner = self.interpreter.get_signature_runner(SERVING)
         except ValueError as exc:
             raise ModelFileError(f"{name}: not a usable TFLite model ({_first_line(exc)})") from exc
+        if unreadable is not None and verify:
+            raise ModelFileError(f"{name}: not a usable TFLite model (its metadata cannot be read: "
+                                 f"{_first_line(unreadable)})") from unreadable
         (_, detail), = self.runner.get_input_details().items()
         outputs = self.runner.get_output_details()["probabilities"]["shape"][-1]
-        metadata = read_metadata(content) or {}
         beside = None if isinstance(model, bytes) else _class_names_file(Path(model))
         quantization = f" ({metadata['quantization']})" if "quantization" in metadata else ""
         super().__init__(override_names(class_names, metadata.get("classes") or beside, name) or SENTIMENTS,
@@ -436,17 +450,20 @@ def default_model() -> Path:
     return SHIPPED_MODELS / "imagesentiment" / str(found[-1])
 
 
-def load(path: str | os.PathLike | None = None, class_names: Sequence[str] | None = None) -> Predictor:
+def load(path: str | os.PathLike | None = None, class_names: Sequence[str] | None = None,
+         verify: bool = True) -> Predictor:
     """A predictor for a run directory, a ``.keras`` file, a SavedModel version folder or a ``.tflite`` file
     (the shipped default model when ``path`` is None).
 
-    ``class_names`` overrides the names stored with the model.
+    ``class_names`` overrides the names stored with the model. An exported model (SavedModel or ``.tflite``)
+    whose content differs from the checksum recorded at export is refused unless ``verify`` is False; one
+    without the record loads with a note.
     """
     path = Path(path) if path is not None else default_model()
     if path.is_dir() and (path / "saved_model.pb").is_file():
-        return SavedModelPredictor(path, class_names)
+        return SavedModelPredictor(path, class_names, verify)
     if path.suffix.lower() == ".tflite" and path.is_file():
-        return TFLitePredictor(path, class_names)
+        return TFLitePredictor(path, class_names, verify=verify)
     if (path.is_dir() and (path / "model.keras").is_file()) or (path.suffix.lower() == ".keras" and path.is_file()):
         model, names = load_keras(path, class_names)
         return KerasPredictor(model, names, str(path))

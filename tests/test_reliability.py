@@ -1,9 +1,11 @@
 """Reliability, second round (issue 28): nothing lost with odd file names, two writers or a full disk; every
-input a walk meets is used or named; exported models refuse what they cannot answer truthfully."""
+input a walk meets is used or named; exported models refuse what they cannot answer truthfully and are
+verified when loaded."""
 from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import struct
 import subprocess
@@ -23,8 +25,10 @@ import imagesentiment
 from imagesentiment import predict as predict_module
 from imagesentiment.data import DataError
 from imagesentiment.data.pipeline import decode_or_reason
-from imagesentiment.export import convert, export_savedmodel
-from imagesentiment.inference import KerasPredictor
+from imagesentiment.export import convert, export_savedmodel, read_metadata
+from imagesentiment.export.checksum import RECORD
+from imagesentiment.export.tflite import CHECKSUM_NAME
+from imagesentiment.inference import KerasPredictor, ModelFileError, TFLitePredictor
 from imagesentiment.predict import OutputInUseError, collect_images, predict_files
 
 from conftest import encode, huge_png_header
@@ -287,3 +291,56 @@ def test_libjpeg_lines_are_kept_off_stderr(tmp_path, predictor, capfd):
 def test_a_0d_array_is_refused_with_a_clear_error(predictor):
     with pytest.raises(TypeError, match=r"a 0-d array \(3.0\) is not an image"):
         predictor.predict(np.array(3.0))
+
+
+# -- untrusted model files -------------------------------------------------------------------------------------
+
+def test_a_tflite_file_is_verified_against_its_checksum(tiny, tmp_path, capsys):
+    content = convert(tiny, "float32", class_names=CLASSES)
+    assert len(read_metadata(content, CHECKSUM_NAME)["sha256"]) == 64
+    TFLitePredictor(content)
+    assert "note" not in capsys.readouterr().err
+    rng = np.random.default_rng(0)
+    answered = 0
+    for trial in range(20):
+        mutated = bytearray(content)
+        for position in rng.choice(np.arange(8, len(content)), 3, replace=False):
+            mutated[position] ^= int(rng.integers(1, 256))
+        try:
+            TFLitePredictor(bytes(mutated))
+            answered += 1
+        except ModelFileError as exc:
+            assert "differs from the checksum" in str(exc) or "not a usable TFLite model" in str(exc)
+    assert answered == 0
+    weights = bytearray(content)
+    kernel = content.find(np.asarray(tiny.get_layer("d").kernel).tobytes())  # a weight changed: the file still runs
+    weights[kernel + 5] ^= 1
+    (tmp_path / "m.tflite").write_bytes(weights)
+    with pytest.raises(ModelFileError, match=r"m.tflite: its content differs from the checksum.*verify=False"):
+        imagesentiment.load(tmp_path / "m.tflite")
+    assert imagesentiment.load(tmp_path / "m.tflite", verify=False).class_names == CLASSES
+
+
+def test_a_third_party_tflite_file_loads_with_a_note(tmp_path, capsys):
+    def model(images):
+        return {"probabilities": tf.nn.softmax(tf.reduce_mean(images, [1, 2]))}
+
+    function = tf.function(model, input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.float32, name="images")])
+    content = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], tf.Module()).convert()
+    (tmp_path / "other.tflite").write_bytes(content)
+    assert imagesentiment.load(tmp_path / "other.tflite").predict(np.zeros((8, 8, 3), np.uint8)).shape[0] == 1
+    assert "other.tflite: no checksum recorded" in capsys.readouterr().err
+
+
+def test_a_savedmodel_is_verified_against_its_checksums(tiny, tmp_path, capsys):
+    version = export_savedmodel(tiny, tmp_path, "m", CLASSES)
+    assert "saved_model.pb" in json.loads((version / RECORD).read_text())["sha256"]
+    imagesentiment.load(version)
+    (version / "assets" / "classes.txt").write_text("positive\nneutral\nnegative\n")  # classes swapped
+    with pytest.raises(ModelFileError, match=r"assets/classes.txt differs from the checksum.*verify=False"):
+        imagesentiment.load(version)
+    assert imagesentiment.load(version, verify=False).class_names == CLASSES[::-1]
+    (version / RECORD).unlink()  # a version exported by an earlier release
+    capsys.readouterr()
+    imagesentiment.load(version)
+    assert "no checksum recorded" in capsys.readouterr().err

@@ -233,6 +233,7 @@ def export_savedmodel(model: keras.Model, base: str | os.PathLike, name: str = "
     ``warmup_images`` (encoded) go into the warm-up requests; by default two small
     generated images, one JPEG and one PNG.
     """
+    from .checksum import record_savedmodel
     from .serving import write_warmup
 
     check_destination(base, name)
@@ -242,6 +243,7 @@ def export_savedmodel(model: keras.Model, base: str | os.PathLike, name: str = "
             build_archive(model, class_names, Path(scratch) / CLASSES_ASSET).write_out(str(folder), verbose=False)
         write_warmup(folder, name, warmup_images)
         (folder / "assets.extra" / KERAS_CONFIG).write_text(model.to_json(), encoding="utf-8")
+        record_savedmodel(folder)  # last: the digest of every file written
 
     return write_version(Path(base) / name, write, version, overwrite)
 

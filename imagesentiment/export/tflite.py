@@ -14,7 +14,8 @@ outside this package must check what the Python API checks before any model form
 model's input size, every value finite and within [0, 255] (not the [0, 1] scale).
 
 The class names go beside the model (``classes.json``) and inside it, as a model metadata
-entry named ``imagesentiment`` (JSON: classes, image size, quantization), written with
+entry named ``imagesentiment`` (JSON: classes, image size, quantization; the file's SHA-256 in an entry
+``imagesentiment.checksum``), written with
 LiteRT's own flatbuffer tools. The TFLite Support metadata format (``tflite-support``'s
 ``metadata_writers``) is not used: that package is unmaintained (last release 0.4.4, July
 2023) and requires protobuf < 4, which cannot be installed beside TensorFlow 2.21.
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 FLOAT = ("float32", "float16")  # float computation (float16: the weights stored in half precision)
 METADATA_NAME = "imagesentiment"
+CHECKSUM_NAME = "imagesentiment.checksum"  # the metadata entry with the file's SHA-256 (:mod:`.checksum`)
 MIN_AGREEMENT = 0.995      # float: share of test images where TFLite predicts the Keras class
 MAX_ACCURACY_LOSS = 0.01   # quantized models: accuracy points lost against the Keras model
 # int8: a layer whose own output, fed the quantized input, is off by more than this many quantization
@@ -252,30 +254,33 @@ def _serving_first(model: ModelT) -> None:
 
 def with_metadata(content: bytes, metadata: dict) -> bytes:
     """``content`` with ``serving_default`` first (:func:`_serving_first`) and a model metadata entry
-    ``imagesentiment`` holding ``metadata`` as JSON."""
+    ``imagesentiment`` holding ``metadata`` as JSON, and one ``imagesentiment.checksum`` with the SHA-256 of
+    the file (:mod:`.checksum`)."""
+    from .checksum import DIGEST, PLACEHOLDER, stamp_tflite
 
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
     _serving_first(model)
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(metadata).encode("utf-8"), np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
-    model.metadata = [*(model.metadata or []), entry]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    for name, value in ((METADATA_NAME, metadata), (CHECKSUM_NAME, {DIGEST: PLACEHOLDER})):
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(json.dumps(value).encode("utf-8"), np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = name, len(model.buffers) - 1
+        model.metadata = [*(model.metadata or []), entry]
+    return stamp_tflite(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
 
 
-def read_metadata(content: bytes) -> dict | None:
-    """The ``imagesentiment`` metadata of a TFLite model, or None where it has none."""
+def read_metadata(content: bytes, name: str = METADATA_NAME) -> dict | None:
+    """The ``imagesentiment`` metadata of a TFLite model (or its entry ``name``), or None where it has none."""
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.Model.GetRootAs(content, 0)
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
-        if entry.Name().decode("utf-8") == METADATA_NAME:
+        if entry.Name().decode("utf-8") == name:
             return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
     return None
 
