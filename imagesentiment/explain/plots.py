@@ -91,16 +91,20 @@ def explanation_panel(image: np.ndarray, heatmap: np.ndarray, label: str, confid
 
 
 def save_explanation(stem: str | os.PathLike, image: np.ndarray, heatmap: np.ndarray, label: str,
-                     confidence: float, cmap: str = "jet", alpha: float = 0.4) -> tuple[Path, Path]:
-    """Write ``STEM.png`` (:func:`explanation_panel`) and ``STEM_overlay.jpg`` (the overlay at the
-    image's resolution); returns both paths."""
+                     confidence: float, cmap: str = "jet", alpha: float = 0.4, height: int = 224) -> tuple[Path, Path]:
+    """Write ``STEM.png`` (:func:`explanation_panel`, ``height`` pixels high) and ``STEM_overlay.jpg`` (the
+    overlay at the image's resolution); returns both paths. The panel is drawn from the image scaled to its
+    height and written with light PNG compression: a photo's pixels barely compress, and drawing and
+    compressing at full size took longer than scoring the image."""
     from PIL import Image
 
-    pictures = explanation_pictures(image, heatmap, cmap, alpha)  # made once for both files
     panel, blended = Path(f"{stem}.png"), Path(f"{stem}_overlay.jpg")
     panel.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(_panel(pictures, label, confidence)).save(panel)
-    Image.fromarray(pictures[2]).save(blended, quality=90)
+    Image.fromarray(overlay(image, heatmap, cmap, alpha)).save(blended, quality=90)
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    small = np.asarray(Image.fromarray(_uint8(image)).resize((width, height), Image.BILINEAR))
+    Image.fromarray(explanation_panel(small, heatmap, label, confidence, cmap, alpha, height)).save(
+        panel, compress_level=0)
     return panel, blended
 
 
