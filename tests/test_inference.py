@@ -257,11 +257,16 @@ def test_the_shipped_model_labels_the_examples_alike_in_both_forms(tmp_path):
     assert main(["predict", str(EXAMPLES), "--out", str(tmp_path / "p.csv")]) == 0
     table = pd.read_csv(tmp_path / "p.csv").sort_values("path", ignore_index=True)
     assert len(table) == 6 and table["error"].isna().all()
-    for name, tolerance in (("float16", 0.02), ("int8", 0.1)):  # measured: 0.008, 0.052
+    probabilities = table[["negative", "neutral", "positive"]].to_numpy()
+    top_two = np.sort(probabilities, axis=1)[:, -2:]
+    for name, tolerance in (("float16", 0.02), ("int8", 0.1)):  # measured: 0.003, 0.083
         lite = imagesentiment.load(SHIPPED_MODELS / f"imagesentiment-{name}.tflite").predict(table["path"].tolist())
-        assert lite["label"].tolist() == table["label"].tolist(), name
-        np.testing.assert_allclose(lite[["negative", "neutral", "positive"]],
-                                   table[["negative", "neutral", "positive"]], atol=tolerance, err_msg=name)
+        np.testing.assert_allclose(lite[["negative", "neutral", "positive"]], probabilities, atol=tolerance,
+                                   err_msg=name)
+        # the same label wherever the SavedModel's two best classes lie further apart than the tolerance: within
+        # it, a near tie (hubble_deep_field: positive 0.43, negative 0.40) may go either way in int8
+        clear = top_two[:, 1] - top_two[:, 0] > tolerance
+        assert clear.sum() >= 5 and (lite["label"] == table["label"])[clear].all(), name
 
 
 def test_an_exported_savedmodel_rebuilds_its_keras_model_for_every_explanation(forms, trained_cnn, tmp_path, capsys):
