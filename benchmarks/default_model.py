@@ -20,7 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from imagesentiment.inference import default_model, load
-from imagesentiment.predict import collect_images, predict_files
+from imagesentiment.inputs import collect_images
+from imagesentiment.predict import predict_files
 from results import record
 
 ROOT = Path(__file__).resolve().parents[1]

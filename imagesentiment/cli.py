@@ -225,10 +225,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _collect_images(inputs: Sequence[str], pictures: str | None = None,
                     columns: dict[str, dict[str, Any]] | None = None) -> list[str]:
-    """The image files among ``inputs`` (``predict.collect_images``, which fills ``columns``), saying which
+    """The image files among ``inputs`` (``inputs.collect_images``, which fills ``columns``), saying which
     photos it cannot read; those in ``pictures``, the folder the command draws heat maps into, are left out:
     with the maps kept beside the photos (``photos/ --explain photos/maps``) the next run scored the maps."""
-    from .predict import collect_images
+    from .inputs import collect_images
 
     notes: list[str] = []
     paths = collect_images(inputs, notes=notes, columns=columns)
@@ -408,12 +408,13 @@ SHOWN_ROWS = 20  # predict prints each answer for at most this many photos
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict the sentiment of images (files, folders, globs or a CSV with a path column) with any model
     form (default: the shipped model); rows are written as they come, --resume continues a stopped run."""
-    from .inference import load
-    from .predict import predict_files
-
     _not_an_input(args.out, args.images)
     columns: dict[str, dict[str, Any]] = {}  # a CSV of inputs' other columns, carried into the table
     paths = _collect_images(args.images, args.explain, columns)
+    args.start_tensorflow()  # the inputs are there: now the model
+    from .inference import load
+    from .predict import predict_files
+
     table = predict_files(load(args.model, args.classes), paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size,
                           max_pixels=args.max_pixels, columns=columns, wait=args.wait)
@@ -680,7 +681,9 @@ AFTER_INTERRUPT = {
 }
 
 
-WITHOUT_TENSORFLOW = {"report"}  # commands that never start TensorFlow: they answer in a fraction of a second
+# commands that check their inputs before TensorFlow starts (report never starts it), so that a typo is
+# answered in a fraction of a second; each calls args.start_tensorflow() when it needs the model
+INPUTS_FIRST = {"report", "predict"}
 
 
 def _training_errors() -> tuple[type[Exception], ...]:
@@ -697,8 +700,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and args.command != "score-beam":  # only Beam takes options of its own
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.beam_args = extra
-    if quiet and args.command not in WITHOUT_TENSORFLOW:
-        start_tensorflow_quietly()
+    args.start_tensorflow = start_tensorflow_quietly if quiet else lambda: None
+    if args.command not in INPUTS_FIRST:
+        args.start_tensorflow()
     try:
         return args.run(args)
     except (ValueError, *_training_errors()) as exc:  # ConfigError, DataError and ExportError are ValueErrors

@@ -111,7 +111,7 @@ def _pixels(image: Image, size: list[int], index: int) -> np.ndarray:
                         f"image, not {type(image).__name__}")
     else:
         if isinstance(image, (str, os.PathLike)) and os.path.isdir(image):
-            raise ValueError(f"{image}: a folder, not an image; give its files (imagesentiment.predict."
+            raise ValueError(f"{image}: a folder, not an image; give its files (imagesentiment.inputs."
                              "collect_images finds them) or run `imagesentiment predict FOLDER`")
         try:
             data = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) else image

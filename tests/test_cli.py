@@ -146,10 +146,11 @@ def test_start_up_lines_are_caught_unless_the_user_sets_a_log_level(tmp_path, mo
         monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     else:
         monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", level)
-    assert main(["predict", str(tmp_path / "missing")]) == 2
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
     assert calls == ([1] if quiet else [])
     assert main(["report", str(tmp_path / "missing.csv")]) == 2
-    assert calls == ([1] if quiet else []), "report never starts TensorFlow"
+    assert main(["predict", str(tmp_path / "missing")]) == 2
+    assert calls == ([1] if quiet else []), "report never starts TensorFlow, predict not before its inputs are there"
 
 
 def test_a_data_path_that_names_nothing_says_the_rule_and_the_path_it_meant(tmp_path, monkeypatch, capsys):
@@ -170,3 +171,14 @@ def test_a_data_path_that_names_nothing_says_the_rule_and_the_path_it_meant(tmp_
     assert f"given with --set: read from the working folder {tmp_path / 'elsewhere'}" in err
     assert f"{tmp_path / 'conf' / 'photos'} exists: give that path" in err
     assert not (tmp_path / "elsewhere" / "runs").exists(), "nothing written"
+
+
+def test_a_missing_input_is_answered_before_tensorflow_starts(tmp_path):
+    """Every command spent 5-10 s importing TensorFlow before it said that the input folder does not exist."""
+    script = ("import sys; from imagesentiment.cli import main; "
+              f"code = main(['predict', {str(tmp_path / 'missing')!r}]); "
+              f"code2 = main(['report', {str(tmp_path / 'missing.csv')!r}]); "
+              "print(code, code2, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "2", "False"], done.stderr
+    assert "missing: no such file or folder" in done.stderr

@@ -7,7 +7,8 @@ import pytest
 
 from imagesentiment.data import DataError
 from imagesentiment.inference import KerasPredictor
-from imagesentiment.predict import collect_images, predict_files
+from imagesentiment.inputs import collect_images
+from imagesentiment.predict import predict_files
 from imagesentiment.report import read_predictions
 
 from conftest import bad_files

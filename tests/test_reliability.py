@@ -29,7 +29,8 @@ from imagesentiment.export import convert, export_savedmodel, read_metadata
 from imagesentiment.export.checksum import RECORD
 from imagesentiment.export.tflite import CHECKSUM_NAME
 from imagesentiment.inference import KerasPredictor, ModelFileError, TFLitePredictor
-from imagesentiment.predict import OutputInUseError, collect_images, predict_files
+from imagesentiment.inputs import collect_images
+from imagesentiment.predict import OutputInUseError, predict_files
 
 from conftest import encode, huge_png_header
 
