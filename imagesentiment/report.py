@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .metrics import classification_metrics
 from .table import model_record
 
 COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
@@ -171,6 +170,8 @@ def _summary(frame: pd.DataFrame, classes: Sequence[str]) -> str:
 
 def _metrics(frame: pd.DataFrame, classes: Sequence[str], scored: int) -> str:
     """The figures against the true labels of ``frame`` (the labelled rows of ``scored`` scored images)."""
+    from .metrics import classification_metrics  # scikit-learn: only for a table with true labels
+
     index = {c: i for i, c in enumerate(classes)}
     m = classification_metrics(frame["true_label"].map(index), frame["label"].map(index), classes)
     rows = "".join(f"<tr><th>{html.escape(n)}</th><td>{v['precision']:.3f}</td><td>{v['recall']:.3f}</td>"
