@@ -15,7 +15,6 @@ from typing import Sequence
 import keras
 import matplotlib
 import numpy as np
-import tensorflow as tf
 from matplotlib.figure import Figure
 
 from ..model import ensemble_members
@@ -27,9 +26,12 @@ def _uint8(image: np.ndarray) -> np.ndarray:
 
 
 def resize_map(heatmap: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """A ``(h, w)`` map resized bilinearly to ``size`` and kept in [0, 1]."""
-    resized = tf.image.resize(np.asarray(heatmap, np.float32)[..., None], tuple(size), method="bilinear")
-    return np.clip(resized.numpy()[..., 0], 0.0, 1.0)
+    """A ``(h, w)`` map resized bilinearly to ``size`` (pixel centres aligned, as ``tf.image.resize`` does; a
+    map made smaller is averaged down) and kept in [0, 1]."""
+    from PIL import Image
+
+    resized = Image.fromarray(np.asarray(heatmap, np.float32), "F").resize((size[1], size[0]), Image.BILINEAR)
+    return np.clip(np.asarray(resized), 0.0, 1.0)
 
 
 def colour_map(name: str) -> matplotlib.colors.Colormap:
@@ -41,8 +43,12 @@ def colour_map(name: str) -> matplotlib.colors.Colormap:
 
 
 def coloured(heatmap: np.ndarray, size: Sequence[int], cmap: str = "jet") -> np.ndarray:
-    """The heat map resized to ``size`` in the colours of ``cmap``: float32 RGB in [0, 255]."""
-    return colour_map(cmap)(resize_map(heatmap, size))[..., :3].astype(np.float32) * 255.0
+    """The heat map resized to ``size`` in the colours of ``cmap``: float32 RGB in [0, 255]. The colour map's
+    own table is looked up as matplotlib does (value x N, the top end in the last entry), once for the
+    table rather than for each of a photo's pixels."""
+    colours = colour_map(cmap)
+    table = colours(np.arange(colours.N))[:, :3].astype(np.float32) * 255.0
+    return table[np.minimum((resize_map(heatmap, size) * colours.N).astype(np.int32), colours.N - 1)]
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, cmap: str = "jet", alpha: float = 0.4,
