@@ -3,24 +3,25 @@
 The file checks and the pipeline run on TensorFlow; their names load it on first use, so that reading a
 data set or a configuration does not start TensorFlow.
 """
-import importlib
-
 from .imageset import IMAGE_EXTENSIONS, SENTIMENTS, DataError, ImageSet
 from .sources import (FER_TO_SENTIMENT, SOURCES, detect_format, fer2013, from_folder, from_manifest, from_votes,
                       load_source, majority_labels, oasis, twitter)
 from .splits import Split, k_fold, train_val_test_split
 from .synthetic import make_synthetic_set
 
-ON_TENSORFLOW = {"checks": ("CheckedSet", "check_image", "check_images", "check_set"),
-                 "pipeline": ("augment", "check_pixel_range", "decode_and_resize", "decode_or_reason", "make_dataset")}
+CHECKS = ("CheckedSet", "check_image", "check_images", "check_set")
+PIPELINE = ("augment", "check_pixel_range", "decode_and_resize", "decode_or_reason", "make_dataset")
 
 
 def __getattr__(name: str) -> object:
     """The names of the TensorFlow modules, imported when first asked for."""
-    module = next((m for m, names in ON_TENSORFLOW.items() if name in names), None)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+    if name in CHECKS:
+        from . import checks
+        return getattr(checks, name)
+    if name in PIPELINE:
+        from . import pipeline
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
