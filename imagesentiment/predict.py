@@ -174,8 +174,10 @@ def _probe_images() -> np.ndarray:
 
 
 def model_stamp(predictor: Predictor) -> dict:
-    """What identifies the model that writes a table: its classes, input size and probabilities on fixed images."""
-    return {"classes": predictor.class_names, "image_size": list(predictor.image_size),
+    """What identifies the model that writes a table: its classes, input size and probabilities on fixed images;
+    with its form and file, and when the scoring began (a report's header shows them)."""
+    return {"model": f"{predictor.form} {predictor.source}", "scored": time.strftime("%Y-%m-%d %H:%M"),
+            "classes": predictor.class_names, "image_size": list(predictor.image_size),
             "probe_probabilities": [[round(float(p), 6) for p in row]
                                     for row in predictor.probabilities(list(_probe_images()))]}
 
@@ -196,6 +198,7 @@ def _continue_with(predictor: Predictor, stamp_path: Path, out: Path, resume: bo
         if differ:
             raise ValueError(f"{out} was begun by another model ({'; '.join(differ)}; see {stamp_path.name}): "
                              "resume it with that model, or write to another file")
+        stamp["scored"] = before.get("scored", stamp["scored"])  # when the table was begun
     stamp_path.write_text(json.dumps(stamp) + "\n")
 
 

@@ -207,3 +207,20 @@ def test_a_report_worth_sending_in_a_wide_browser(predictions, tmp_path):
         assert page.is_visible("#viewer") and shown["width"] >= 400
         page.screenshot(path=str(ARTIFACTS / "report-viewer.png"))
         browser.close()
+
+
+def test_the_header_names_the_model_and_when_it_scored(tmp_path, trained_cnn):
+    """An analyst forwarding a report could not tell which model scored the photos, nor when."""
+    import imagesentiment
+    from imagesentiment.predict import predict_files
+
+    model, images = trained_cnn
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run / "model.keras")
+    table = tmp_path / "scores.csv"
+    predict_files(imagesentiment.load(run), images.frame["path"].tolist()[:6], table, progress=False)
+    page = build_report(read_predictions(table), tmp_path / "r.html", source=table).read_text()
+    header = re.search(r'<p class="muted" id="model">(.*?)</p>', page).group(1)
+    assert f"model: Keras model {run}" in header and "classes: negative, neutral, positive" in header
+    assert "input 48×48 px" in header and re.search(r"scored \d{4}-\d\d-\d\d \d\d:\d\d", header)
