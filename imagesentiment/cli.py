@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
-from .native_stderr import start_tensorflow_quietly, start_up_messages  # noqa: F401 (tests use it)
+from .native_stderr import start_tensorflow_quietly
 
 
 class UsageError(ValueError):
@@ -108,8 +108,9 @@ def _absolute(value: object) -> object:
 def _config(args: argparse.Namespace):
     from .config import load_config
 
-    overrides = parse_options(args.set)
-    for key, value in overrides.items():  # paths given here are relative to the working folder
+    given = parse_options(args.set)
+    overrides = dict(given)
+    for key, value in given.items():  # paths given here are relative to the working folder
         if key.endswith((".path", ".weights", ".shards")):
             overrides[key] = _absolute(value)
     for key, value in (("train.epochs", args.epochs), ("train.batch_size", args.batch_size),
@@ -117,7 +118,7 @@ def _config(args: argparse.Namespace):
         if value is not None:
             overrides[key] = value
     config = load_config(args.config, overrides)
-    _check_data_paths(config, parse_options(args.set), Path(args.config))
+    _check_data_paths(config, given, Path(args.config))
     return config, Path(args.out or Path("runs") / config.name)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .data.imageset import SENTIMENTS
-from .model import BACKBONES, backbone_names
+from .model import BACKBONES, backbone_names, fusable
 
 STRATEGIES = ("default", "mirrored", "multi_worker")  # train.strategy (imagesentiment.distribute)
 
@@ -193,8 +193,7 @@ def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
         ("model.input_size", m.input_size, m.input_size >= smallest, f"at least {smallest} pixels for this model"),
         ("model.dropout", m.dropout, 0 <= m.dropout < 1, "a rate in [0, 1)"),
         ("model.backbone", m.backbone, m.kind != "transfer" or (set(backbones) <= set(BACKBONES) and (
-            len(backbones) == 1 or (len(set(backbones)) == len(backbones) > 1
-                                    and all(BACKBONES[b].fusable for b in backbones)))),
+            len(backbones) == 1 or fusable(backbones))),
          f"one of {sorted(BACKBONES)}, or a list of distinct ones to fuse among "
          f"{sorted(b for b, spec in BACKBONES.items() if spec.fusable)}"),
         ("model.weights", m.weights, not isinstance(m.weights, list) or len(m.weights) == len(backbones),

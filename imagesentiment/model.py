@@ -119,6 +119,11 @@ def backbone_names(backbone: str | Sequence[str]) -> list[str]:
     return [backbone] if isinstance(backbone, str) else list(backbone)
 
 
+def fusable(names: Sequence[str]) -> bool:
+    """Whether ``names`` can be fused into one graph: distinct backbones whose builders take a prefix."""
+    return len(set(names)) == len(names) > 1 and all(BACKBONES[b].fusable for b in names)
+
+
 def _branch(inputs: keras.KerasTensor, backbone: str, weights: Weights, prefix: str = "") -> keras.KerasTensor:
     """``backbone`` (frozen) on ``inputs`` after its scaling; its last feature map."""
     spec = BACKBONES[backbone]
@@ -186,7 +191,7 @@ def build_transfer(num_classes: int = 3, backbone: str | Sequence[str] = "mobile
     if len(names) == 1:
         features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(_branch(inputs, names[0], files[0]))
         return keras.Model(inputs, _head(features, num_classes, dropout), name=name or f"sentiment_{names[0]}")
-    if len(set(names)) < len(names) or not all(BACKBONES[b].fusable for b in names):
+    if not fusable(names):
         raise ValueError(f"a fused model takes distinct backbones among "
                          f"{sorted(b for b, s in BACKBONES.items() if s.fusable)}, got {names}")
     largest = max(BACKBONES[b].native_size for b in names)

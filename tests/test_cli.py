@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from imagesentiment import cli
-from imagesentiment.cli import build_parser, main, start_up_messages
+from imagesentiment.cli import build_parser, main
+from imagesentiment.native_stderr import start_up_messages
 
 from conftest import bad_files
 
