@@ -4,7 +4,9 @@ image set `imagesentiment demo` writes (120 generated photos, 84 of them trainin
 In one run: the epochs of the real command (every callback on; ``images_per_s`` of history.csv, median of
 the epochs after the first), the bare training step on the same batches in memory (``model.fit`` with no
 callback and no validation), and the forward pass alone, with the model's multiply-adds per image, so that
-the step's cost reads against the arithmetic it has to do.
+the step's cost reads against the arithmetic it has to do. The rest of an epoch of the command is timed
+piece by piece on the same model: the batch-norm calibration before validation (a forward pass over the
+training images in training mode), the validation pass and the checkpoint's save.
 
     python benchmarks/demo_train.py [--epochs 6]
 """
@@ -25,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 from imagesentiment.config import load_config  # noqa: E402
 from imagesentiment.data import make_synthetic_set  # noqa: E402
-from imagesentiment.train import build_model, train  # noqa: E402
+from imagesentiment.train import PreciseBatchNorm, build_model, train  # noqa: E402
 from results import record  # noqa: E402
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "folder.yaml"
@@ -44,9 +46,13 @@ def multiply_adds(model: keras.Model) -> int:
 
 def images_per_s(run: callable, images: int, repeats: int = 3) -> float:
     """Images per second of ``run()`` (which handles ``images``), best of ``repeats`` after one to warm up."""
+    return images / seconds(run, repeats)
+
+
+def seconds(run: callable, repeats: int = 3) -> float:
+    """Seconds of one call of ``run()``, best of ``repeats`` after one to warm up."""
     run()
-    best = min(_timed(run) for _ in range(repeats))
-    return images / best
+    return min(_timed(run) for _ in range(repeats))
 
 
 def _timed(run: callable) -> float:
@@ -76,6 +82,13 @@ if __name__ == "__main__":
     forward = tf.function(lambda batch: model(batch, training=False))
     inference = images_per_s(lambda: [forward(x[i:i + 32]) for i in range(0, len(x), 32)], len(x))
     macs = multiply_adds(model)
+    calibration = PreciseBatchNorm(tf.data.Dataset.from_tensor_slices((x, y)).batch(32))
+    calibration.set_model(model)
+    calibrate_s = seconds(calibration.calibrate)
+    validation_s = seconds(lambda: model.evaluate(x[:18], y[:18], batch_size=32, verbose=0))
+    with tempfile.TemporaryDirectory() as folder:
+        save_s = seconds(lambda: model.save(Path(folder) / "model.keras"))
+    command_epoch_s = len(x) / float(history["images_per_s"].iloc[1:].median())
     record("demo_train", {
         "pipeline": "pipelines/folder.yaml on imagesentiment demo's 120 generated photos (84 training), 96 px",
         "command_images_per_s": round(float(history["images_per_s"].iloc[1:].median()), 1),
@@ -84,5 +97,10 @@ if __name__ == "__main__":
         "forward_images_per_s": round(inference, 1),
         "forward_gmacs_per_image": round(macs / 1e9, 3),
         "training_gflop_per_s": round(step * macs * 2 * 3 / 1e9, 1),
+        "epoch_seconds": {"command": round(command_epoch_s, 2), "bare_step": round(len(x) / step, 2),
+                          "batch_norm_calibration": round(calibrate_s, 2), "validation": round(validation_s, 2),
+                          "checkpoint_save": round(save_s, 2),
+                          "unaccounted": round(command_epoch_s - len(x) / step - calibrate_s - validation_s
+                                               - save_s, 2)},
         "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
     })

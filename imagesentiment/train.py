@@ -210,12 +210,22 @@ class PreciseBatchNorm(keras.callbacks.Callback):
     def calibrate(self) -> None:
         layers = batch_norm_layers(self.model)
         momenta = [layer.momentum for layer in layers]
-        for step, (images, *_) in enumerate(self.dataset):
-            for layer in layers:
-                layer.momentum = step / (step + 1)  # a running mean of the batch statistics
-            self.model(images, training=True)
-        for layer, momentum in zip(layers, momenta):
+        for layer in layers:
+            layer.momentum = 0.0  # each call leaves its batch's statistics in the moving ones
+        if getattr(self, "_forward", None) is None:  # one graph for every epoch's calibration
+            self._forward = tf.function(lambda images: self.model(images, training=True), reduce_retracing=True)
+        sums = [np.zeros((2,) + tuple(layer.moving_mean.shape)) for layer in layers]
+        steps = 0
+        for images, *_ in self.dataset:
+            self._forward(images)
+            steps += 1
+            for total, layer in zip(sums, layers):
+                total += np.stack([layer.moving_mean.numpy(), layer.moving_variance.numpy()])
+        for total, layer, momentum in zip(sums, layers, momenta):
             layer.momentum = momentum
+            if steps:
+                layer.moving_mean.assign(total[0] / steps)
+                layer.moving_variance.assign(total[1] / steps)
         self.calibrated = True
 
 

@@ -14,7 +14,9 @@ import tensorflow as tf
 
 from imagesentiment.config import load_config
 from imagesentiment.data import DataError, ImageSet, from_folder, make_dataset
-from imagesentiment.train import ActivationStore, TrainingError, cross_validate, sample_weights, train
+from imagesentiment.model import build_cnn
+from imagesentiment.train import (ActivationStore, PreciseBatchNorm, TrainingError, cross_validate, sample_weights,
+                                  train)
 
 from conftest import SHARED_WEIGHTS
 
@@ -106,6 +108,24 @@ def test_few_steps_per_epoch_leave_batch_norm_statistics_of_the_trained_weights(
     assert 0.5 < np.median(ratio) < 2, ratio
     same = model(pixels, training=False).numpy().argmax(1) == model(pixels, training=True).numpy().argmax(1)
     assert same.mean() > 0.9
+
+
+def test_batch_norm_calibration_is_the_mean_of_the_batch_statistics():
+    """Each epoch's calibration sets a layer's moving mean and variance to the mean over the training
+    batches of its batch statistics, and leaves the layer's momentum as it was."""
+    model = build_cnn(input_shape=(24, 24, 3), widths=(4, 8))
+    pixels = np.random.default_rng(0).uniform(0, 255, (20, 24, 24, 3)).astype("float32")
+    calibration = PreciseBatchNorm(tf.data.Dataset.from_tensor_slices((pixels, np.zeros(20))).batch(8))
+    calibration.set_model(model)
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    below = keras.Model(model.inputs[0], first.input)
+    batches = [below(pixels[i:i + 8]).numpy().reshape(-1, first.input.shape[-1]) for i in range(0, 20, 8)]
+    for _ in range(2):  # the second epoch's calibration reuses the first one's graph
+        calibration.calibrate()
+        np.testing.assert_allclose(first.moving_mean.numpy(), np.mean([b.mean(0) for b in batches], 0), rtol=1e-4)
+        np.testing.assert_allclose(first.moving_variance.numpy(), np.mean([b.var(0) for b in batches], 0),
+                                   rtol=1e-3)
+    assert first.momentum == 0.9
 
 
 def test_training_resumes_after_being_killed(tmp_path, synthetic_root):
