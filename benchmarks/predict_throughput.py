@@ -49,7 +49,7 @@ if __name__ == "__main__":
         "images_per_s": round(plain, 1),
         "images_per_s_with_heatmap_figures": round(explained, 1),
         "heatmap_figures_cost": f"{plain / explained:.2f}x the time per image",
-        "pictures_per_image": "a panel (image | heat map | overlay, PNG) and the overlay (JPEG)",
+        "pictures_per_image": "a panel (image | heat map | overlay) and the overlay, both JPEG",
         "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2),
     })

@@ -61,8 +61,8 @@ def test_panel_shows_image_heat_map_and_overlay_under_a_caption(tmp_path):
     caption = panel[:20]
     assert (caption < 128).any() and (caption == 255).mean() > 0.8  # dark caption text on white
     panel_path, overlay_path = save_explanation(tmp_path / "a" / "photo", image, hot_spot(), "positive", 0.87)
-    with Image.open(panel_path) as png, Image.open(overlay_path) as jpeg:
-        assert (png.format, jpeg.format, jpeg.size) == ("PNG", "JPEG", (100, 80))
+    with Image.open(panel_path) as written, Image.open(overlay_path) as jpeg:
+        assert (written.format, written.size, jpeg.format, jpeg.size) == ("JPEG", (3 * 280 + 2 * 4, 20 + 224), "JPEG", (100, 80))
 
 
 def test_overlay_refuses_bad_opacity_and_colour_map():
@@ -113,7 +113,7 @@ def test_cli_writes_figures_overlays_and_grid(tmp_path, model_file, large_images
     for method in ("gradcam", "layercam"):
         assert (out / f"grid_{method}_000.png").is_file() and (out / f"grid_{method}_001.png").is_file()
         for stem in ("positive", "negative"):
-            assert (out / f"{stem}_{method}.png").is_file()
+            assert (out / f"{stem}_{method}.jpg").is_file()
             with Image.open(out / f"{stem}_{method}_overlay.jpg") as overlay_file:
                 assert overlay_file.size == (100, 80)
     assert (out / "filters.png").is_file() and (out / "positive_features.png").is_file()

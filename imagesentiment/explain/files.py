@@ -22,7 +22,7 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
                   methods: Sequence[str] = ("gradcam",), target: int | str | None = None, batch_size: int = 16,
                   cmap: str = "jet", alpha: float = 0.4, filters: bool = False,
                   feature_maps: Sequence[str] = (), progress: bool = True) -> pd.DataFrame:
-    """Write ``NAME_METHOD.png`` and ``NAME_METHOD_overlay.jpg`` per image and method,
+    """Write ``NAME_METHOD.jpg`` (the panel) and ``NAME_METHOD_overlay.jpg`` per image and method,
     ``grid_METHOD_NNN.png`` per batch (``filters.png``, ``NAME_features.png`` on request) and
     ``predictions.csv`` (kept with an earlier run's rows for other images); returns this run's predictions
     as ``imagesentiment predict`` writes them (path, label, confidence, one probability per class, and
