@@ -21,7 +21,7 @@ from .metrics import classification_metrics, plot_confusion_matrix, plot_curves,
 from .model import class_names
 
 if TYPE_CHECKING:
-    from .inference import Predictor
+    from .predictor import Predictor
 
 
 CROP_KEEP = 0.85  # share of each side a test-time crop keeps (the training crops keep 0.8-1.0)

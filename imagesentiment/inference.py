@@ -1,382 +1,39 @@
 """One inference API over every form a model ships in.
 
 ``load(path)`` opens a run directory (holding ``model.keras``), a ``.keras`` file, a SavedModel
-version folder or a ``.tflite`` file and returns a :class:`Predictor`;
+version folder or a ``.tflite`` file and returns a :class:`~imagesentiment.predictor.Predictor`;
 ``predictor.predict(images)`` takes image paths, encoded bytes or pixel arrays (one or a batch)
 and returns a table with ``label``, ``confidence`` and one probability column per class.
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, Union
-
-import numpy as np
-import pandas as pd
-import PIL.Image
+from typing import TYPE_CHECKING, Sequence
 
 from .native_stderr import quiet_start
 
 quiet_start()  # before TensorFlow starts: its start-up lines left out, as the command line leaves them out
-import tensorflow as tf  # noqa: E402
-
-from .data import SENTIMENTS, check_pixel_range, decode_or_reason
-from .data.pipeline import chunks
-from .native_stderr import DECODER_NOISE, filtered, without
+from .contract import (KERAS_CONFIG, KERAS_WEIGHTS, ModelFileError, class_names_file,  # noqa: E402
+                       saved_class_names, versions)
+from .model import class_names as carried  # noqa: E402
+from .predictor import (Image, KerasPredictor, Predictor, SavedModelPredictor, TFLitePredictor,  # noqa: E402
+                        _first_line, override_names, to_pixels)
+from .run import MODEL  # noqa: E402
 
 if TYPE_CHECKING:
     import keras
 
-Image = Union[str, os.PathLike, bytes, np.ndarray, PIL.Image.Image]
-CLASSES_FILE = "classes.json"
-
-
-class ModelFileError(ValueError):
-    """A file given as a model is not one, or not one that may be loaded; the message names it."""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = exc.message if isinstance(exc, tf.errors.OpError) else str(exc)
-    return f"{type(exc).__name__}: {text.strip().splitlines()[0] if text.strip() else ''}"
-
-
-def as_list(images: Image | Sequence[Image]) -> Sequence[Image]:
-    """A single image (a path, bytes, a PIL image or one ``(H, W, C)`` or greyscale ``(H, W)`` array)
-    as a batch of one; a batch array as is; any other iterable (a list, a pandas column) as a list."""
-    if isinstance(images, (str, os.PathLike, bytes, PIL.Image.Image)):
-        return [images]
-    if isinstance(images, np.ndarray):
-        if images.ndim == 0:  # len() of it fails
-            raise TypeError(f"images: a 0-d array ({images.item()!r}) is not an image; give an (H, W, 3) array, "
-                            "a batch (B, H, W, 3), a path or encoded bytes")
-        return [images] if images.ndim in (2, 3) else images
-    if isinstance(images, Mapping) or not isinstance(images, Iterable):
-        raise TypeError("images must be one image (a path, encoded bytes, a pixel array or a PIL image) or a "
-                        f"sequence of them, not {type(images).__name__}")
-    return images if isinstance(images, Sequence) else list(images)
-
-
-def rgb_array(image: np.ndarray, name: str = "an image array") -> np.ndarray:
-    """An image array as RGB on the uint8 scale, as the decoder makes files: greyscale ``(H, W)`` or
-    ``(H, W, 1)`` repeated, the alpha of ``(H, W, 4)`` dropped, uint16 reduced to 8 bits. Anything
-    else (other shapes, no pixels, booleans, non-finite values, values outside [0, 255], floats all
-    within (0, 1], the scale many readers give) is refused naming the array, rather than scored as
-    something it is not."""
-    if image.dtype == bool or not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
-        raise ValueError(f"{name}: pixels must be numbers (uint8, uint16, or float in [0, 255]), not {image.dtype}")
-    image = image[..., None] if image.ndim == 2 else image
-    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"{name}: an image array must be (H, W, 3) RGB, (H, W, 4) RGBA or (H, W[, 1]) greyscale, "
-                         f"not {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"{name}: an image array of shape {image.shape} has no pixels")
-    image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
-    if image.dtype == np.uint16:
-        return (image >> 8).astype(np.uint8)  # as the decoder reduces a 16-bit PNG
-    if image.dtype != np.uint8:
-        check_pixel_range(image, name)
-    return image
-
-
-def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int], first: int = 0) -> np.ndarray:
-    """Float32 ``(B, H, W, 3)`` in [0, 255] at ``image_size`` from paths, encoded bytes, arrays or PIL images.
-
-    Files and bytes are decoded and resized as in training; an array (see :func:`rgb_array`)
-    ``(H, W, 3)`` or ``(B, H, W, 3)`` of another size is resized the same way.
-    """
-    images = as_list(images)
-    size = [int(s) for s in image_size]
-    with filtered(without(DECODER_NOISE)):  # libjpeg's lines on a damaged file that gets its error anyway
-        batch = [_pixels(image, size, index) for index, image in enumerate(images, first)]
-    return np.stack(batch) if batch else np.zeros([0, *size, 3], np.float32)
-
-
-def _pixels(image: Image, size: list[int], index: int) -> np.ndarray:
-    """Float32 ``(H, W, 3)`` pixels of one image given in any form :func:`to_pixels` takes, the
-    ``index``-th of its batch (named in errors)."""
-    if isinstance(image, PIL.Image.Image):  # 16-bit greyscale kept for rgb_array to reduce as the decoder does;
-        # 32-bit integer and float images kept for its range checks (converting them to RGB clips them)
-        image = np.asarray(image if image.mode in ("L", "RGB", "RGBA", "I;16", "I", "F") else image.convert("RGB"))
-    if isinstance(image, np.ndarray):
-        image = rgb_array(image, f"image {index} of the batch")
-        pixels = np.clip(image.astype(np.float32), 0, 255) if list(image.shape[:2]) == size else tf.cast(
-            tf.saturate_cast(tf.round(tf.image.resize(image, size, antialias=True)), tf.uint8), tf.float32).numpy()
-    elif image is None or (isinstance(image, float) and math.isnan(image)):
-        raise ValueError(f"image {index} of the batch: a missing value ({image}), not an image")
-    elif not isinstance(image, (str, os.PathLike, bytes)):
-        raise TypeError(f"image {index} of the batch: expected a path, encoded bytes, a pixel array or a PIL "
-                        f"image, not {type(image).__name__}")
-    else:
-        if isinstance(image, (str, os.PathLike)) and os.path.isdir(image):
-            raise ValueError(f"{image}: a folder, not an image; give its files (imagesentiment.inputs."
-                             "collect_images finds them) or run `imagesentiment predict FOLDER`")
-        try:
-            data = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) else image
-        except OSError as exc:
-            raise ValueError(f"{image}: cannot be read ({exc.strerror or exc})") from None
-        pixels, reason = decode_or_reason(data, size)
-        if pixels is None:
-            name = image if isinstance(image, (str, os.PathLike)) else f"{len(data)} bytes given as an image"
-            raise ValueError(f"{name}: not a readable image ({reason})")
-    return pixels
-
-
-def _class_names_file(path: Path) -> list[str] | None:
-    """The JSON list in ``classes.json`` inside ``path`` (a folder) or beside it (a file), if any."""
-    candidate = (path if path.is_dir() else path.parent) / CLASSES_FILE
-    if not candidate.is_file():
-        return None
-    try:
-        names = json.loads(candidate.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{candidate}: not a JSON list of class names ({exc})") from None
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ModelFileError(f"{candidate}: not a JSON list of class names")
-    return names
-
-
-def override_names(given: Sequence[str] | None, stored: Sequence[str] | None, model: object) -> Sequence[str] | None:
-    """The class names for a model: ``given`` (they override the names stored with ``model``, to rename its
-    outputs), else ``stored``. A stored name given for another output (in any case) is refused: the outputs
-    keep their order, so a class would get another's scores, a campaign's positive photos reported as
-    negative."""
-    if given is None:
-        return None if stored is None else list(stored)
-    if isinstance(given, str):  # "abc" would be read as three classes a, b, c
-        raise ValueError(f"class names given as one string {given!r}: give a list of names")
-    names = [str(c) for c in given]
-    own = [str(c).lower() for c in stored or ()]
-    moved = [n for i, n in enumerate(names) if n.lower() in own and own.index(n.lower()) != i]
-    if moved:
-        raise ValueError(f"class names {names} put {', '.join(moved)} where {model} has another class: its outputs "
-                         f"are {list(stored)}, in that order, so these names would give a class another's scores; "
-                         "leave the names out (--classes) to use the model's")
-    return names
-
-
-# float pixels (B, H, W, 3) -> "probabilities" (B, classes) and "heatmap" (B, H, W), as tensors or arrays
-HeatmapFunction = Callable[[np.ndarray], Mapping[str, Any]]
-
-
-class Predictor:
-    """Class probabilities of image batches; subclasses say how one float batch is run, and their ``form``."""
-
-    form = "model"
-
-    def __init__(self, class_names: Sequence[str], image_size: Sequence[int], outputs: int,
-                 source: str = "(in memory)") -> None:
-        names = [str(c) for c in class_names] if not isinstance(class_names, str) else [class_names]
-        if len(names) != outputs or len(set(names)) != len(names) or not all(names):
-            raise ValueError(f"class names {names} for a model with {outputs} outputs: give as many, "
-                             "distinct and non-empty (a list of names, not one string)")
-        self.class_names = names
-        self.image_size = tuple(int(s) for s in image_size)
-        self.source = source
-
-    def __repr__(self) -> str:
-        height, width = self.image_size
-        return (f"<{self.form} {self.source}: classes {', '.join(self.class_names)}; input {height}x{width} RGB "
-                "pixels>")
-
-    def _run(self, pixels: np.ndarray) -> np.ndarray:
-        """Probabilities ``(B, classes)`` of one float32 batch at the input size."""
-        raise NotImplementedError
-
-    def probabilities(self, images: Image | Sequence[Image], batch_size: int = 32) -> np.ndarray:
-        """Probabilities ``(N, classes)`` of images in any form :func:`to_pixels` takes, ``batch_size`` at a time."""
-        parts = [self._run(to_pixels(chunk, self.image_size, first=number * batch_size))
-                 for number, chunk in enumerate(chunks(as_list(images), batch_size))]
-        return np.concatenate(parts) if parts else np.zeros([0, len(self.class_names)], np.float32)
-
-    def _heatmaps(self) -> HeatmapFunction | None:
-        """This form's one-pass prediction-and-Grad-CAM function, or None where it has none."""
-        return None
-
-    def explainer(self) -> HeatmapFunction:
-        """A function of float pixels ``(B, H, W, 3)`` to numpy ``probabilities`` ``(B, classes)`` and
-        ``heatmap`` ``(B, H, W)`` in [0, 1], from one pass; alike for every model form."""
-        function = self._heatmaps()
-        if function is None:
-            raise ValueError(f"a {type(self).__name__} cannot make heat maps: load a run directory, a .keras file, "
-                             "or a SavedModel or .tflite file exported with its explain signature")
-
-        def explain(pixels: np.ndarray) -> dict[str, np.ndarray]:
-            result = function(pixels)
-            return {key: np.asarray(result[key]) for key in ("probabilities", "heatmap")}
-        return explain
-
-    def predict(self, images: Image | Sequence[Image], batch_size: int = 32, errors: str = "raise") -> pd.DataFrame:
-        """A table with ``label``, ``confidence`` and one probability column per class, a row per image; for
-        a pandas Series, with its index (so that it joins back to the table the column came from).
-
-        ``errors="raise"``: an image that cannot be read or used is an error naming it, and nothing is
-        returned; ``"keep"``: it gets a row without answers and an ``error`` column says why, as
-        ``imagesentiment predict`` writes it, and the other images are scored.
-        """
-        if errors not in ("raise", "keep"):
-            raise ValueError(f"errors must be 'raise' or 'keep', not {errors!r}")
-        items = as_list(images)
-        reasons = [""] * len(items)
-        if errors == "raise":
-            probabilities = self.probabilities(items, batch_size)
-        else:
-            probabilities = np.full([len(items), len(self.class_names)], np.nan, np.float32)
-            for rows in chunks(range(len(items)), batch_size):
-                usable = {}
-                for i in rows:  # one at a time: a failure names its image alone
-                    try:
-                        usable[i] = to_pixels([items[i]], self.image_size, first=i)[0]
-                    except (TypeError, ValueError) as exc:
-                        reasons[i] = str(exc)
-                if usable:
-                    probabilities[list(usable)] = self._run(np.stack(list(usable.values())))
-        answered = ~np.isnan(probabilities).any(axis=1)
-        table = pd.DataFrame(probabilities, columns=self.class_names,
-                             index=images.index if isinstance(images, pd.Series) else None)
-        table.insert(0, "confidence", probabilities.max(axis=1))
-        table.insert(0, "label", [self.class_names[k] if ok else None
-                                  for k, ok in zip(np.nan_to_num(probabilities, nan=0).argmax(axis=1), answered)])
-        if errors == "keep":
-            table["error"] = reasons
-        return table
-
-
-class KerasPredictor(Predictor):
-    """A Keras model, run as one compiled function (``model.predict`` costs ~40 ms a call); ``source``: where
-    it was loaded from."""
-
-    form = "Keras model"
-
-    def __init__(self, model: keras.Model, class_names: Sequence[str] | None = None, source: str | None = None) -> None:
-        from .model import class_names as carried
-
-        super().__init__(carried(model, class_names), model.inputs[0].shape[1:3], model.outputs[0].shape[-1],
-                         source or f"{model.name!r} (in memory)")
-        self.model = model
-        self.function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-
-    def _run(self, pixels: np.ndarray) -> np.ndarray:
-        return self.function(tf.constant(pixels)).numpy()
-
-    def _heatmaps(self) -> HeatmapFunction:
-        from .explain.onepass import GradCamPredictor
-
-        return GradCamPredictor(self.model)
-
-
-class SavedModelPredictor(Predictor):
-    """An exported version folder, through its ``predict_images`` signature; ``verify``: refuse one whose files
-    differ from the checksums recorded at export (:mod:`imagesentiment.export.checksum`)."""
-
-    form = "SavedModel"
-
-    def __init__(self, path: str | os.PathLike, class_names: Sequence[str] | None = None, verify: bool = True) -> None:
-        from .export.checksum import verify_savedmodel
-        from .export.savedmodel import PIXELS, saved_class_names
-
-        if verify:
-            verify_savedmodel(path)
-        try:
-            self.signatures = tf.saved_model.load(str(path)).signatures
-        except Exception as exc:  # a damaged file raises OSError, ValueError, DecodeError, ...
-            raise ModelFileError(f"{path}: not a readable SavedModel ({_first_line(exc)})") from exc
-        if PIXELS not in self.signatures:
-            raise ModelFileError(f"{path}: a SavedModel without the {PIXELS!r} signature (it has "
-                                 f"{sorted(self.signatures)}): not one exported by imagesentiment")
-        self.signature = self.signatures[PIXELS]
-        spec = next(iter(self.signature.structured_input_signature[1].values()))
-        outputs = self.signature.structured_outputs["probabilities"].shape[-1]
-        # the label asset is part of the graph: a version loads only with it
-        super().__init__(override_names(class_names, saved_class_names(path), path), spec.shape[1:3], outputs,
-                         str(path))
-
-    def _run(self, pixels: np.ndarray) -> np.ndarray:
-        return self.signature(images=tf.constant(pixels))["probabilities"].numpy()
-
-    def _heatmaps(self) -> HeatmapFunction | None:
-        from .export.savedmodel import EXPLAIN_PIXELS
-
-        if EXPLAIN_PIXELS not in self.signatures:
-            return None
-        return lambda pixels: self.signatures[EXPLAIN_PIXELS](images=tf.constant(pixels, tf.float32))
-
-
-class TFLitePredictor(Predictor):
-    """A ``.tflite`` file or flatbuffer, through its ``serving_default`` signature with the LiteRT interpreter.
-
-    Float pixels are quantized to the input's type (for the int8 model: uint8, scale 1, so unchanged).
-    ``verify``: refuse a model whose bytes differ from the checksum recorded at export.
-    """
-
-    form = "TFLite model"
-
-    def __init__(self, model: str | os.PathLike | bytes, class_names: Sequence[str] | None = None,
-                 num_threads: int | None = None, verify: bool = True) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        from .export.checksum import verify_tflite
-        from .export.savedmodel import SERVING
-        from .export.tflite import CHECKSUM_NAME, read_metadata
-        from .native_stderr import LITERT_NOISE, filtered, without
-
-        content = model if isinstance(model, bytes) else Path(model).read_bytes()
-        name = f"{len(content)} bytes given as a model" if isinstance(model, bytes) else str(model)
-        if content[4:8] != b"TFL3":  # the flatbuffer file identifier of every TFLite model
-            raise ModelFileError(f"{name}: not a TFLite model (no TFL3 identifier; "
-                                 f"{'empty' if not content else 'starts with ' + repr(content[:8])})")
-        try:
-            metadata, record, unreadable = read_metadata(content) or {}, read_metadata(content, CHECKSUM_NAME), None
-        except Exception as exc:  # a damaged flatbuffer or JSON raises many types: said once the interpreter has
-            metadata, record, unreadable = {}, None, exc  # said what it finds (a truncated file: where it ends)
-        if verify and unreadable is None:  # before the interpreter reads the flatbuffer
-            verify_tflite(content, record, name)
-        try:
-            with filtered(without(LITERT_NOISE)):  # XNNPACK's notice comes when the tensors are allocated
-                self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
-                self.interpreter.allocate_tensors()
-            self.runner = self.interpreter.get_signature_runner(SERVING)
-        except ValueError as exc:
-            raise ModelFileError(f"{name}: not a usable TFLite model ({_first_line(exc)})") from exc
-        if unreadable is not None and verify:
-            raise ModelFileError(f"{name}: not a usable TFLite model (its metadata cannot be read: "
-                                 f"{_first_line(unreadable)})") from unreadable
-        (_, detail), = self.runner.get_input_details().items()
-        outputs = self.runner.get_output_details()["probabilities"]["shape"][-1]
-        beside = None if isinstance(model, bytes) else _class_names_file(Path(model))
-        quantization = f" ({metadata['quantization']})" if "quantization" in metadata else ""
-        super().__init__(override_names(class_names, metadata.get("classes") or beside, name) or SENTIMENTS,
-                         detail["shape"][1:3], outputs, name + quantization)
-
-    @staticmethod
-    def _call(runner: Any, pixels: np.ndarray) -> dict[str, np.ndarray]:
-        """``runner`` (a signature) on float pixels, quantized to its input's type where it has one."""
-        (name, detail), = runner.get_input_details().items()
-        scale, zero_point = detail["quantization"]
-        if scale:
-            limits = np.iinfo(detail["dtype"])
-            pixels = np.clip(np.round(pixels / scale + zero_point), limits.min, limits.max)
-        return runner(**{name: pixels.astype(detail["dtype"])})
-
-    def _run(self, pixels: np.ndarray) -> np.ndarray:
-        return self._call(self.runner, pixels)["probabilities"]
-
-    def _heatmaps(self) -> HeatmapFunction | None:
-        from .export.savedmodel import EXPLAIN
-
-        if EXPLAIN not in self.interpreter.get_signature_list():
-            return None
-        runner = self.interpreter.get_signature_runner(EXPLAIN)
-        return lambda pixels: self._call(runner, pixels)
+__all__ = ["Image", "KerasPredictor", "ModelFileError", "Predictor", "SavedModelPredictor", "TFLitePredictor",
+           "default_model", "load", "load_keras", "to_pixels"]
 
 
 def _not_a_model(path: Path, message: str, keras_only: bool = False) -> FileNotFoundError:
     """The error for a path that is no model, naming the models a folder holds one or two levels down
     (a cross-validation run's folds, a SavedModel base folder's versions): what was probably meant;
     ``keras_only``: only the Keras models (what export and explain's layer options take)."""
-    patterns = ("*/model.keras",) + (() if keras_only else ("*/saved_model.pb", "*/*/saved_model.pb"))
+    patterns = (f"*/{MODEL}",) + (() if keras_only else ("*/saved_model.pb", "*/*/saved_model.pb"))
     inside = sorted({p.parent for pattern in patterns for p in path.glob(pattern)}
                     | (set() if keras_only else set(path.glob("*.tflite"))))
     if path.is_dir() and inside:
@@ -398,7 +55,7 @@ def load_keras(path: str | os.PathLike, class_names: Sequence[str] | None = None
     if path.suffix.lower() == ".tflite" and path.is_file():
         raise ModelFileError(f"{path}: a TFLite file; this needs the Keras model it came from: a run "
                              "directory (with model.keras), a .keras file or an exported SavedModel version")
-    file = path / "model.keras" if path.is_dir() else path
+    file = path / MODEL if path.is_dir() else path
     if not file.is_file():
         raise _not_a_model(path, f"{file} not found"
                            + (" (a run directory holds model.keras)" if path.is_dir() else ""), keras_only=True)
@@ -408,9 +65,7 @@ def load_keras(path: str | os.PathLike, class_names: Sequence[str] | None = None
         model = keras.models.load_model(file, safe_mode=True)
     except Exception as exc:
         raise ModelFileError(f"{file}: cannot be loaded as a Keras model ({_first_line(exc)})") from exc
-    from .model import class_names as carried
-
-    names = override_names(class_names, _class_names_file(path), path)
+    names = override_names(class_names, class_names_file(path), path)
     fits = names is None or len(names) == model.output_shape[-1]  # else the error comes where they are used
     model.class_names = carried(model, names if fits else None)
     return model, names if names is not None else list(model.class_names)
@@ -418,9 +73,6 @@ def load_keras(path: str | os.PathLike, class_names: Sequence[str] | None = None
 
 def _rebuilt(version: Path, class_names: Sequence[str] | None) -> tuple[keras.Model, list[str]]:
     """The Keras model of an exported SavedModel version (see :func:`load_keras`), with its class names."""
-    from .export.savedmodel import rebuild_keras, saved_class_names
-    from .model import class_names as carried
-
     try:
         model = rebuild_keras(version)
     except Exception as exc:  # a graph or weights that do not fit: name the version
@@ -433,6 +85,22 @@ def _rebuilt(version: Path, class_names: Sequence[str] | None) -> tuple[keras.Mo
     return model, list(model.class_names)
 
 
+def rebuild_keras(version_dir: str | os.PathLike) -> keras.Model | None:
+    """The Keras model an exported version came from, its graph from ``assets.extra`` (safe mode: no code
+    runs) and its weights from the version's variables; None for a version exported without its graph."""
+    import keras
+    import tensorflow as tf
+
+    config = Path(version_dir) / "assets.extra" / KERAS_CONFIG
+    if not config.is_file():
+        return None
+    model = keras.models.model_from_json(config.read_text(encoding="utf-8"))
+    weights = getattr(tf.saved_model.load(str(version_dir)), KERAS_WEIGHTS)
+    for weight, value in zip(model.weights, weights, strict=True):
+        weight.assign(value)
+    return model
+
+
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "exported_models"
 
 
@@ -441,8 +109,6 @@ def default_model() -> Path:
     SavedModel shipped in this checkout's ``exported_models/imagesentiment/``."""
     if os.environ.get("IMAGESENTIMENT_MODEL"):
         return Path(os.environ["IMAGESENTIMENT_MODEL"])
-    from .export.savedmodel import versions
-
     found = versions(SHIPPED_MODELS / "imagesentiment")
     if not found:
         raise FileNotFoundError(f"no default model: {SHIPPED_MODELS / 'imagesentiment'} holds no version; "
@@ -464,7 +130,7 @@ def load(path: str | os.PathLike | None = None, class_names: Sequence[str] | Non
         return SavedModelPredictor(path, class_names, verify)
     if path.suffix.lower() == ".tflite" and path.is_file():
         return TFLitePredictor(path, class_names, verify=verify)
-    if (path.is_dir() and (path / "model.keras").is_file()) or (path.suffix.lower() == ".keras" and path.is_file()):
+    if (path.is_dir() and (path / MODEL).is_file()) or (path.suffix.lower() == ".keras" and path.is_file()):
         model, names = load_keras(path, class_names)
         return KerasPredictor(model, names, str(path))
     raise _not_a_model(path, f"{path}: not a run directory (with model.keras), a .keras file, a SavedModel "

@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from .data.pipeline import MAX_PIXELS, check_batch_size, chunks, decode_or_reason
 from .inputs import shown
-from .inference import Predictor
+from .atomic import replacing, write_atomically
+from .predictor import Predictor
 from .native_stderr import DECODER_NOISE, filtered, without
 from .table import model_record
 
@@ -61,8 +62,6 @@ class Journal:
     def keep_last(self) -> None:
         """Keep each path's last row only (an image tried again supersedes its error row), the other rows
         as written; the file is replaced at once, and only where a path has several rows."""
-        from .export.tflite import write_atomically  # only on a resume that retried images
-
         if not self.path.is_file() or self.path.stat().st_size == 0:
             return
         if self.json:
@@ -303,10 +302,8 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
         if out.suffix == ".parquet":
             table = (pd.concat([finished, table], ignore_index=True).drop_duplicates("path", keep="last")
                      .reset_index(drop=True) if finished is not None else table)
-            partial = out.with_name(out.name + ".tmp")
-            with writing(out):
+            with writing(out), replacing(out) as partial:
                 table.to_parquet(partial, index=False)
-            os.replace(partial, out)
             journal_path.unlink(missing_ok=True)  # none where a resumed run had nothing left to score
         table.attrs["read_now"] = len(todo)  # the rest were in ``out`` already (a resumed run)
         return table

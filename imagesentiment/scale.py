@@ -50,7 +50,7 @@ def model_info(model_dir: str) -> tuple[list[str], tuple[int, int]]:
     TensorFlow reads)."""
     import tensorflow as tf
 
-    from .export.savedmodel import CLASSES_ASSET, PIXELS
+    from .contract import CLASSES_ASSET, PIXELS
 
     model_dir = model_dir.rstrip("/")
     if not tf.io.gfile.exists(f"{model_dir}/saved_model.pb"):
@@ -71,7 +71,7 @@ def predict_images(model: Any, batch: Sequence[np.ndarray], inference_args: dict
     """The handler's ``inference_fn``: a batch of float pixels through ``predict_images``."""
     import tensorflow as tf
 
-    from .export.savedmodel import PIXELS
+    from .contract import PIXELS
 
     probabilities = model.signatures[PIXELS](images=tf.constant(np.stack(batch)))["probabilities"].numpy()
     return [PredictionResult(x, p, model_id) for x, p in zip(batch, probabilities)]

@@ -9,9 +9,10 @@ import itertools
 import json
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -22,7 +23,8 @@ from tqdm import tqdm
 from .data.frames import FrameStream, VideoError, VideoInfo, open_video, sampling_step
 from .data.pipeline import check_batch_size
 from .explain.plots import overlay
-from .inference import Predictor, to_pixels
+from .atomic import replacing
+from .predictor import Predictor, to_pixels
 
 
 def annotate(frame: np.ndarray, heatmap: np.ndarray, text: str, opacity: float = 0.4) -> np.ndarray:
@@ -113,30 +115,11 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stream = FrameStream(info, step)
-    writer, partial = _writer(overlay_path, info) if overlay_path else (None, None)
-    finished = False
-    try:
+    with _overlay_writer(overlay_path, info) as writer:
         scorer = _Scorer(predictor, info.fps, writer)
-        buffer: list[tuple[int, np.ndarray, bool]] = []
         with tqdm(total=info.frames or None, unit="frame", disable=not progress,
                   desc=os.path.basename(str(path))) as bar:
-            for item in stream:
-                if item[2] or writer is not None:
-                    buffer.append(item)
-                if len(buffer) == batch_size:
-                    scorer(buffer)
-                    buffer = []
-                bar.update(1)
-            if buffer:
-                scorer(buffer)
-        finished = True
-    finally:
-        if writer is not None:
-            writer.release()
-            if finished:
-                os.replace(partial, overlay_path)
-            else:  # stopped (Ctrl-C, an error): no half-written copy, and an earlier one is kept
-                partial.unlink(missing_ok=True)
+            _score_stream(stream, scorer, batch_size, bar)
     classes = predictor.class_names
     table = pd.DataFrame(scorer.rows)
     if smoothing > 1:
@@ -188,17 +171,39 @@ def _video_of(summary: Path) -> str | None:
     return earlier.get("video") if isinstance(earlier, dict) else None
 
 
-def _writer(path: str | os.PathLike, info: VideoInfo) -> tuple[cv2.VideoWriter, Path]:
-    """A writer for the heat-map copy at ``path`` and the file it writes until the copy is complete: beside
-    it, with the same extension (which picks the codec)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
-    codec = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
-    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*codec), info.fps, (info.width, info.height))
-    if not writer.isOpened():
-        raise VideoError(f"{path}: cannot write a video here (codec {codec})")
-    return writer, partial
+def _score_stream(stream: FrameStream, scorer: _Scorer, batch_size: int, bar: tqdm) -> None:
+    """Feed ``stream``'s frames to ``scorer`` in batches of ``batch_size``: the sampled ones, and every frame
+    where it writes the heat-map copy."""
+    buffer: list[tuple[int, np.ndarray, bool]] = []
+    for item in stream:
+        if item[2] or scorer.writer is not None:
+            buffer.append(item)
+        if len(buffer) == batch_size:
+            scorer(buffer)
+            buffer = []
+        bar.update(1)
+    if buffer:
+        scorer(buffer)
+
+
+@contextmanager
+def _overlay_writer(path: str | os.PathLike | None, info: VideoInfo) -> Iterator[cv2.VideoWriter | None]:
+    """A writer for the heat-map copy at ``path`` (None without one). It writes beside ``path``, with the same
+    extension (which picks the codec), and the copy is moved into place once complete: a run stopped (Ctrl-C,
+    an error) leaves no half-written copy, and an earlier one is kept."""
+    if path is None:
+        yield None
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    codec = "MJPG" if Path(path).suffix.lower() == ".avi" else "mp4v"
+    with replacing(path) as partial:
+        writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*codec), info.fps, (info.width, info.height))
+        if not writer.isOpened():
+            raise VideoError(f"{path}: cannot write a video here (codec {codec})")
+        try:
+            yield writer
+        finally:
+            writer.release()
 
 
 def summarize(table: pd.DataFrame, classes: Sequence[str], info: VideoInfo, stream: FrameStream, step: int) -> dict:

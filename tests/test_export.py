@@ -19,8 +19,7 @@ from imagesentiment.data import make_dataset
 from imagesentiment.explain.onepass import GradCamPredictor
 from imagesentiment.export import (EXPLAIN, PIXELS, QUANTIZATIONS, SERVING, Check, ExportError, convert,
                                    export_savedmodel, export_tflite, image_arrays, predict_request, read_metadata,
-                                   read_warmup, rest_body, versions, write_version)
-from imagesentiment.export import savedmodel as savedmodel_module
+                                   read_warmup, rest_body, saved_class_names, versions, write_version)
 from imagesentiment.export import serving as serving_module
 
 NAME = "sentiment"
@@ -404,7 +403,7 @@ def test_a_loaded_run_exports_under_its_own_class_names(trained_cnn, run, sample
 
     model, _ = load_keras(run)
     folder = export_savedmodel(model, tmp_path / "serving")
-    assert savedmodel_module.saved_class_names(folder) == ["sad", "meh", "glad"]
+    assert saved_class_names(folder) == ["sad", "meh", "glad"]
     x = sample[1][:4]
     np.testing.assert_allclose(explain(model, x, target="glad"), explain(model, x, target=2), atol=1e-6)
     assert not np.allclose(explain(model, x, target="glad"), explain(model, x, target="meh"), atol=1e-3)
@@ -436,7 +435,7 @@ def test_cli_export_both_formats(run, tmp_path, capsys):
     from imagesentiment.cli import main
 
     assert main(["export", str(run), "--out", str(tmp_path / "serving"), "--name", "m"]) == 0
-    assert savedmodel_module.saved_class_names(tmp_path / "serving" / "m" / "1") == ["sad", "meh", "glad"]
+    assert saved_class_names(tmp_path / "serving" / "m" / "1") == ["sad", "meh", "glad"]
     assert main(["export", str(run), "--out", str(tmp_path / "serving"), "--name", "m", "--version", "1"]) == 2
     assert "exists" in capsys.readouterr().err
     assert main(["export", str(run), "--format", "tflite", "--quantize", "float32", "--out", str(tmp_path / "lite"),

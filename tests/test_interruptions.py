@@ -25,7 +25,7 @@ import pytest
 import tensorflow as tf
 
 from imagesentiment.export import export_savedmodel, versions
-from imagesentiment.export.tflite import write_atomically
+from imagesentiment.atomic import write_atomically
 from imagesentiment.inference import KerasPredictor
 from imagesentiment.inputs import collect_images
 

@@ -26,8 +26,8 @@ from imagesentiment import predict as predict_module
 from imagesentiment.data import DataError
 from imagesentiment.data.pipeline import decode_or_reason
 from imagesentiment.export import convert, export_savedmodel, read_metadata
-from imagesentiment.export.checksum import RECORD
-from imagesentiment.export.tflite import CHECKSUM_NAME
+from imagesentiment.checksum import RECORD
+from imagesentiment.contract import CHECKSUM_NAME
 from imagesentiment.inference import KerasPredictor, ModelFileError, TFLitePredictor
 from imagesentiment.inputs import collect_images
 from imagesentiment.predict import OutputInUseError, predict_files
@@ -320,6 +320,15 @@ def test_a_tflite_file_is_verified_against_its_checksum(tiny, tmp_path, capsys):
     with pytest.raises(ModelFileError, match=r"m.tflite: its content differs from the checksum.*verify=False"):
         imagesentiment.load(tmp_path / "m.tflite")
     assert imagesentiment.load(tmp_path / "m.tflite", verify=False).class_names == CLASSES
+
+
+def test_a_tflite_file_whose_checksum_record_is_damaged_is_refused(tiny):
+    """A byte changed inside the record's key left a record without a digest: it loaded as a model that has no
+    record (with a note), although its record was there and damaged."""
+    content = convert(tiny, "float32", class_names=CLASSES)
+    damaged = content.replace(b'{"sha256": "', b'{"sha2X6": "', 1)
+    with pytest.raises(ModelFileError, match="its checksum record cannot be read"):
+        TFLitePredictor(damaged)
 
 
 def test_a_third_party_tflite_file_loads_with_a_note(tmp_path, capsys):

@@ -27,20 +27,14 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from ..checksum import record_savedmodel
+from ..contract import (BYTES_INPUT, CLASSES_ASSET, EXPLAIN, EXPLAIN_PIXELS, KERAS_CONFIG, KERAS_WEIGHTS, PIXELS,
+                        PIXELS_INPUT, SERVING, versions)
 from ..data import decode_and_resize
 from ..data.pipeline import PIXEL_RANGE, refusal
 from ..data.checks import file_in_the_way
 from ..model import class_names as carried_names
 
-SERVING = "serving_default"
-PIXELS = "predict_images"
-EXPLAIN = "explain"
-EXPLAIN_PIXELS = "explain_images"
-BYTES_INPUT = "image_bytes"
-PIXELS_INPUT = "images"
-CLASSES_ASSET = "classes.txt"
-KERAS_CONFIG = "keras_model.json"  # in assets.extra: the Keras graph, so that the version rebuilds it (load_keras)
-KERAS_WEIGHTS = "keras_weights"  # the model's weights in Keras's order: a collection of the variables stored once
 
 
 class ExportError(ValueError):
@@ -184,13 +178,6 @@ def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes
     return archive
 
 
-def versions(model_dir: str | os.PathLike) -> list[int]:
-    """The version numbers present under ``BASE/<name>``, ascending (hidden and other folders ignored)."""
-    root = Path(model_dir)
-    found = [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()] if root.is_dir() else []
-    return sorted(found)
-
-
 def write_version(model_dir: str | os.PathLike, write: Callable[[Path], None], version: int | None = None,
                   overwrite: bool = False) -> Path:
     """Run ``write(folder)`` on a hidden temporary folder, then rename it to ``model_dir/<version>``.
@@ -233,7 +220,6 @@ def export_savedmodel(model: keras.Model, base: str | os.PathLike, name: str = "
     ``warmup_images`` (encoded) go into the warm-up requests; by default two small
     generated images, one JPEG and one PNG.
     """
-    from .checksum import record_savedmodel
     from .serving import write_warmup
 
     check_destination(base, name)
@@ -246,21 +232,3 @@ def export_savedmodel(model: keras.Model, base: str | os.PathLike, name: str = "
         record_savedmodel(folder)  # last: the digest of every file written
 
     return write_version(Path(base) / name, write, version, overwrite)
-
-
-def rebuild_keras(version_dir: str | os.PathLike) -> keras.Model | None:
-    """The Keras model an exported version came from, its graph from ``assets.extra`` (safe mode: no code
-    runs) and its weights from the version's variables; None for a version exported without its graph."""
-    config = Path(version_dir) / "assets.extra" / KERAS_CONFIG
-    if not config.is_file():
-        return None
-    model = keras.models.model_from_json(config.read_text(encoding="utf-8"))
-    weights = getattr(tf.saved_model.load(str(version_dir)), KERAS_WEIGHTS)
-    for weight, value in zip(model.weights, weights, strict=True):
-        weight.assign(value)
-    return model
-
-
-def saved_class_names(version_dir: str | os.PathLike) -> list[str]:
-    """The class names stored in an exported version's assets."""
-    return (Path(version_dir) / "assets" / CLASSES_ASSET).read_text(encoding="utf-8").splitlines()

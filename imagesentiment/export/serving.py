@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from .savedmodel import BYTES_INPUT, EXPLAIN, SERVING
+from ..contract import BYTES_INPUT, EXPLAIN, SERVING
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 

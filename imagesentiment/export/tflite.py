@@ -40,15 +40,17 @@ import tensorflow as tf
 
 from ..data import ImageSet, make_dataset
 from ..native_stderr import LITERT_NOISE, filtered, without
-from .savedmodel import EXPLAIN, PIXELS_INPUT, SERVING, ExportError, PixelFunctions, check_classes, check_destination
+from ..atomic import write_atomically
+from ..checksum import DIGEST, PLACEHOLDER, stamp_tflite
+from ..contract import CHECKSUM_NAME, EXPLAIN, METADATA_NAME, OUTPUT_ORDER, PIXELS_INPUT, SERVING, read_metadata
+from ..predictor import KerasPredictor, TFLitePredictor
+from .savedmodel import ExportError, PixelFunctions, check_classes, check_destination
 
 if TYPE_CHECKING:
     from ai_edge_litert.schema_py_generated import ModelT
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 FLOAT = ("float32", "float16")  # float computation (float16: the weights stored in half precision)
-METADATA_NAME = "imagesentiment"
-CHECKSUM_NAME = "imagesentiment.checksum"  # the metadata entry with the file's SHA-256 (:mod:`.checksum`)
 MIN_AGREEMENT = 0.995      # float: share of test images where TFLite predicts the Keras class
 MAX_ACCURACY_LOSS = 0.01   # quantized models: accuracy points lost against the Keras model
 # int8: a layer whose own output, fed the quantized input, is off by more than this many quantization
@@ -60,7 +62,6 @@ DEBUG_IMAGES = 16          # calibration images on which each layer's quantizati
 # point is not 0 (a heat map's min-max spread of 0.28 was); LiteRT's refuses a real 0 (a constant
 # map's spread once epsilon rounds away). Only ``explain`` divides, so ``serving_default`` stays integer.
 FLOAT_OPS = ["DIV"]
-OUTPUT_ORDER = ("probabilities", "class_id", "confidence", "heatmap")  # for the classic interpreter API
 
 
 @dataclass(frozen=True)
@@ -256,8 +257,6 @@ def with_metadata(content: bytes, metadata: dict) -> bytes:
     """``content`` with ``serving_default`` first (:func:`_serving_first`) and a model metadata entry
     ``imagesentiment`` holding ``metadata`` as JSON, and one ``imagesentiment.checksum`` with the SHA-256 of
     the file (:mod:`.checksum`)."""
-    from .checksum import DIGEST, PLACEHOLDER, stamp_tflite
-
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -273,23 +272,9 @@ def with_metadata(content: bytes, metadata: dict) -> bytes:
     return stamp_tflite(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
 
 
-def read_metadata(content: bytes, name: str = METADATA_NAME) -> dict | None:
-    """The ``imagesentiment`` metadata of a TFLite model (or its entry ``name``), or None where it has none."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.Model.GetRootAs(content, 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name().decode("utf-8") == name:
-            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
-    return None
-
-
 def check(content: bytes, quantization: str, keras_probabilities: np.ndarray, images: np.ndarray,
           labels: np.ndarray) -> Check:
     """Run ``content`` with the LiteRT interpreter on ``images`` and compare with the Keras model's answers."""
-    from ..inference import TFLitePredictor
-
     probabilities = TFLitePredictor(content).probabilities(images)
     expected, got = keras_probabilities.argmax(-1), probabilities.argmax(-1)
     return Check(quantization, len(images), float(np.mean(got == expected)), float(np.mean(expected == labels)),
@@ -323,8 +308,6 @@ def export_tflite(model: keras.Model, out_dir: str | os.PathLike, quantizations:
 
     Raises :class:`ExportError`, writing nothing more, on the first conversion that misses its target.
     """
-    from ..inference import KerasPredictor
-
     if test is None or len(test[0]) == 0:
         raise ExportError("a TFLite export is checked against the Keras model: it needs labelled test images")
     names = check_classes(model, class_names)
@@ -360,17 +343,3 @@ def export_tflite(model: keras.Model, out_dir: str | os.PathLike, quantizations:
               "these, perhaps another model's; remove or re-export it to keep one model in the folder",
               file=sys.stderr)
     return written
-
-
-def write_atomically(path: Path, content: bytes) -> None:
-    """Write ``content`` to a hidden file beside ``path`` and rename it into place: a reader (or a
-    run killed mid-write) sees the old file or the whole new one, never a part."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open(partial, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)

@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from .contract import ModelFileError
+
 DIGEST = "sha256"
 PLACEHOLDER = "0" * 64  # the digest's place while the digest of a TFLite file is computed
 RECORD = Path("assets.extra") / "imagesentiment.json"
@@ -38,10 +40,8 @@ def record_savedmodel(version_dir: str | os.PathLike) -> None:
 
 
 def verify_savedmodel(version_dir: str | os.PathLike) -> None:
-    """Refuse (:class:`~imagesentiment.inference.ModelFileError`) a version whose files differ from the digests
+    """Refuse (:class:`~imagesentiment.contract.ModelFileError`) a version whose files differ from the digests
     recorded at export, naming them; a version without the record gets a note on stderr."""
-    from ..inference import ModelFileError
-
     record = Path(version_dir) / RECORD
     if not record.is_file():
         _note(version_dir)
@@ -64,15 +64,16 @@ def stamp_tflite(content: bytes) -> bytes:
 
 
 def verify_tflite(content: bytes, record: dict | None, name: str) -> None:
-    """Refuse a TFLite model whose bytes differ from the digest in its checksum ``record`` (its metadata entry);
-    a note on stderr where it has none."""
-    from ..inference import ModelFileError
-
-    recorded = (record or {}).get(DIGEST)
-    if recorded is None:
+    """Refuse a TFLite model whose bytes differ from the digest in its checksum ``record`` (its metadata entry),
+    or whose record is there without a readable digest; a note on stderr where it has no record."""
+    if record is None:
         _note(name)
         return
-    entry = _entry(str(recorded))
+    recorded = record.get(DIGEST) if isinstance(record, dict) else None
+    if not isinstance(recorded, str):
+        raise ModelFileError(f"{name}: its checksum record cannot be read (the file differs from the checksum "
+                             f"recorded at export); {TRUST}")
+    entry = _entry(recorded)
     if content.count(entry) != 1 or _digest(content.replace(entry, _entry(PLACEHOLDER))) != recorded:
         raise ModelFileError(f"{name}: its content differs from the checksum recorded at export; {TRUST}")
 

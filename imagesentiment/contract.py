@@ -1,0 +1,69 @@
+"""The exported model's contract: what ``export`` writes and ``load`` reads, under one set of names.
+
+A SavedModel version ``BASE/<name>/<version>/`` answers four signatures (:data:`SERVING` and :data:`EXPLAIN`
+on encoded images, :data:`PIXELS` and :data:`EXPLAIN_PIXELS` on pixel arrays) and carries its class names in
+``assets/classes.txt`` and its Keras graph in ``assets.extra``; a ``.tflite`` file carries its class names,
+quantization and checksum in metadata entries; a run directory or export folder may hold ``classes.json``.
+No TensorFlow here: the names and the readers of these files only.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+SERVING = "serving_default"
+PIXELS = "predict_images"
+EXPLAIN = "explain"
+EXPLAIN_PIXELS = "explain_images"
+BYTES_INPUT = "image_bytes"
+PIXELS_INPUT = "images"
+OUTPUT_ORDER = ("probabilities", "class_id", "confidence", "heatmap")  # for the classic interpreter API
+CLASSES_FILE = "classes.json"  # the class names beside a model: in a run directory, in a TFLite export folder
+CLASSES_ASSET = "classes.txt"  # in a SavedModel version's assets, one per line in output order
+KERAS_CONFIG = "keras_model.json"  # in assets.extra: the Keras graph, so that the version rebuilds it (load_keras)
+KERAS_WEIGHTS = "keras_weights"  # the model's weights in Keras's order: a collection of the variables stored once
+METADATA_NAME = "imagesentiment"  # a TFLite file's metadata entry: classes, quantization, float layers
+CHECKSUM_NAME = "imagesentiment.checksum"  # the metadata entry with the file's SHA-256 (:mod:`.checksum`)
+
+
+class ModelFileError(ValueError):
+    """A file given as a model is not one, or not one that may be loaded; the message names it."""
+
+
+def class_names_file(path: Path) -> list[str] | None:
+    """The JSON list in ``classes.json`` inside ``path`` (a folder) or beside it (a file), if any."""
+    candidate = (path if path.is_dir() else path.parent) / CLASSES_FILE
+    if not candidate.is_file():
+        return None
+    try:
+        names = json.loads(candidate.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{candidate}: not a JSON list of class names ({exc})") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(f"{candidate}: not a JSON list of class names")
+    return names
+
+
+def saved_class_names(version_dir: str | os.PathLike) -> list[str]:
+    """The class names stored in an exported version's assets."""
+    return (Path(version_dir) / "assets" / CLASSES_ASSET).read_text(encoding="utf-8").splitlines()
+
+
+def versions(model_dir: str | os.PathLike) -> list[int]:
+    """The version numbers present under ``BASE/<name>``, ascending (hidden and other folders ignored)."""
+    root = Path(model_dir)
+    found = [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()] if root.is_dir() else []
+    return sorted(found)
+
+
+def read_metadata(content: bytes, name: str = METADATA_NAME) -> dict | None:
+    """The ``imagesentiment`` metadata of a TFLite model (or its entry ``name``), or None where it has none."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(content, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name().decode("utf-8") == name:
+            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    return None
