@@ -21,6 +21,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from .compat import patch_keras_for_multi_worker
 from .config import STRATEGIES
 
 
@@ -87,52 +88,6 @@ def for_strategy(dataset: tf.data.Dataset, strategy: tf.distribute.Strategy) -> 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
-
-
-_PATCHED = False
-
-
-def patch_keras_for_multi_worker() -> None:
-    """Two fixes to Keras 3.15's TensorFlow trainer, without which ``fit`` fails at its first step
-    under MultiWorkerMirroredStrategy (keras-team/keras#20585, tensorflow/tensorflow#72388):
-
-    - to build the metrics and optimizer it takes a batch's mean over the replicas,
-      ``strategy.reduce("MEAN", batch)``, which the collective strategy refuses for a nested
-      batch; only the batch's shapes and types are needed, so the first local replica's is used;
-    - it averages the logged loss and metrics over workers with ``reduce(..., axis=0)``, which
-      fails on scalars; they are averaged with ``axis=None`` (every worker gets the same logs,
-      so callbacks such as EarlyStopping decide the same on every worker).
-
-    Nothing changes for the other strategies.
-    """
-    global _PATCHED
-    if _PATCHED:
-        return
-    from keras.src import tree
-    from keras.src.backend.tensorflow import trainer
-
-    reduce_per_replica = trainer.reduce_per_replica
-
-    def reduce_scalars_too(values, strategy, reduction):
-        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
-            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
-        return reduce_per_replica(values, strategy, reduction)
-
-    def maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if self._distribute_strategy is None:
-            return
-        if iterator is not None:
-            for _, _, batches in iterator:
-                data_batch = tree.map_structure(
-                    lambda v: self.distribute_strategy.experimental_local_results(v)[0]
-                    if isinstance(v, tf.distribute.DistributedValues) else v, next(batches))
-                break
-        with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-    trainer.reduce_per_replica = reduce_scalars_too
-    trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
-    _PATCHED = True
 
 
 def tf_config(workers: list[str], index: int, kind: str = "worker") -> str:

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import keras
 
 from . import efficientnet_lite
+from .compat import layer_inputs
 from .data import SENTIMENTS
 
 LAST_CONV = "last_conv"
@@ -230,8 +231,7 @@ def frozen_cut(model: keras.Model, layers: int) -> str | None:
     body = [l for l in model.layers if l.name not in head and l.weights]
     first = body[-layers] if 0 < layers <= len(body) else model.get_layer("avg_pool")
     order = {l.name: i for i, l in enumerate(model.layers)}
-    inputs = {l.name: [t._keras_history.operation.name for node in l._inbound_nodes[:1]  # the model's own call
-                       for t in node.input_tensors] for l in model.layers}
+    inputs = layer_inputs(model)
     top = order[first.name] - (1 if first.weights else 0)  # pooling has nothing to train: it can be the cut
     for i in range(top, 0, -1):
         crossing = {d for l in model.layers[i + 1:] for d in inputs[l.name] if order[d] <= i}

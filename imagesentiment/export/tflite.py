@@ -42,6 +42,7 @@ from ..data import ImageSet, make_dataset
 from ..native_stderr import LITERT_NOISE, filtered, without
 from ..atomic import write_atomically
 from ..checksum import DIGEST, PLACEHOLDER, stamp_tflite
+from ..compat import quantize_calibrated
 from ..contract import CHECKSUM_NAME, EXPLAIN, METADATA_NAME, OUTPUT_ORDER, PIXELS_INPUT, SERVING, read_metadata
 from ..predictor import KerasPredictor, TFLitePredictor
 from .savedmodel import ExportError, PixelFunctions, check_classes, check_destination
@@ -183,7 +184,6 @@ def _int8(converter: tf.lite.TFLiteConverter, images: np.ndarray, layers: set[st
     whose quantization error exceeds ``max_layer_error`` steps (None: no layer), measured on ``images``
     with TensorFlow's quantization debugger; returns the model and the layers (or ops) kept in float."""
     from ai_edge_litert.tools import flatbuffer_utils
-    from tensorflow.lite.python.convert import mlir_quantize  # the quantizer the converter itself calls
 
     print(f"int8: calibrating on the representative images, then measuring each layer's error on {len(images)}",
           flush=True)
@@ -195,9 +195,8 @@ def _int8(converter: tf.lite.TFLiteConverter, images: np.ndarray, layers: set[st
         calibrated = flatbuffer_utils.read_model_from_bytearray(bytearray(debugger.calibrated_model))
         owners = _tensor_layers(calibrated, layers)
         bad = set() if max_layer_error is None else _badly_quantized(debugger, calibrated, owners, max_layer_error)
-    content = mlir_quantize(debugger.calibrated_model, input_data_type=tf.uint8, output_data_type=tf.float32,
-                            denylisted_ops=FLOAT_OPS,
-                            denylisted_nodes=sorted(t for t, layer in owners.items() if layer in bad))
+    content = quantize_calibrated(debugger.calibrated_model, tf.uint8, tf.float32, FLOAT_OPS,
+                                  sorted(t for t, layer in owners.items() if layer in bad))
     return content, sorted(bad)
 
 
