@@ -19,6 +19,7 @@ from .data import DataError, ImageSet
 from .data.shards import image_batches
 from .metrics import classification_metrics, plot_confusion_matrix, plot_curves, ranking_metrics
 from .model import class_names
+from .table import answers
 
 if TYPE_CHECKING:
     from .predictor import Predictor
@@ -118,8 +119,6 @@ def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | 
                      columns=metrics["classes"]).to_csv(out / "confusion_matrix.csv")
         plot_confusion_matrix(metrics, out / "confusion_matrix.png")
         plot_curves(images.label_ids.to_numpy(), probabilities, images.classes, metrics["ranking"], out / "curves.png")
-        table = images.frame[["path"]].assign(label=[images.classes[i] for i in y_pred],
-                                              confidence=probabilities.max(axis=1))
-        table = table.join(pd.DataFrame(probabilities, columns=list(images.classes), index=table.index))
+        table = images.frame[["path"]].join(answers(probabilities, images.classes, images.frame.index))
         table.assign(true_label=images.frame["label"]).to_csv(out / "predictions.csv", index=False)
     return metrics

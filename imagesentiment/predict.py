@@ -14,7 +14,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,7 @@ from .inputs import shown
 from .atomic import replacing, write_atomically
 from .predictor import Predictor
 from .native_stderr import DECODER_NOISE, filtered, without
-from .table import model_record
+from .table import answers, model_record
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 
@@ -229,69 +229,23 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     out.parent.mkdir(parents=True, exist_ok=True)
     # libjpeg's lines on a damaged file, which gets its error row anyway, kept off stderr; the bar goes there
     with held(out, wait), filtered(without(DECODER_NOISE)) as stderr:
-        stamp_path = model_record(out)
-        if overwrite:
-            for stale in {out, journal_path, stamp_path}:
-                stale.unlink(missing_ok=True)
-        if not resume and (out.exists() or journal_path.exists()):
-            taken = f"{out} already exists" if out.exists() else f"{journal_path} holds the rows of a stopped run"
-            raise FileExistsError(f"{taken}: resume=True (--resume) continues it, overwrite=True (--overwrite) "
-                                  "replaces it")
-        _continue_with(predictor, stamp_path, out, resume,
-                       begun=any(path.is_file() and path.stat().st_size > 0 for path in (out, journal_path)))
-        classes = predictor.class_names
-        scores = ["path", "label", "confidence", *classes, "heatmap", "error"]
-        carried: dict[str, str] = {}  # a carried column's name in the table: distinct from the scores', each other's
-        for key in dict.fromkeys(key for row in (columns or {}).values() for key in row):
-            carried[key] = key
-            while carried[key] in scores or list(carried.values()).count(carried[key]) > 1:
-                carried[key] = f"csv_{carried[key]}"
-        journal = Journal(journal_path, scores + list(carried.values()))
+        _begin(predictor, out, journal_path, resume, overwrite)
+        carried = _carried_names(columns or {}, ["path", "label", "confidence", *predictor.class_names, "heatmap",
+                                                 "error"])
+        journal = Journal(journal_path, ["path", "label", "confidence", *predictor.class_names, "heatmap", "error",
+                                         *carried.values()])
         earlier = journal.read()
         finished = pd.read_parquet(out) if out.suffix == ".parquet" and out.exists() else None
-        begun = list((finished if finished is not None else earlier).columns)
-        if begun != journal.columns:
-            raise ValueError(f"{out} was begun with the columns {begun}; these inputs give {journal.columns}: "
-                             "resume with the same inputs, or write to another file")
-        # an image whose last row is an error is tried again (a photo still downloading then, a file replaced
-        # since); its new row supersedes that one once written (Journal.keep_last), so a stop loses neither
-        before = [t for t in (finished, earlier) if t is not None and len(t)]
-        last = pd.concat(before).drop_duplicates("path", keep="last") if before else earlier
-        done = {path for path, error in zip(last["path"], last["error"]) if not (isinstance(error, str) and error)}
-        todo = [p for p in paths if shown(p) not in done]
-        superseding = earlier["path"].duplicated().any() or not set(map(shown, todo)).isdisjoint(last["path"])
+        todo, superseding = _left_to_score(out, journal, earlier, finished, paths)
+        pictures = _picture_writer(explain_dir) if explain_dir else None
         explainer = predictor.explainer() if explain_dir else None
-        if explain_dir:
-            from .explain.plots import save_explanation
-            Path(explain_dir).mkdir(parents=True, exist_ok=True)
-
-            def explained(path: str, heatmap: np.ndarray, label: str, confidence: float) -> str:
-                original = tf.io.decode_image(Path(path).read_bytes(), 3, expand_animations=False).numpy()
-                return shown(save_explanation(Path(explain_dir) / _figure_name(shown(path)), original, heatmap,
-                                              label, confidence)[1])
         start, scored = time.perf_counter(), 0
         with ThreadPoolExecutor(workers or min(8, 2 * (os.cpu_count() or 1))) as pool, \
                 tqdm(total=len(todo), unit="img", disable=not progress, file=stderr) as bar:
             for chunk in chunks(todo, batch_size):
-                loaded = list(pool.map(lambda p: _load(p, predictor.image_size, max_pixels), chunk))
-                good = [i for i, (pixels, _) in enumerate(loaded) if pixels is not None]
-                rows = pd.DataFrame({"path": [shown(p) for p in chunk], "error": [reason for _, reason in loaded]})
+                rows = _score_chunk(predictor, chunk, pool, max_pixels, batch_size, explainer, pictures)
                 for key, name in carried.items():
                     rows[name] = [columns.get(path, {}).get(key) for path in chunk]
-                if good:
-                    pixels = np.stack([loaded[i][0] for i in good])
-                    if explainer is not None:
-                        result = explainer(pixels)
-                        probabilities, heatmaps = np.asarray(result["probabilities"]), np.asarray(result["heatmap"])
-                    else:
-                        probabilities = predictor.probabilities(pixels, batch_size)
-                    rows.loc[good, "label"] = [classes[i] for i in probabilities.argmax(axis=1)]
-                    rows.loc[good, "confidence"] = probabilities.max(axis=1)
-                    rows.loc[good, classes] = probabilities
-                    if explainer is not None:  # the pictures written in parallel, a panel and an overlay each
-                        rows.loc[good, "heatmap"] = list(pool.map(
-                            explained, [chunk[i] for i in good], heatmaps, rows.loc[good, "label"],
-                            rows.loc[good, "confidence"].astype(float)))
                 journal.append(rows)
                 scored += len(chunk)
                 bar.update(len(chunk))
@@ -300,10 +254,95 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
             journal.keep_last()
         table = journal.read()
         if out.suffix == ".parquet":
-            table = (pd.concat([finished, table], ignore_index=True).drop_duplicates("path", keep="last")
-                     .reset_index(drop=True) if finished is not None else table)
-            with writing(out), replacing(out) as partial:
-                table.to_parquet(partial, index=False)
-            journal_path.unlink(missing_ok=True)  # none where a resumed run had nothing left to score
+            table = _finish_parquet(out, journal_path, finished, table)
         table.attrs["read_now"] = len(todo)  # the rest were in ``out`` already (a resumed run)
         return table
+
+
+def _begin(predictor: Predictor, out: Path, journal_path: Path, resume: bool, overwrite: bool) -> None:
+    """Clear ``out`` for a new table (``overwrite``), or refuse one that exists unless ``resume``; record the
+    model (:func:`_continue_with`)."""
+    stamp_path = model_record(out)
+    if overwrite:
+        for stale in {out, journal_path, stamp_path}:
+            stale.unlink(missing_ok=True)
+    if not resume and (out.exists() or journal_path.exists()):
+        taken = f"{out} already exists" if out.exists() else f"{journal_path} holds the rows of a stopped run"
+        raise FileExistsError(f"{taken}: resume=True (--resume) continues it, overwrite=True (--overwrite) "
+                              "replaces it")
+    _continue_with(predictor, stamp_path, out, resume,
+                   begun=any(path.is_file() and path.stat().st_size > 0 for path in (out, journal_path)))
+
+
+def _carried_names(columns: Mapping[str, Mapping[str, Any]], scores: Sequence[str]) -> dict[str, str]:
+    """Each carried column's name in the table: distinct from the scores' and each other's (``csv_`` prefixed)."""
+    carried: dict[str, str] = {}
+    for key in dict.fromkeys(key for row in columns.values() for key in row):
+        carried[key] = key
+        while carried[key] in scores or list(carried.values()).count(carried[key]) > 1:
+            carried[key] = f"csv_{carried[key]}"
+    return carried
+
+
+def _left_to_score(out: Path, journal: Journal, earlier: pd.DataFrame, finished: pd.DataFrame | None,
+                   paths: Sequence[str]) -> tuple[list[str], bool]:
+    """The paths not yet scored in ``out`` and whether their rows will supersede others there. An image whose
+    last row is an error is tried again (a photo still downloading then, a file replaced since); its new row
+    supersedes that one once written (Journal.keep_last), so a stop loses neither."""
+    begun = list((finished if finished is not None else earlier).columns)
+    if begun != journal.columns:
+        raise ValueError(f"{out} was begun with the columns {begun}; these inputs give {journal.columns}: "
+                         "resume with the same inputs, or write to another file")
+    before = [t for t in (finished, earlier) if t is not None and len(t)]
+    last = pd.concat(before).drop_duplicates("path", keep="last") if before else earlier
+    done = {path for path, error in zip(last["path"], last["error"]) if not (isinstance(error, str) and error)}
+    todo = [p for p in paths if shown(p) not in done]
+    return todo, bool(earlier["path"].duplicated().any() or not set(map(shown, todo)).isdisjoint(last["path"]))
+
+
+def _picture_writer(explain_dir: str | os.PathLike) -> Callable[[str, np.ndarray, str, float], str]:
+    """A function writing one image's heat-map pictures into ``explain_dir``; it returns the overlay's path."""
+    from .explain.plots import save_explanation
+
+    Path(explain_dir).mkdir(parents=True, exist_ok=True)
+
+    def write(path: str, heatmap: np.ndarray, label: str, confidence: float) -> str:
+        original = tf.io.decode_image(Path(path).read_bytes(), 3, expand_animations=False).numpy()
+        return shown(save_explanation(Path(explain_dir) / _figure_name(shown(path)), original, heatmap,
+                                      label, confidence)[1])
+    return write
+
+
+def _score_chunk(predictor: Predictor, chunk: Sequence[str], pool: ThreadPoolExecutor, max_pixels: int,
+                 batch_size: int, explainer: Callable | None, pictures: Callable | None) -> pd.DataFrame:
+    """The rows of one chunk of paths: decoded in ``pool``, scored in one batch (with ``explainer``: heat maps
+    from the same pass, their pictures written in ``pool``), an error row for each image that cannot be read."""
+    loaded = list(pool.map(lambda p: _load(p, predictor.image_size, max_pixels), chunk))
+    good = [i for i, (pixels, _) in enumerate(loaded) if pixels is not None]
+    probabilities = np.full([len(chunk), len(predictor.class_names)], np.nan, np.float32)
+    heatmaps = None
+    if good:
+        pixels = np.stack([loaded[i][0] for i in good])
+        if explainer is not None:
+            result = explainer(pixels)
+            probabilities[good], heatmaps = result["probabilities"], result["heatmap"]
+        else:
+            probabilities[good] = predictor.probabilities(pixels, batch_size)
+    rows = pd.DataFrame({"path": [shown(p) for p in chunk]}).join(answers(probabilities, predictor.class_names))
+    rows["heatmap"] = pd.Series(np.nan, index=rows.index, dtype=object)
+    if heatmaps is not None:  # the pictures written in parallel, a panel and an overlay each
+        rows.loc[good, "heatmap"] = list(pool.map(pictures, [chunk[i] for i in good], heatmaps,
+                                                  rows.loc[good, "label"], rows.loc[good, "confidence"].astype(float)))
+    rows["error"] = [reason for _, reason in loaded]
+    return rows
+
+
+def _finish_parquet(out: Path, journal_path: Path, finished: pd.DataFrame | None, table: pd.DataFrame) -> pd.DataFrame:
+    """Write the Parquet table whole, an earlier run's rows (``finished``) superseded by this run's, and drop
+    the journal that held this run's rows while it ran."""
+    table = (pd.concat([finished, table], ignore_index=True).drop_duplicates("path", keep="last")
+             .reset_index(drop=True) if finished is not None else table)
+    with writing(out), replacing(out) as partial:
+        table.to_parquet(partial, index=False)
+    journal_path.unlink(missing_ok=True)  # none where a resumed run had nothing left to score
+    return table

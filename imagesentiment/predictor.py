@@ -28,6 +28,7 @@ from .data import SENTIMENTS, check_pixel_range, decode_or_reason  # noqa: E402
 from .data.pipeline import chunks  # noqa: E402
 from .model import class_names as carried  # noqa: E402
 from .native_stderr import DECODER_NOISE, LITERT_NOISE, filtered, without  # noqa: E402
+from .table import answers  # noqa: E402
 
 if TYPE_CHECKING:
     import keras
@@ -216,12 +217,7 @@ class Predictor:
                         reasons[i] = str(exc)
                 if usable:
                     probabilities[list(usable)] = self._run(np.stack(list(usable.values())))
-        answered = ~np.isnan(probabilities).any(axis=1)
-        table = pd.DataFrame(probabilities, columns=self.class_names,
-                             index=images.index if isinstance(images, pd.Series) else None)
-        table.insert(0, "confidence", probabilities.max(axis=1))
-        table.insert(0, "label", [self.class_names[k] if ok else None
-                                  for k, ok in zip(np.nan_to_num(probabilities, nan=0).argmax(axis=1), answered)])
+        table = answers(probabilities, self.class_names, images.index if isinstance(images, pd.Series) else None)
         if errors == "keep":
             table["error"] = reasons
         return table

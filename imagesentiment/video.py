@@ -25,6 +25,7 @@ from .data.pipeline import check_batch_size
 from .explain.plots import overlay
 from .atomic import replacing
 from .predictor import Predictor, to_pixels
+from .table import answers
 
 
 def annotate(frame: np.ndarray, heatmap: np.ndarray, text: str, opacity: float = 0.4) -> np.ndarray:
@@ -63,9 +64,16 @@ class _Scorer:
         self.predictor, self.fps, self.writer = predictor, fps, writer
         self.explainer = predictor.explainer() if writer is not None else None
         self.classes = predictor.class_names
-        self.rows: list[dict] = []
+        self.frames: list[int] = []
+        self.probabilities: list[np.ndarray] = []
         self.best: dict[str, tuple[float, int, np.ndarray]] = {}
         self.latest = (np.zeros((2, 2), np.float32), "")
+
+    def table(self) -> pd.DataFrame:
+        """A row per sampled frame: its index, its time and the answers (:func:`imagesentiment.table.answers`)."""
+        frames = np.asarray(self.frames, np.int64)
+        return pd.DataFrame({"frame": frames, "time_s": frames / self.fps}).join(
+            answers(np.reshape(self.probabilities, (-1, len(self.classes))), self.classes))
 
     def __call__(self, batch: list[tuple[int, np.ndarray, bool]]) -> None:
         sampled = [(i, f) for i, f, s in batch if s]
@@ -78,8 +86,8 @@ class _Scorer:
         marks = {}
         for k, ((index, frame), p) in enumerate(zip(sampled, probabilities)):
             label = self.classes[int(p.argmax())]
-            self.rows.append({"frame": index, "time_s": index / self.fps, "label": label,
-                              "confidence": float(p.max()), **dict(zip(self.classes, p.tolist()))})
+            self.frames.append(index)
+            self.probabilities.append(p)
             for name in ("positive", "negative"):
                 if name in self.classes and p[self.classes.index(name)] > self.best.get(name, (-1.0,))[0]:
                     self.best[name] = (float(p[self.classes.index(name)]), index, frame.copy())
@@ -121,7 +129,7 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
                   desc=os.path.basename(str(path))) as bar:
             _score_stream(stream, scorer, batch_size, bar)
     classes = predictor.class_names
-    table = pd.DataFrame(scorer.rows)
+    table = scorer.table()
     if smoothing > 1:
         table = smooth(table, classes, smoothing)
     if smoothing > max(1, len(table)):

@@ -13,6 +13,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..data.pipeline import chunks
+from ..table import answers
 from .base import load_images
 from .methods import get_explainer
 from .plots import feature_maps_figure, filters_figure, grid_figure, save_explanation, save_figure
@@ -54,10 +55,9 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
                 bar.update(len(chunk))
             for name, image in zip(chunk, batch) if feature_maps else ():
                 save_figure(feature_maps_figure(model, image, feature_maps), out / f"{name}_features.png")
-            rows += [{"path": path, "label": label, "confidence": float(p.max()), **dict(zip(classes, p.tolist())),
-                      "heatmap": str(overlay)}
-                     for path, label, p, overlay in zip(batch_paths, labels, probabilities, overlays)]
-    table = pd.DataFrame(rows)
+            rows.append(pd.DataFrame({"path": list(batch_paths)}).join(answers(probabilities, classes))
+                        .assign(heatmap=[str(overlay) for overlay in overlays[:len(chunk)]]))
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     _merge_into(out / "predictions.csv", table)
     return table
 
