@@ -17,7 +17,6 @@ from typing import Any
 import yaml
 
 from .data.imageset import SENTIMENTS
-from .model import BACKBONES, backbone_names, fusable
 
 STRATEGIES = ("default", "mirrored", "multi_worker")  # train.strategy (imagesentiment.distribute)
 
@@ -177,6 +176,8 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
 
 def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
     """Each checked key's value, whether it is usable, and what it must be."""
+    from .model import BACKBONES, backbone_names, fusable  # the registry of Keras builders: TensorFlow starts
+
     s, m, t, fine = config.split, config.model, config.train, config.train.fine_tune
     backbones = backbone_names(m.backbone)
     smallest = 32 if m.kind == "transfer" else 2 ** (len(m.widths) - 1)  # a pixel left after the poolings

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from imagesentiment.config import ConfigError, check_config, load_config
@@ -104,3 +107,13 @@ def test_a_rate_written_without_a_decimal_point_is_a_number(tmp_path):
     assert config.train.learning_rate == 0.003 and config.train.fine_tune.learning_rate == 1e-5
     with pytest.raises(ConfigError, match="train.learning_rate: expected float, got str 'fast'"):
         load_config(_write(tmp_path, "data: {source: {path: x}}\ntrain: {learning_rate: fast}\n"))
+
+
+def test_the_modules_that_read_plain_files_do_not_start_tensorflow():
+    """The configuration, the run directory, the model contract and the predictions table are read by commands
+    that need no model (report, the checks before a command starts): importing them starts no TensorFlow."""
+    code = ("import sys; import imagesentiment.config, imagesentiment.run, imagesentiment.contract, "
+            "imagesentiment.table, imagesentiment.atomic, imagesentiment.inputs, imagesentiment.report; "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
