@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -18,35 +18,8 @@ import tensorflow as tf
 from .data import DataError, ImageSet
 from .data.shards import image_batches
 from .metrics import classification_metrics, plot_confusion_matrix, plot_curves, ranking_metrics
-from .model import class_names
+from .predictor import KerasPredictor, Predictor
 from .table import answers
-
-if TYPE_CHECKING:
-    from .predictor import Predictor
-
-
-CROP_KEEP = 0.85  # share of each side a test-time crop keeps (the training crops keep 0.8-1.0)
-
-
-def crop_boxes(keep: float = CROP_KEEP) -> tf.Tensor:
-    """Normalised ``[y1, x1, y2, x2]`` boxes of the centre crop and the four corner crops (CROP_VIEWS)."""
-    o = 1.0 - keep
-    return tf.constant([[o / 2, o / 2, o / 2 + keep, o / 2 + keep], [0, 0, keep, keep], [0, o, keep, 1],
-                        [o, 0, 1, keep], [o, o, 1, 1]], tf.float32)
-
-
-def test_time_views(batch: tf.Tensor, flip_tta: bool = False, crop_tta: bool = False,
-                    keep: float = CROP_KEEP) -> list[tf.Tensor]:
-    """The views of ``batch`` (B, H, W, 3) a prediction is averaged over: the batch itself; with
-    ``crop_tta`` its centre and four corner crops (keeping ``keep`` of each side, resized back);
-    with ``flip_tta`` each of those and then each mirrored, in that order."""
-    n, size, views = tf.shape(batch)[0], batch.shape[1:3], [batch]
-    if crop_tta:
-        views += [tf.image.crop_and_resize(batch, tf.tile(box[None], [n, 1]), tf.range(n), size)
-                  for box in tf.unstack(crop_boxes(keep))]
-    if flip_tta:
-        views += [view[:, :, ::-1] for view in views]
-    return views
 
 
 def predict_probabilities(model: keras.Model | Predictor, images: ImageSet, batch_size: int = 64,
@@ -56,7 +29,9 @@ def predict_probabilities(model: keras.Model | Predictor, images: ImageSet, batc
     An image that cannot be decoded is a DataError naming it (:func:`imagesentiment.data.check_set`
     leaves such files out beforehand, as the commands do)."""
     try:
-        return _probabilities(model, images, batch_size, flip_tta, crop_tta)
+        predictor = as_predictor(model)
+        return np.concatenate([predictor.view_probabilities(batch, flip_tta, crop_tta)
+                               for batch, _ in image_batches(images, predictor.image_size, batch_size)])
     except tf.errors.InvalidArgumentError as exc:  # the pipeline's decoder names no file: find them
         from .data import check_set
 
@@ -67,20 +42,10 @@ def predict_probabilities(model: keras.Model | Predictor, images: ImageSet, batc
                         "leaves such files out") from None
 
 
-def _probabilities(model: keras.Model | Predictor, images: ImageSet, batch_size: int, flip_tta: bool,
-                   crop_tta: bool) -> np.ndarray:
-    if not isinstance(model, keras.Model):
-        return np.concatenate([np.mean([model.probabilities(view.numpy(), batch_size)
-                                        for view in test_time_views(batch, flip_tta, crop_tta)], axis=0)
-                               for batch, _ in image_batches(images, model.image_size, batch_size)])
-    size = tuple(model.input_shape[1:3])
-
-    @tf.function(input_signature=[tf.TensorSpec([None, *size, 3], tf.float32)])
-    def forward(batch: tf.Tensor) -> tf.Tensor:
-        views = test_time_views(batch, flip_tta, crop_tta)
-        return tf.add_n([model(view, training=False) for view in views]) / len(views)
-
-    return np.concatenate([forward(batch).numpy() for batch, _ in image_batches(images, size, batch_size)])
+def as_predictor(model: keras.Model | Predictor, classes: Sequence[str] | None = None) -> Predictor:
+    """``model`` as the one type evaluation works with: a Keras model wrapped in a :class:`KerasPredictor`
+    (one compiled graph; its class names ``classes``, else the ones it carries)."""
+    return model if isinstance(model, Predictor) else KerasPredictor(model, classes)
 
 
 def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | os.PathLike | None = None,
@@ -93,14 +58,15 @@ def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | 
     writes it, with ``true_label``: ``imagesentiment report`` shows it). ``flip_tta``, ``crop_tta``: see
     test_time_views. ``data``: where the images came from, recorded in the metrics."""
     carried = classes is not None or not isinstance(model, keras.Model) or hasattr(model, "class_names")
-    classes = class_names(model, classes) if isinstance(model, keras.Model) else list(classes or model.class_names)
+    predictor = as_predictor(model, classes)
+    classes = list(classes or predictor.class_names)
     try:
         images = images.with_classes(classes, data or "the images")
     except DataError as exc:
         raise DataError(f"{exc}" + ("" if carried else "; this Keras model carries no class names: pass "
                                     "classes=[...] in its output order, or load it with "
                                     "imagesentiment.inference.load_keras")) from None
-    probabilities = predict_probabilities(model, images, flip_tta=flip_tta, crop_tta=crop_tta)
+    probabilities = predict_probabilities(predictor, images, flip_tta=flip_tta, crop_tta=crop_tta)
     y_pred = probabilities.argmax(axis=1)
     groups = images.frame["group"] if "group" in images.frame else None  # a clip's frames are resampled together
     metrics = classification_metrics(images.label_ids.to_numpy(), y_pred, images.classes, groups)

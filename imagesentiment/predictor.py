@@ -141,6 +141,30 @@ def override_names(given: Sequence[str] | None, stored: Sequence[str] | None, mo
     return names
 
 
+CROP_KEEP = 0.85  # share of each side a test-time crop keeps (the training crops keep 0.8-1.0)
+
+
+def crop_boxes(keep: float = CROP_KEEP) -> tf.Tensor:
+    """Normalised ``[y1, x1, y2, x2]`` boxes of the centre crop and the four corner crops."""
+    o = 1.0 - keep
+    return tf.constant([[o / 2, o / 2, o / 2 + keep, o / 2 + keep], [0, 0, keep, keep], [0, o, keep, 1],
+                        [o, 0, 1, keep], [o, o, 1, 1]], tf.float32)
+
+
+def test_time_views(batch: tf.Tensor, flip_tta: bool = False, crop_tta: bool = False,
+                    keep: float = CROP_KEEP) -> list[tf.Tensor]:
+    """The views of ``batch`` (B, H, W, 3) a prediction is averaged over: the batch itself; with
+    ``crop_tta`` its centre and four corner crops (keeping ``keep`` of each side, resized back);
+    with ``flip_tta`` each of those and then each mirrored, in that order."""
+    n, size, views = tf.shape(batch)[0], batch.shape[1:3], [batch]
+    if crop_tta:
+        views += [tf.image.crop_and_resize(batch, tf.tile(box[None], [n, 1]), tf.range(n), size)
+                  for box in tf.unstack(crop_boxes(keep))]
+    if flip_tta:
+        views += [view[:, :, ::-1] for view in views]
+    return views
+
+
 # float pixels (B, H, W, 3) -> "probabilities" (B, classes) and "heatmap" (B, H, W), as tensors or arrays
 HeatmapFunction = Callable[[np.ndarray], Mapping[str, Any]]
 
@@ -174,6 +198,13 @@ class Predictor:
         parts = [self._run(to_pixels(chunk, self.image_size, first=number * batch_size))
                  for number, chunk in enumerate(chunks(as_list(images), batch_size))]
         return np.concatenate(parts) if parts else np.zeros([0, len(self.class_names)], np.float32)
+
+    def view_probabilities(self, pixels: np.ndarray | tf.Tensor, flip_tta: bool = False,
+                           crop_tta: bool = False) -> np.ndarray:
+        """Probabilities ``(B, classes)`` of a float batch at the input size, averaged over its
+        :func:`test_time_views`."""
+        views = test_time_views(tf.convert_to_tensor(pixels, tf.float32), flip_tta, crop_tta)
+        return np.mean([self._run(view.numpy()) for view in views], axis=0)
 
     def _heatmaps(self) -> HeatmapFunction | None:
         """This form's one-pass prediction-and-Grad-CAM function, or None where it has none."""
@@ -234,9 +265,23 @@ class KerasPredictor(Predictor):
                          source or f"{model.name!r} (in memory)")
         self.model = model
         self.function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        self.averaged: dict[tuple[bool, bool], Callable] = {}  # view_probabilities' graphs, by views
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         return self.function(tf.constant(pixels)).numpy()
+
+    def view_probabilities(self, pixels: np.ndarray | tf.Tensor, flip_tta: bool = False,
+                           crop_tta: bool = False) -> np.ndarray:
+        """As :meth:`Predictor.view_probabilities`, the views made and averaged in one compiled graph."""
+        if (flip_tta, crop_tta) not in self.averaged:
+            size = tuple(self.image_size)
+
+            @tf.function(input_signature=[tf.TensorSpec([None, *size, 3], tf.float32)], autograph=False)
+            def forward(batch: tf.Tensor) -> tf.Tensor:
+                views = test_time_views(batch, flip_tta, crop_tta)
+                return tf.add_n([self.model(view, training=False) for view in views]) / len(views)
+            self.averaged[flip_tta, crop_tta] = forward
+        return self.averaged[flip_tta, crop_tta](tf.convert_to_tensor(pixels, tf.float32)).numpy()
 
     def _heatmaps(self) -> HeatmapFunction:
         from .explain.onepass import GradCamPredictor
