@@ -40,6 +40,7 @@ except ImportError as exc:  # pragma: no cover - the message is the point
                       f"({exc})") from exc
 
 from .data.imageset import IMAGE_EXTENSIONS
+from .table import answer_rows
 
 FORMATS = ("parquet", "csv")
 ERRORS = "errors"
@@ -138,15 +139,12 @@ def is_image(path: str) -> bool:
 
 def scored_row(element: tuple[str, PredictionResult], classes: Sequence[str]) -> dict[str, Any]:
     path, result = element
-    probabilities = np.asarray(result.inference, dtype=np.float64)
-    top = int(probabilities.argmax())
-    return {"path": path, "label": classes[top], "confidence": float(probabilities[top]),
-            **{c: float(p) for c, p in zip(classes, probabilities)}, "error": ""}
+    return {"path": path, **answer_rows(np.asarray(result.inference)[None], classes)[0], "error": ""}
 
 
 def error_row(element: tuple[str, str], classes: Sequence[str]) -> dict[str, Any]:
     path, reason = element
-    return {"path": path, "label": None, "confidence": None, **{c: None for c in classes}, "error": reason}
+    return {"path": path, **answer_rows(np.full((1, len(classes)), np.nan), classes)[0], "error": reason}
 
 
 def csv_line(row: dict[str, Any], columns: Sequence[str]) -> str:

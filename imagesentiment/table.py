@@ -26,6 +26,13 @@ def answers(probabilities: np.ndarray, classes: Sequence[str], index: Sequence |
     return table
 
 
+def answer_rows(probabilities: np.ndarray, classes: Sequence[str]) -> list[dict]:
+    """:func:`answers` as one dict of plain Python values per image (None where a row was not scored), for
+    writers that stream rows one at a time."""
+    table = answers(probabilities, classes)
+    return table.astype(object).where(table.notna(), None).to_dict("records")
+
+
 def model_record(out: Path) -> Path:
     """``OUT.model.json``, beside a predictions table: the record of the model that began it."""
     return out.with_name(out.name + ".model.json")
