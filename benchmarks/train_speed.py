@@ -33,9 +33,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from imagesentiment import train as T  # noqa: E402
+from imagesentiment.activations import ActivationStore  # noqa: E402
 from imagesentiment.config import load_config  # noqa: E402
 from imagesentiment.data import Split, train_val_test_split  # noqa: E402
+from imagesentiment.data.prepare import load_sources, prepare_split  # noqa: E402
 from imagesentiment.model import unfreeze_top  # noqa: E402
+from imagesentiment.run import Run  # noqa: E402
 from results import record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,12 +54,12 @@ def timed_phases(config, split: Split, epochs: int, out: Path) -> dict:
     model = T.build_model(config)
     figures = {}
     one_off = 0.0
-    store = T.ActivationStore(config.train.activation_cache)
+    store = ActivationStore(config.train.activation_cache)
     if config.train.cached_views:  # the one-off pass of the frozen part, timed on its own
         bottom, _ = T.split_frozen(model, config)
         sample = split.train.subset(range(min(args.frozen_images, len(split.train))))
         start = time.perf_counter()
-        T.ActivationStore().activations(bottom, sample, config, 2)
+        ActivationStore().activations(bottom, sample, config, 2)
         rate = 2 * len(sample) / (time.perf_counter() - start)
         figures["frozen_part_images_per_s"] = round(rate, 1)
         # the whole one-off pass of a run: every training image's views and the validation images
@@ -64,12 +67,12 @@ def timed_phases(config, split: Split, epochs: int, out: Path) -> dict:
         figures["frozen_part_s_estimated"] = round(one_off, 1)
         store.activations(bottom, split.train, config, config.train.cached_views)  # from --activation-cache
         store.activations(bottom, split.validation, config, 1)
-    head = T.fit_phase(model, split, config, out, "phase1", epochs, config.train.learning_rate, store)
+    head = T.fit_phase(model, split, config, Run(out), "phase1", epochs, config.train.learning_rate, store)
     figures["head_images_per_s"] = round(steady(head, slice(0, epochs)), 1)
     fine = config.train.fine_tune
     figures["fine_tune_layers_trained"] = unfreeze_top(model, fine.layers)
     start = time.perf_counter()
-    history = T.fit_phase(model, split, config, out, "phase2", epochs, fine.learning_rate, store)
+    history = T.fit_phase(model, split, config, Run(out), "phase2", epochs, fine.learning_rate, store)
     phase_s = time.perf_counter() - start
     figures["fine_tune_images_per_s"] = round(steady(history, slice(0, epochs)), 1)
     if config.train.cached_views:
@@ -100,7 +103,7 @@ if __name__ == "__main__":
                      "batch_size": config.train.batch_size, "cached_views": config.train.cached_views,
                      "load_average_start": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as tmp:
-        split = T.prepare_split(config, Path(tmp) / "transfer")
+        split = prepare_split(config, Run(Path(tmp) / "transfer").skipped_file)
         figures["training_images"] = len(split.train)
         figures.update(timed_phases(config, split, args.epochs, Path(tmp) / "transfer"))
         if args.uncached and config.train.cached_views:
@@ -111,10 +114,10 @@ if __name__ == "__main__":
 
         fer = load_config(args.fer, {"train.fine_tune.epochs": 0})
         if Path(fer.data.source.path).exists():
-            faces = T.load_sources(fer, Path(tmp) / "fer").images
+            faces = load_sources(fer, Run(Path(tmp) / "fer").skipped_file).images
             faces = faces.subset(np.random.default_rng(0).permutation(len(faces))[:args.fer_images])
             side = train_val_test_split(faces, 0.1, 0.0, fer.seed)
-            run = T.fit_phase(T.build_model(fer), side, fer, Path(tmp) / "fer", "phase1", 3,
+            run = T.fit_phase(T.build_model(fer), side, fer, Run(Path(tmp) / "fer"), "phase1", 3,
                               fer.train.learning_rate)
             figures["fer_cnn_images_per_s"] = round(steady(run, slice(0, 3)), 1)
             figures["fer_cnn"] = (f"{fer.model.input_size}px, widths {fer.model.widths}, {fer.model.convs_per_block} "

@@ -441,8 +441,9 @@ def cmd_shard(args: argparse.Namespace) -> int:
 
     import tensorflow as tf
 
+    from .data.prepare import prepare_split
     from .data.shards import write_split
-    from .train import prepare_split
+    from .run import Run
 
     args.epochs = args.batch_size = args.learning_rate = None
     config, _ = _config(args)
@@ -451,9 +452,10 @@ def cmd_shard(args: argparse.Namespace) -> int:
                          "to shard this configuration, or train from the files")
     prefix = args.out.rstrip("/")
     with tempfile.TemporaryDirectory() as scratch:
-        split = prepare_split(config, Path(scratch))
+        skipped = Run(scratch).skipped_file
+        split = prepare_split(config, skipped)
         written = write_split(split, prefix, args.shard_size, config.seed)
-        tf.io.gfile.copy(str(Path(scratch) / "skipped_files.csv"), f"{prefix}/skipped_files.csv", overwrite=True)
+        tf.io.gfile.copy(str(skipped), f"{prefix}/{skipped.name}", overwrite=True)
     for name, shards in written.items():
         print(f"{name:>10}: {_count(shards.count, 'image')} in {_count(len(shards.files), 'shard')} {shards.counts}")
     print(f"shards written to {prefix}; train from them with --set data.shards={prefix}")

@@ -17,7 +17,8 @@ from imagesentiment.config import ConfigError, load_config
 from imagesentiment.data.pipeline import training_order
 from imagesentiment.data.shards import read_split
 from imagesentiment.distribute import tf_config, worker_dir
-from imagesentiment.train import TrainingError, cross_validate, prepare_split, train
+from imagesentiment.data.prepare import prepare_split
+from imagesentiment.train import TrainingError, cross_validate, train
 
 
 def small_config(folder: Path, images: Path, epochs: int = 3) -> Path:
@@ -37,7 +38,7 @@ def test_shard_command_writes_the_training_split(tmp_path, synthetic_root):
     assert len(split.train.shards.files) == 6 and (tmp_path / "shards" / "skipped_files.csv").is_file()
     # the same images on each side as the split training makes from the files; the training side
     # mixed, in the order the cached file pipeline uses, not in the source's class-sorted order
-    from_files = prepare_split(load_config(config), tmp_path / "run")
+    from_files = prepare_split(load_config(config), tmp_path / "skipped_files.csv")
     for name in ("validation", "test"):
         assert getattr(from_files, name).frame["path"].tolist() == getattr(split, name).frame["path"].tolist()
     mixed = from_files.train.subset(training_order(len(from_files.train), load_config(config).seed))

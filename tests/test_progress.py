@@ -6,7 +6,7 @@ import io
 import keras
 import numpy as np
 
-from imagesentiment.train import LiveProgress
+from imagesentiment.callbacks import LiveProgress
 
 
 class Terminal(io.StringIO):

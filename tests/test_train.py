@@ -15,8 +15,9 @@ import tensorflow as tf
 from imagesentiment.config import load_config
 from imagesentiment.data import DataError, ImageSet, from_folder, make_dataset
 from imagesentiment.model import build_cnn
-from imagesentiment.train import (ActivationStore, PreciseBatchNorm, TrainingError, cross_validate, sample_weights,
-                                  train)
+from imagesentiment.activations import ActivationStore
+from imagesentiment.callbacks import PreciseBatchNorm
+from imagesentiment.train import TrainingError, cross_validate, sample_weights, train
 
 from conftest import SHARED_WEIGHTS
 
