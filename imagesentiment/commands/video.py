@@ -1,0 +1,42 @@
+"""``video``: sentiment over time in a video."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .shared import COUNT, NON_NEGATIVE, add_command, bounded, count
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    """Sentiment over time in a video: per-frame table, timeline plot, summary, optional heat-map overlay."""
+    from ..inference import load
+    from ..video import check_outputs, score_video
+
+    out = Path(args.out or Path("runs") / "video" / Path(args.file).stem)
+    check_outputs(args.file, out, args.overlay, args.overwrite)  # before the model loads
+    result = score_video(args.file, load(args.model), out, args.every, args.per_second, args.batch_size,
+                         args.smooth, args.overlay, overwrite=args.overwrite)
+    smoothed = "smoothed_share_of_time" in result.summary
+    shares = ", ".join(f"{c} {v:.0%}" for c, v in
+                       result.summary["smoothed_share_of_time" if smoothed else "share_of_time"].items())
+    print(f"{count(result.summary['samples'], 'frame')} scored ({shares}"
+          f"{f', smoothed over {args.smooth} samples' if smoothed else ''}); written to {out}"
+          + (f", heat-map copy to {args.overlay}" if args.overlay else ""))
+    return 0
+
+
+def add_video(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "video", cmd_video)
+    p.add_argument("file", help="a video file (anything OpenCV reads: mp4, avi, mov, mkv, ...)")
+    p.add_argument("--model", help="a run directory, .keras, SavedModel version folder or .tflite "
+                   "(default: the shipped model)")
+    sampling = p.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=COUNT, help="score every N-th frame (default: every frame)")
+    sampling.add_argument("--per-second", type=bounded(float, 0, above=True), help="score N frames per second of video")
+    p.add_argument("--smooth", type=NON_NEGATIVE, default=0, metavar="N",
+                   help="moving average over N samples (raw kept)")
+    p.add_argument("--overlay", metavar="OUT.mp4", help="write a copy with heat maps and labels drawn in")
+    p.add_argument("--batch-size", type=COUNT, default=32, help="frames per batch")
+    p.add_argument("--out", help="output folder (default: runs/video/<name>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run's results in --out and "
+                   "an existing --overlay file")
