@@ -19,6 +19,7 @@ from .data import DataError, ImageSet
 from .data.shards import image_batches
 from .metrics import classification_metrics, plot_confusion_matrix, plot_curves, ranking_metrics
 from .predictor import KerasPredictor, Predictor
+from .run import METRICS
 from .table import answers
 
 
@@ -80,7 +81,7 @@ def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | 
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / METRICS).write_text(json.dumps(metrics, indent=2))
         pd.DataFrame(metrics["confusion_matrix"], index=metrics["classes"],
                      columns=metrics["classes"]).to_csv(out / "confusion_matrix.csv")
         plot_confusion_matrix(metrics, out / "confusion_matrix.png")

@@ -16,12 +16,12 @@ from typing import Any, Sequence
 import pandas as pd
 import yaml
 
+from .contract import CLASSES_FILE
 from .data.imageset import ImageSet
 from .data.splits import Split
 
 SIDES = ("train", "validation", "test")
 MODEL = "model.keras"
-CLASSES = "classes.json"
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
 
@@ -51,7 +51,7 @@ class Run:
 
     @property
     def classes_file(self) -> Path:
-        return self.folder / CLASSES
+        return self.folder / CLASSES_FILE
 
     @property
     def model_file(self) -> Path:

@@ -21,7 +21,9 @@ import pandas as pd
 import tensorflow as tf
 
 from .activations import ActivationStore, cached_dataset
+from .atomic import replacing
 from .callbacks import phase_callbacks
+from .compat import forget_restored_epoch
 from .config import Config, check_config, to_dict
 from .data import ImageSet, Split, k_fold
 from .data.prepare import inner_split, load_sources, read_shards, split_sources
@@ -106,9 +108,7 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run: Run, phase:
     val_ds = for_strategy(val_ds, strategy) if val_ds is not None else None
     model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    # Keras keeps on the model the epoch BackupAndRestore restored for an earlier fit: after phase 1 resumed
-    # at epoch k, phase 2 would start at epoch k too (or not at all). This phase's own backup sets it again.
-    model._initial_epoch = None
+    forget_restored_epoch(model)  # else phase 2 would start at the epoch phase 1 resumed at
     result = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                        callbacks=callbacks, shuffle=False, verbose=2)
     losses = result.history.get("loss", [])
@@ -240,9 +240,8 @@ def fit_member(config: Config, split: Split, run: Run, store: ActivationStore | 
             print(f"{phase} already done; weights from {done}")
             continue
         fit_phase(model, split, config, run, phase, epochs, learning_rate, store)
-        partial = done.with_name(f"{phase}.partial.weights.h5")  # renamed whole: never a torn file
-        model.save_weights(str(partial))
-        partial.replace(done)
+        with replacing(done) as partial:  # renamed whole: never a torn file
+            model.save_weights(str(partial))
         shutil.rmtree(run.backup_folder(phase), ignore_errors=True)  # only now: the phase's weights are kept
     return model
 

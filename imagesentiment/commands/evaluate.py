@@ -24,7 +24,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     predictions."""
     from ..data import check_set
     from ..evaluate import evaluate_model
-    from ..inference import KerasPredictor, load
+    from ..inference import load
     from ..metrics import summary
     from ..run import Run, read_metrics
 
@@ -48,7 +48,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} holds the evaluation with {_view_flags(earlier['test_time_views'])}; give --out "
                          f"for the one with {_view_flags(views)}")
     predictor = load(model_path)  # safe mode; a file that is not a model gets an error naming it
-    model = predictor.model if isinstance(predictor, KerasPredictor) else predictor  # Keras: one compiled graph
     classes = predictor.class_names
     if data_run and not args.format:
         images = data_run.sides(classes, "test")
@@ -60,7 +59,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError("give --data, or a run directory that holds split_test.csv")
     checked = check_set(images)
     print(checked.report())
-    print(summary(evaluate_model(model, checked.images, out, **views, data=data, classes=classes)))
+    print(summary(evaluate_model(predictor, checked.images, out, **views, data=data, classes=classes)))
     if out:
         print(f"metrics written to {out}")
     return 0
