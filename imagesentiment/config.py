@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .data.imageset import SENTIMENTS
+from .data.imageset import MAX_PIXELS, SENTIMENTS
 
 STRATEGIES = ("default", "mirrored", "multi_worker")  # train.strategy (imagesentiment.distribute)
 
@@ -43,7 +43,7 @@ class DataConfig:
     test: SourceConfig | None = None          # a fixed test set (e.g. FER-2013 test/); else split off
     extra_training: list[SourceConfig] = field(default_factory=list)  # added to training sides only
     classes: list[str] = field(default_factory=lambda: list(SENTIMENTS))
-    max_pixels: int = 64_000_000
+    max_pixels: int = MAX_PIXELS
     # a prefix written by `imagesentiment shard` (PREFIX/train*, PREFIX/validation*, PREFIX/test*,
     # local or any URL TensorFlow reads, gs://...): train from those TFRecord shards instead of
     # loading, checking and splitting the sources

@@ -25,6 +25,12 @@ KERAS_CONFIG = "keras_model.json"  # in assets.extra: the Keras graph, so that t
 KERAS_WEIGHTS = "keras_weights"  # the model's weights in Keras's order: a collection of the variables stored once
 METADATA_NAME = "imagesentiment"  # a TFLite file's metadata entry: classes, quantization, float layers
 CHECKSUM_NAME = "imagesentiment.checksum"  # the metadata entry with the file's SHA-256 (:mod:`.checksum`)
+# what every exported TFLite file is checked to meet against its Keras model on held-out images
+MIN_AGREEMENT = 0.995      # float: share of test images where TFLite predicts the Keras class
+MAX_ACCURACY_LOSS = 0.01   # quantized models: accuracy points lost against the Keras model
+# int8: a layer whose own output, fed the quantized input, is off by more than this many quantization
+# steps (RMSE; rounding alone gives 1/sqrt(12) = 0.29) is kept in float (selective quantization)
+MAX_LAYER_ERROR = 0.4
 
 
 class ModelFileError(ValueError):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .shared import COUNT, MAX_PIXELS, NON_NEGATIVE, add_command, bounded, parse_options
+from ..data.imageset import MAX_PIXELS
+from .shared import COUNT, NON_NEGATIVE, add_command, bounded, parse_options
 
 
 def cmd_check(args: argparse.Namespace) -> int:

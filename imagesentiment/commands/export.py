@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from ..contract import MAX_LAYER_ERROR
 from .shared import COUNT, NON_NEGATIVE, UsageError, add_command, bounded, labelled_data, names, scoped
 
 INT8 = {"representative_images": 200, "max_layer_error": None, "all_integer": False}  # the options of int8
@@ -28,8 +29,6 @@ def _export_sets(args: argparse.Namespace, classes: Sequence[str]):
 
 
 def _max_layer_error(args: argparse.Namespace) -> float | None:
-    from ..export.tflite import MAX_LAYER_ERROR
-
     return None if args.all_integer else (MAX_LAYER_ERROR if args.max_layer_error is None else args.max_layer_error)
 
 
@@ -87,6 +86,6 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     layers = p.add_mutually_exclusive_group()
     layers.add_argument("--max-layer-error", type=bounded(float, 0),
                         help="int8: layers whose quantization error exceeds "
-                        "this many steps stay in float (default 0.4; rounding alone gives 0.29)")
+                        f"this many steps stay in float (default {MAX_LAYER_ERROR}; rounding alone gives 0.29)")
     layers.add_argument("--all-integer", action="store_true", help="int8: quantize every layer (for "
                         "integer-only accelerators), however large its error")

@@ -5,7 +5,8 @@ import argparse
 import sys
 from typing import Any
 
-from .shared import COUNT, MAX_PIXELS, NON_NEGATIVE, UsageError, add_command, collect_images, count, names, not_an_input
+from ..data.imageset import MAX_PIXELS
+from .shared import COUNT, NON_NEGATIVE, UsageError, add_command, collect_images, count, names, not_an_input
 
 SHOWN_ROWS = 20  # predict prints each answer for at most this many photos
 

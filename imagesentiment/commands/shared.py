@@ -10,8 +10,6 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
-MAX_PIXELS = 64_000_000  # larger images are refused (check) or get an error row (predict)
-
 
 class UsageError(ValueError):
     """A command given what it cannot use; ``main`` prints it as ``error: ...`` and exits with status 2."""

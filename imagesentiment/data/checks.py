@@ -19,7 +19,8 @@ import pandas as pd
 import tensorflow as tf
 from PIL import Image
 
-from .pipeline import MAX_PIXELS, decode_and_resize
+from .imageset import MAX_PIXELS
+from .pipeline import decode_and_resize
 from .sources import DataError, ImageSet
 
 MAX_BYTES = 256 * 2**20

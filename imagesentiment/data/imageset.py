@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
+MAX_PIXELS = 64_000_000  # 8000 x 8000: larger images are refused (their declared size, before decoding)
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 # photo formats people have that TensorFlow's decoder does not read: left out of folders, and said so

@@ -13,13 +13,13 @@ from typing import Iterator, Sequence, TypeVar
 import numpy as np
 import tensorflow as tf
 
+from .imageset import MAX_PIXELS
 from .sources import ImageSet
 
 AUTOTUNE = tf.data.AUTOTUNE
 T = TypeVar("T")
 
 
-MAX_PIXELS = 64_000_000  # 8000 x 8000: larger declared sizes are refused before decoding
 # TensorFlow's JPEG decoder refuses an image of more than 2**29 bytes of RGB, saying only "Invalid JPEG data"
 JPEG_DECODER_PIXELS = 2**29 // 3
 
@@ -187,6 +187,28 @@ def check_pixel_range(pixels: np.ndarray, name: str) -> None:
     if np.issubdtype(np.asarray(pixels).dtype, np.floating) and 0 < high <= 1:
         raise ValueError(f"{name}: float pixel values from {low} to {high} look like the [0, 1] scale; the "
                          "model reads RGB on the 8-bit scale [0, 255]: multiply by 255 (or pass uint8)")
+
+
+def rgb_array(image: np.ndarray, name: str = "an image array") -> np.ndarray:
+    """An image array as RGB on the uint8 scale, as the decoder makes files: greyscale ``(H, W)`` or
+    ``(H, W, 1)`` repeated, the alpha of ``(H, W, 4)`` dropped, uint16 reduced to 8 bits. Anything
+    else (other shapes, no pixels, booleans, non-finite values, values outside [0, 255], floats all
+    within (0, 1], the scale many readers give) is refused naming the array, rather than scored as
+    something it is not."""
+    if image.dtype == bool or not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        raise ValueError(f"{name}: pixels must be numbers (uint8, uint16, or float in [0, 255]), not {image.dtype}")
+    image = image[..., None] if image.ndim == 2 else image
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{name}: an image array must be (H, W, 3) RGB, (H, W, 4) RGBA or (H, W[, 1]) greyscale, "
+                         f"not {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{name}: an image array of shape {image.shape} has no pixels")
+    image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+    if image.dtype == np.uint16:
+        return (image >> 8).astype(np.uint8)  # as the decoder reduces a 16-bit PNG
+    if image.dtype != np.uint8:
+        check_pixel_range(image, name)
+    return image
 
 
 def augment(image: tf.Tensor, seed: tf.Tensor, zoom: float = 0.2, jitter: float = 0.1) -> tf.Tensor:

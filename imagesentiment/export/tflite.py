@@ -43,7 +43,8 @@ from ..native_stderr import LITERT_NOISE, filtered, without
 from ..atomic import write_atomically
 from ..checksum import DIGEST, PLACEHOLDER, stamp_tflite
 from ..compat import quantize_calibrated
-from ..contract import CHECKSUM_NAME, EXPLAIN, METADATA_NAME, OUTPUT_ORDER, PIXELS_INPUT, SERVING, read_metadata
+from ..contract import (CHECKSUM_NAME, EXPLAIN, MAX_ACCURACY_LOSS, MAX_LAYER_ERROR, METADATA_NAME, MIN_AGREEMENT,
+                        OUTPUT_ORDER, PIXELS_INPUT, SERVING, read_metadata)
 from ..predictor import KerasPredictor, TFLitePredictor
 from .savedmodel import ExportError, PixelFunctions, check_classes, check_destination
 
@@ -52,11 +53,6 @@ if TYPE_CHECKING:
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 FLOAT = ("float32", "float16")  # float computation (float16: the weights stored in half precision)
-MIN_AGREEMENT = 0.995      # float: share of test images where TFLite predicts the Keras class
-MAX_ACCURACY_LOSS = 0.01   # quantized models: accuracy points lost against the Keras model
-# int8: a layer whose own output, fed the quantized input, is off by more than this many quantization
-# steps (RMSE; rounding alone gives 1/sqrt(12) = 0.29) is kept in float (selective quantization)
-MAX_LAYER_ERROR = 0.4
 DEBUG_IMAGES = 16          # calibration images on which each layer's quantization error is measured
 # int8: ops kept in float in every int8 model. TensorFlow's own int8 DIV kernel (the quantization
 # debugger's) refuses a divisor whose raw int8 value is 0, a real value like any other where the zero
