@@ -43,8 +43,8 @@ from ..native_stderr import LITERT_NOISE, filtered, without
 from ..atomic import write_atomically
 from ..checksum import DIGEST, PLACEHOLDER, stamp_tflite
 from ..compat import quantize_calibrated
-from ..contract import (CHECKSUM_NAME, EXPLAIN, MAX_ACCURACY_LOSS, MAX_LAYER_ERROR, METADATA_NAME, MIN_AGREEMENT,
-                        OUTPUT_ORDER, PIXELS_INPUT, SERVING, read_metadata)
+from ..contract import (CHECKSUM_NAME, CLASSES_FILE, EXPLAIN, MAX_ACCURACY_LOSS, MAX_LAYER_ERROR, METADATA_NAME,
+                        MIN_AGREEMENT, OUTPUT_ORDER, PIXELS_INPUT, SERVING, read_metadata)
 from ..predictor import KerasPredictor, TFLitePredictor
 from .savedmodel import ExportError, PixelFunctions, check_classes, check_destination
 
@@ -283,7 +283,7 @@ def check_files(out_dir: str | os.PathLike, name: str, quantizations: Sequence[s
     check_destination(out_dir, name)
     out = Path(out_dir)
     taken = [str(path) for path in (out / f"{name}-{q}.tflite" for q in quantizations) if path.exists()]
-    classes_file = out / "classes.json"
+    classes_file = out / CLASSES_FILE
     if classes_file.is_file() and json.loads(classes_file.read_text(encoding="utf-8")) != list(class_names):
         taken.append(f"{classes_file} (other classes)")
     if taken and not overwrite:
@@ -307,7 +307,7 @@ def export_tflite(model: keras.Model, out_dir: str | os.PathLike, quantizations:
         raise ExportError("a TFLite export is checked against the Keras model: it needs labelled test images")
     names = check_classes(model, class_names)
     check_files(out_dir, name, quantizations, names, overwrite)
-    out, classes_file = Path(out_dir), Path(out_dir) / "classes.json"
+    out, classes_file = Path(out_dir), Path(out_dir) / CLASSES_FILE
     images, labels = test
     reference = KerasPredictor(model, names).probabilities(images)
     out.mkdir(parents=True, exist_ok=True)
