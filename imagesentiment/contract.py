@@ -25,6 +25,8 @@ KERAS_CONFIG = "keras_model.json"  # in assets.extra: the Keras graph, so that t
 KERAS_WEIGHTS = "keras_weights"  # the model's weights in Keras's order: a collection of the variables stored once
 METADATA_NAME = "imagesentiment"  # a TFLite file's metadata entry: classes, quantization, float layers
 CHECKSUM_NAME = "imagesentiment.checksum"  # the metadata entry with the file's SHA-256 (:mod:`.checksum`)
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "exported_models"  # in this checkout; a wheel has none
+SHIPPED_NAMES = ("imagesentiment", "faces")  # the models there: the photos' (the default) and the faces'
 # what every exported TFLite file is checked to meet against its Keras model on held-out images
 MIN_AGREEMENT = 0.995      # float: share of test images where TFLite predicts the Keras class
 MAX_ACCURACY_LOSS = 0.01   # quantized models: accuracy points lost against the Keras model
@@ -61,6 +63,15 @@ def versions(model_dir: str | os.PathLike) -> list[int]:
     root = Path(model_dir)
     found = [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()] if root.is_dir() else []
     return sorted(found)
+
+
+def shipped_model(name: str) -> Path:
+    """The newest version of the SavedModel shipped as ``exported_models/NAME/`` (one of :data:`SHIPPED_NAMES`)."""
+    found = versions(SHIPPED_MODELS / name)
+    if not found:
+        raise FileNotFoundError(f"no {name} model: {SHIPPED_MODELS / name} holds no version; name another model "
+                                "(--model; for the default, IMAGESENTIMENT_MODEL can name one too)")
+    return SHIPPED_MODELS / name / str(found[-1])
 
 
 def read_metadata(content: bytes, name: str = METADATA_NAME) -> dict | None:

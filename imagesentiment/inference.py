@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Sequence
 from .native_stderr import quiet_start
 
 quiet_start()  # before TensorFlow starts: its start-up lines left out, as the command line leaves them out
-from .contract import (KERAS_CONFIG, KERAS_WEIGHTS, ModelFileError, class_names_file,  # noqa: E402
-                       saved_class_names, versions)
+from .contract import (KERAS_CONFIG, KERAS_WEIGHTS, SHIPPED_MODELS, SHIPPED_NAMES, ModelFileError,  # noqa: E402
+                       class_names_file, saved_class_names, shipped_model)
 from .model import class_names as carried  # noqa: E402
 from .predictor import (Image, KerasPredictor, Predictor, SavedModelPredictor, TFLitePredictor,  # noqa: E402
                         _first_line, override_names, to_pixels)
@@ -25,8 +25,8 @@ from .run import MODEL  # noqa: E402
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["Image", "KerasPredictor", "ModelFileError", "Predictor", "SavedModelPredictor", "TFLitePredictor",
-           "default_model", "load", "load_keras", "to_pixels"]
+__all__ = ["SHIPPED_MODELS", "Image", "KerasPredictor", "ModelFileError", "Predictor", "SavedModelPredictor",
+           "TFLitePredictor", "default_model", "load", "load_keras", "resolve", "to_pixels"]
 
 
 def _not_a_model(path: Path, message: str, keras_only: bool = False) -> FileNotFoundError:
@@ -49,7 +49,7 @@ def load_keras(path: str | os.PathLike, class_names: Sequence[str] | None = None
     carries them too (``model.class_names``), for evaluation, explanations and export."""
     import keras
 
-    path = Path(path)
+    path = resolve(path)
     if (path / "saved_model.pb").is_file():
         return _rebuilt(path, class_names)
     if path.suffix.lower() == ".tflite" and path.is_file():
@@ -101,31 +101,35 @@ def rebuild_keras(version_dir: str | os.PathLike) -> keras.Model | None:
     return model
 
 
-SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "exported_models"
-
-
 def default_model() -> Path:
     """The model used when none is named: ``$IMAGESENTIMENT_MODEL``, else the newest version of the
     SavedModel shipped in this checkout's ``exported_models/imagesentiment/``."""
     if os.environ.get("IMAGESENTIMENT_MODEL"):
         return Path(os.environ["IMAGESENTIMENT_MODEL"])
-    found = versions(SHIPPED_MODELS / "imagesentiment")
-    if not found:
-        raise FileNotFoundError(f"no default model: {SHIPPED_MODELS / 'imagesentiment'} holds no version; "
-                                "name one with --model or set IMAGESENTIMENT_MODEL")
-    return SHIPPED_MODELS / "imagesentiment" / str(found[-1])
+    return shipped_model("imagesentiment")
+
+
+def resolve(path: str | os.PathLike | None) -> Path:
+    """The model ``path`` names: the default (:func:`default_model`) for None; a shipped model's name
+    (``"faces"``: ``exported_models/faces/``), where no file or folder of that name is here, its newest
+    version; else the path itself."""
+    if path is None:
+        return default_model()
+    if str(path) in SHIPPED_NAMES and not Path(path).exists():
+        return shipped_model(str(path))
+    return Path(path)
 
 
 def load(path: str | os.PathLike | None = None, class_names: Sequence[str] | None = None,
          verify: bool = True) -> Predictor:
     """A predictor for a run directory, a ``.keras`` file, a SavedModel version folder or a ``.tflite`` file
-    (the shipped default model when ``path`` is None).
+    (the shipped default model when ``path`` is None; ``"faces"``: the shipped faces model, :func:`resolve`).
 
     ``class_names`` overrides the names stored with the model. An exported model (SavedModel or ``.tflite``)
     whose content differs from the checksum recorded at export is refused unless ``verify`` is False; one
     without the record loads with a note.
     """
-    path = Path(path) if path is not None else default_model()
+    path = resolve(path)
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return SavedModelPredictor(path, class_names, verify)
     if path.suffix.lower() == ".tflite" and path.is_file():

@@ -28,9 +28,10 @@ from tqdm import tqdm
 from .data.pipeline import MAX_PIXELS, check_batch_size, chunks, decode_or_reason
 from .inputs import shown
 from .atomic import replacing, write_atomically
+from .faces import FaceAnswers, FaceScorer, draw_boxes
 from .predictor import Predictor
 from .native_stderr import DECODER_NOISE, filtered, without
-from .table import answers, model_record
+from .table import answers, columns as table_columns, latest, model_record, photo_rows
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 
@@ -60,21 +61,21 @@ class Journal:
         return pd.read_csv(self.path, keep_default_na=False, na_values=[""])
 
     def keep_last(self) -> None:
-        """Keep each path's last row only (an image tried again supersedes its error row), the other rows
-        as written; the file is replaced at once, and only where a path has several rows."""
+        """Keep each path's last scoring only (an image tried again supersedes its error row; see
+        :func:`~imagesentiment.table.latest`), the other rows as written; the file is replaced at once, and
+        only where rows are superseded."""
         if not self.path.is_file() or self.path.stat().st_size == 0:
             return
         if self.json:
             with open(self.path, encoding="utf-8") as handle:
                 lines = handle.readlines()
-            paths = [json.loads(line)["path"] for line in lines]
+            table = pd.DataFrame([json.loads(line) for line in lines])
         else:  # every cell read as text and written back as it was: a post id 00123 stays 00123
             table = pd.read_csv(self.path, dtype=str, keep_default_na=False, na_filter=False)
-            paths = table["path"].tolist()
-        last = {path: i for i, path in enumerate(paths)}
-        if len(last) == len(paths):
+        keep = latest(table)
+        if keep.all():
             return
-        kept = sorted(last.values())
+        kept = np.flatnonzero(keep)
         text = "".join(lines[i] for i in kept) if self.json else table.iloc[kept].to_csv(index=False,
                                                                                           lineterminator="\n")
         with writing(self.path):
@@ -204,7 +205,8 @@ def _continue_with(predictor: Predictor, stamp_path: Path, out: Path, resume: bo
 def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.PathLike, batch_size: int = 32,
                   explain_dir: str | os.PathLike | None = None, resume: bool = False, overwrite: bool = False,
                   progress: bool = True, workers: int | None = None, max_pixels: int = MAX_PIXELS,
-                  columns: Mapping[str, Mapping[str, Any]] | None = None, wait: bool = False) -> pd.DataFrame:
+                  columns: Mapping[str, Mapping[str, Any]] | None = None, wait: bool = False,
+                  faces: FaceScorer | None = None) -> pd.DataFrame:
     """Score ``paths`` into ``out`` (.csv, .jsonl or .parquet) and return the whole table (``attrs["read_now"]``:
     how many of its rows this call wrote).
 
@@ -213,11 +215,13 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     ``error`` (why an image could not be scored; one larger than ``max_pixels`` is not decoded), then
     ``columns`` carried by path (a CSV of inputs' other columns, :func:`~imagesentiment.inputs.collect_images`;
     one named as an output column gets a ``csv_`` prefix). With ``resume``, paths already scored in ``out`` are skipped
-    (those with an error are tried again: a file replaced since, a photo still downloading then), and
-    ``out`` must have been begun by the same model (``OUT.model.json`` records it); with ``overwrite``
-    an existing ``out`` is replaced; otherwise it is an error, so nothing done is lost by accident.
-    One run writes ``out`` at a time (:func:`held`; ``wait``: wait for the other to end). A file name that
-    is not UTF-8 is written with its bytes escaped (:func:`shown`).
+    (those with an error are tried again: a file replaced since), and ``out`` must have been begun by the same
+    model (``OUT.model.json`` records it); with ``overwrite`` it is replaced; otherwise it is an error, so
+    nothing done is lost by accident. One run writes ``out`` at a time (:func:`held`; ``wait``: wait for the
+    other). A file name that is not UTF-8 is written with its bytes escaped (:func:`shown`). With ``faces`` (:meth:`~imagesentiment.predictor.Predictor.face_scorer`), a
+    row per face found follows its photo's: ``face`` (0, 1, ...) and its ``box_`` columns after ``path``, the
+    faces model's answers, with ``explain_dir`` its heat map (boxes drawn on the photo's); a face left out
+    (too small) is said on stderr.
     """
     out = Path(out)
     if out.suffix not in FORMATS:
@@ -230,10 +234,9 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     # libjpeg's lines on a damaged file, which gets its error row anyway, kept off stderr; the bar goes there
     with held(out, wait), filtered(without(DECODER_NOISE)) as stderr:
         _begin(predictor, out, journal_path, resume, overwrite)
-        carried = _carried_names(columns or {}, ["path", "label", "confidence", *predictor.class_names, "heatmap",
-                                                 "error"])
-        journal = Journal(journal_path, ["path", "label", "confidence", *predictor.class_names, "heatmap", "error",
-                                         *carried.values()])
+        own = table_columns(predictor.class_names, faces is not None)
+        carried = _carried_names(columns or {}, own)
+        journal = Journal(journal_path, [*own, *carried.values()])
         earlier = journal.read()
         finished = pd.read_parquet(out) if out.suffix == ".parquet" and out.exists() else None
         todo, superseding = _left_to_score(out, journal, earlier, finished, paths)
@@ -243,9 +246,11 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
         with ThreadPoolExecutor(workers or min(8, 2 * (os.cpu_count() or 1))) as pool, \
                 tqdm(total=len(todo), unit="img", disable=not progress, file=stderr) as bar:
             for chunk in chunks(todo, batch_size):
-                rows = _score_chunk(predictor, chunk, pool, max_pixels, batch_size, explainer, pictures)
+                rows, found = _score_chunk(predictor, chunk, pool, max_pixels, batch_size, explainer, pictures,
+                                           faces and _face_finder(faces, chunk, pool, max_pixels, bar))
                 for key, name in carried.items():
                     rows[name] = [columns.get(path, {}).get(key) for path in chunk]
+                rows = _with_face_rows(rows, chunk, found, pictures, pool) if found else rows
                 journal.append(rows)
                 scored += len(chunk)
                 bar.update(len(chunk))
@@ -294,29 +299,43 @@ def _left_to_score(out: Path, journal: Journal, earlier: pd.DataFrame, finished:
         raise ValueError(f"{out} was begun with the columns {begun}; these inputs give {journal.columns}: "
                          "resume with the same inputs, or write to another file")
     before = [t for t in (finished, earlier) if t is not None and len(t)]
-    last = pd.concat(before).drop_duplicates("path", keep="last") if before else earlier
+    last = pd.concat(before) if before else earlier
+    last = last[photo_rows(last)].drop_duplicates("path", keep="last")  # a photo's own row holds its error
     done = {path for path, error in zip(last["path"], last["error"]) if not (isinstance(error, str) and error)}
     todo = [p for p in paths if shown(p) not in done]
-    return todo, bool(earlier["path"].duplicated().any() or not set(map(shown, todo)).isdisjoint(last["path"]))
+    return todo, bool(earlier["path"][photo_rows(earlier)].duplicated().any()
+                      or not set(map(shown, todo)).isdisjoint(last["path"]))
 
 
-def _picture_writer(explain_dir: str | os.PathLike) -> Callable[[str, np.ndarray, str, float], str]:
-    """A function writing one image's heat-map pictures into ``explain_dir``; it returns the overlay's path."""
+Pictures = Callable[[str, np.ndarray, str, float, Any, str], str]
+
+
+def _picture_writer(explain_dir: str | os.PathLike) -> Pictures:
+    """A function writing one image's heat-map pictures into ``explain_dir``; it returns the overlay's path.
+    They are drawn on ``picture`` where given (the photo with its faces' boxes, a face), else on the photo
+    read again; ``suffix`` ends their names (a face's number)."""
     from .explain.plots import save_explanation
 
     Path(explain_dir).mkdir(parents=True, exist_ok=True)
 
-    def write(path: str, heatmap: np.ndarray, label: str, confidence: float) -> str:
-        original = tf.io.decode_image(Path(path).read_bytes(), 3, expand_animations=False).numpy()
-        return shown(save_explanation(Path(explain_dir) / _figure_name(shown(path)), original, heatmap,
+    def write(path: str, heatmap: np.ndarray, label: str, confidence: float, picture: np.ndarray | None = None,
+              suffix: str = "") -> str:
+        if picture is None:
+            picture = tf.io.decode_image(Path(path).read_bytes(), 3, expand_animations=False).numpy()
+        return shown(save_explanation(Path(explain_dir) / (_figure_name(shown(path)) + suffix), picture, heatmap,
                                       label, confidence)[1])
     return write
 
 
+Found = dict[int, tuple[np.ndarray, FaceAnswers]]  # a chunk's photos with faces scored, by row: pixels, faces
+
+
 def _score_chunk(predictor: Predictor, chunk: Sequence[str], pool: ThreadPoolExecutor, max_pixels: int,
-                 batch_size: int, explainer: Callable | None, pictures: Callable | None) -> pd.DataFrame:
+                 batch_size: int, explainer: Callable | None, pictures: Pictures | None,
+                 faces: Callable[[Sequence[int]], Found] | None = None) -> tuple[pd.DataFrame, Found]:
     """The rows of one chunk of paths: decoded in ``pool``, scored in one batch (with ``explainer``: heat maps
-    from the same pass, their pictures written in ``pool``), an error row for each image that cannot be read."""
+    from the same pass, their pictures written in ``pool``), an error row for each image that cannot be read;
+    and ``faces`` of the rows scored (the photo's pictures then show their boxes)."""
     loaded = list(pool.map(lambda p: _load(p, predictor.image_size, max_pixels), chunk))
     good = [i for i, (pixels, _) in enumerate(loaded) if pixels is not None]
     probabilities = np.full([len(chunk), len(predictor.class_names)], np.nan, np.float32)
@@ -330,18 +349,59 @@ def _score_chunk(predictor: Predictor, chunk: Sequence[str], pool: ThreadPoolExe
             probabilities[good] = predictor.probabilities(pixels, batch_size)
     rows = pd.DataFrame({"path": [shown(p) for p in chunk]}).join(answers(probabilities, predictor.class_names))
     rows["heatmap"] = pd.Series(np.nan, index=rows.index, dtype=object)
+    found = faces(good) if faces is not None else {}
     if heatmaps is not None:  # the pictures written in parallel, a panel and an overlay each
+        boxed = [draw_boxes(found[i][0], found[i][1].faces) if i in found and found[i][1].faces else None
+                 for i in good]
         rows.loc[good, "heatmap"] = list(pool.map(pictures, [chunk[i] for i in good], heatmaps,
-                                                  rows.loc[good, "label"], rows.loc[good, "confidence"].astype(float)))
+                                                  rows.loc[good, "label"], rows.loc[good, "confidence"].astype(float),
+                                                  boxed))
     rows["error"] = [reason for _, reason in loaded]
-    return rows
+    return rows, found
+
+
+def _face_finder(faces: FaceScorer, chunk: Sequence[str], pool: ThreadPoolExecutor, max_pixels: int,
+                 bar: tqdm) -> Callable[[Sequence[int]], Found]:
+    """For :func:`_score_chunk`: the faces of the photos of ``chunk`` at the given rows, read again at their
+    own size in ``pool`` and scored in one batch; a note on each face left out goes to ``bar``."""
+    def find(good: Sequence[int]) -> Found:
+        photos = list(pool.map(lambda i: _load(chunk[i], None, max_pixels)[0], good))
+        notes: list[str] = []
+        scored = faces([(shown(chunk[i]), photo) for i, photo in zip(good, photos)], notes)
+        for note in notes:
+            bar.write(note, file=sys.stderr)
+        return {i: (photo, answered) for i, photo, answered in zip(good, photos, scored)}
+    return find
+
+
+def _with_face_rows(rows: pd.DataFrame, chunk: Sequence[str], found: Found, pictures: Pictures | None,
+                    pool: ThreadPoolExecutor) -> pd.DataFrame:
+    """``rows`` (one per photo) with each photo's faces' rows after its own, their other columns (path, the
+    carried ones) the photo's; with ``pictures`` and heat maps, each face's pictures drawn in ``pool``."""
+    blocks = []
+    for i in range(len(rows)):
+        blocks.append(rows.iloc[[i]])
+        if i not in found:
+            continue
+        answered = found[i][1]
+        block = answered.table.assign(**{c: rows.at[i, c] for c in rows if c not in answered.table and c != "error"},
+                                       error="")
+        if pictures is not None and answered.heatmaps is not None:
+            block["heatmap"] = list(pool.map(pictures, [chunk[i]] * len(block), answered.heatmaps, block["label"],
+                                             block["confidence"].astype(float), answered.crops.astype(np.uint8),
+                                             [f"-face{k}" for k in range(len(block))]))
+        else:
+            block["heatmap"] = np.nan
+        blocks.append(block)
+    return pd.concat(blocks, ignore_index=True)
 
 
 def _finish_parquet(out: Path, journal_path: Path, finished: pd.DataFrame | None, table: pd.DataFrame) -> pd.DataFrame:
     """Write the Parquet table whole, an earlier run's rows (``finished``) superseded by this run's, and drop
     the journal that held this run's rows while it ran."""
-    table = (pd.concat([finished, table], ignore_index=True).drop_duplicates("path", keep="last")
-             .reset_index(drop=True) if finished is not None else table)
+    if finished is not None:
+        table = pd.concat([finished, table], ignore_index=True)
+        table = table[latest(table)].reset_index(drop=True)
     with writing(out), replacing(out) as partial:
         table.to_parquet(partial, index=False)
     journal_path.unlink(missing_ok=True)  # none where a resumed run had nothing left to score

@@ -23,12 +23,13 @@ import tensorflow as tf  # noqa: E402
 
 from .checksum import verify_savedmodel, verify_tflite  # noqa: E402
 from .contract import (CHECKSUM_NAME, EXPLAIN, EXPLAIN_PIXELS, PIXELS, SERVING, ModelFileError,  # noqa: E402
-                       class_names_file, read_metadata, saved_class_names)
-from .data import SENTIMENTS, check_pixel_range, decode_or_reason  # noqa: E402
+                       class_names_file, read_metadata, saved_class_names, shipped_model)
+from .data import SENTIMENTS, decode_or_reason, rgb_array  # noqa: E402
 from .data.pipeline import chunks  # noqa: E402
+from .faces import FaceScorer  # noqa: E402
 from .model import class_names as carried  # noqa: E402
 from .native_stderr import DECODER_NOISE, LITERT_NOISE, filtered, without  # noqa: E402
-from .table import answers  # noqa: E402
+from .table import BOX, FACE, answers  # noqa: E402
 
 if TYPE_CHECKING:
     import keras
@@ -57,28 +58,6 @@ def as_list(images: Image | Sequence[Image]) -> Sequence[Image]:
     return images if isinstance(images, Sequence) else list(images)
 
 
-def rgb_array(image: np.ndarray, name: str = "an image array") -> np.ndarray:
-    """An image array as RGB on the uint8 scale, as the decoder makes files: greyscale ``(H, W)`` or
-    ``(H, W, 1)`` repeated, the alpha of ``(H, W, 4)`` dropped, uint16 reduced to 8 bits. Anything
-    else (other shapes, no pixels, booleans, non-finite values, values outside [0, 255], floats all
-    within (0, 1], the scale many readers give) is refused naming the array, rather than scored as
-    something it is not."""
-    if image.dtype == bool or not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
-        raise ValueError(f"{name}: pixels must be numbers (uint8, uint16, or float in [0, 255]), not {image.dtype}")
-    image = image[..., None] if image.ndim == 2 else image
-    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"{name}: an image array must be (H, W, 3) RGB, (H, W, 4) RGBA or (H, W[, 1]) greyscale, "
-                         f"not {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"{name}: an image array of shape {image.shape} has no pixels")
-    image = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
-    if image.dtype == np.uint16:
-        return (image >> 8).astype(np.uint8)  # as the decoder reduces a 16-bit PNG
-    if image.dtype != np.uint8:
-        check_pixel_range(image, name)
-    return image
-
-
 def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int], first: int = 0) -> np.ndarray:
     """Float32 ``(B, H, W, 3)`` in [0, 255] at ``image_size`` from paths, encoded bytes, arrays or PIL images.
 
@@ -92,15 +71,22 @@ def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int], first:
     return np.stack(batch) if batch else np.zeros([0, *size, 3], np.float32)
 
 
-def _pixels(image: Image, size: list[int], index: int) -> np.ndarray:
-    """Float32 ``(H, W, 3)`` pixels of one image given in any form :func:`to_pixels` takes, the
-    ``index``-th of its batch (named in errors)."""
+def original_pixels(image: Image, index: int = 0) -> np.ndarray:
+    """Float32 ``(H, W, 3)`` pixels of one image given in any form :func:`to_pixels` takes, at its own size
+    (as the face detector takes it), the ``index``-th of its batch (named in errors)."""
+    with filtered(without(DECODER_NOISE)):
+        return _pixels(image, None, index)
+
+
+def _pixels(image: Image, size: list[int] | None, index: int) -> np.ndarray:
+    """Float32 ``(H, W, 3)`` pixels of one image given in any form :func:`to_pixels` takes, at ``size``
+    (None: its own), the ``index``-th of its batch (named in errors)."""
     if isinstance(image, PIL.Image.Image):  # 16-bit greyscale kept for rgb_array to reduce as the decoder does;
         # 32-bit integer and float images kept for its range checks (converting them to RGB clips them)
         image = np.asarray(image if image.mode in ("L", "RGB", "RGBA", "I;16", "I", "F") else image.convert("RGB"))
     if isinstance(image, np.ndarray):
         image = rgb_array(image, f"image {index} of the batch")
-        pixels = np.clip(image.astype(np.float32), 0, 255) if list(image.shape[:2]) == size else tf.cast(
+        pixels = np.clip(image.astype(np.float32), 0, 255) if size in (None, list(image.shape[:2])) else tf.cast(
             tf.saturate_cast(tf.round(tf.image.resize(image, size, antialias=True)), tf.uint8), tf.float32).numpy()
     elif image is None or (isinstance(image, float) and math.isnan(image)):
         raise ValueError(f"image {index} of the batch: a missing value ({image}), not an image")
@@ -223,13 +209,20 @@ class Predictor:
             return {key: np.asarray(result[key]) for key in ("probabilities", "heatmap")}
         return explain
 
-    def predict(self, images: Image | Sequence[Image], batch_size: int = 32, errors: str = "raise") -> pd.DataFrame:
+    def predict(self, images: Image | Sequence[Image], batch_size: int = 32, errors: str = "raise",
+                faces: bool | Predictor = False) -> pd.DataFrame:
         """A table with ``label``, ``confidence`` and one probability column per class, a row per image; for
         a pandas Series, with its index (so that it joins back to the table the column came from).
 
         ``errors="raise"``: an image that cannot be read or used is an error naming it, and nothing is
         returned; ``"keep"``: it gets a row without answers and an ``error`` column says why, as
         ``imagesentiment predict`` writes it, and the other images are scored.
+
+        ``faces``: True (the shipped faces model) or a faces model: after each image's row, a row per face
+        found in it (:meth:`face_scorer`), with ``face`` (0, 1, ...; none on the image's own row), its box
+        (``box_left``, ``box_top``, ``box_width``, ``box_height``, in pixels of the image) and the faces
+        model's answers; a face row has its image's index. Why a face was left out (too small) is in
+        ``table.attrs["notes"]``.
         """
         if errors not in ("raise", "keep"):
             raise ValueError(f"errors must be 'raise' or 'keep', not {errors!r}")
@@ -251,7 +244,31 @@ class Predictor:
         table = answers(probabilities, self.class_names, images.index if isinstance(images, pd.Series) else None)
         if errors == "keep":
             table["error"] = reasons
-        return table
+        return table if faces is False else self._with_faces(items, table, self.face_scorer(
+            None if faces is True else faces))
+
+    def face_scorer(self, faces: Predictor | None = None, explain: bool = False) -> FaceScorer:
+        """The faces of photos answered by ``faces`` (default: the shipped faces model, ``exported_models/faces``)
+        in this model's classes (:class:`~imagesentiment.faces.FaceScorer`); with heat maps if ``explain``."""
+        model = faces if faces is not None else SavedModelPredictor(shipped_model("faces"))
+        run = model.explainer() if explain else (lambda pixels: {"probabilities": model.probabilities(pixels)})
+        return FaceScorer(run, model.image_size, model.class_names, self.class_names, model.source)
+
+    @staticmethod
+    def _with_faces(items: Sequence[Image], table: pd.DataFrame, scorer: FaceScorer) -> pd.DataFrame:
+        """``table`` (a row per item) with, after each scored item's row, its faces' rows (see :meth:`predict`)."""
+        notes: list[str] = []
+        blocks = []
+        for position, key in enumerate(table.index):
+            blocks.append(table.iloc[[position]])
+            if pd.notna(table["label"].iloc[position]):
+                item = items[position]
+                name = str(item) if isinstance(item, (str, os.PathLike)) else f"image {position} of the batch"
+                found = scorer([(name, original_pixels(item, position))], notes)[0].table
+                blocks.append(found.set_axis([key] * len(found)))
+        merged = (pd.concat(blocks) if blocks else table).reindex(columns=[FACE, *BOX, *table.columns])
+        merged.attrs["notes"] = notes
+        return merged
 
 
 class KerasPredictor(Predictor):

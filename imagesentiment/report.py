@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .table import model_record
+from .table import BOX, FACE, model_record, photo_rows
 
 COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
 
@@ -42,6 +42,8 @@ td,th{border:1px solid #ccc;padding:4px 10px;text-align:right} th{background:#ee
 .legend{display:flex;align-items:center;gap:8px;margin:6px 0} .ramp{width:240px;height:12px;border:1px solid #ccc}
 dialog{border:none;border-radius:8px;max-width:96vw;padding:16px} dialog::backdrop{background:rgba(0,0,0,.6)}
 dialog img{width:min(44vw,520px);aspect-ratio:1;object-fit:contain;background:#eee} #viewer .pictures{gap:12px}
+.faces{display:flex;flex-wrap:wrap;gap:6px;margin-top:4px} .face{margin:0;font-size:11px;text-align:center}
+.card .face img,dialog .face img{width:72px;aspect-ratio:1;object-fit:cover}
 """
 
 SCRIPT = """
@@ -103,10 +105,14 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
-def thumbnail(path: str | os.PathLike, size: int = 160) -> str | None:
-    """A ``data:`` URI of a JPEG thumbnail, or None if the image cannot be read."""
+def thumbnail(path: str | os.PathLike, size: int = 160, box: Sequence[int] | None = None) -> str | None:
+    """A ``data:`` URI of a JPEG thumbnail (of the ``box``, left, top, width and height, where given), or None
+    if the image cannot be read."""
     try:
         with Image.open(path) as image:
+            if box is not None:
+                left, top, width, height = box
+                image = image.crop((left, top, left + width, top + height))
             image.thumbnail((size, size))
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, "JPEG", quality=80)
@@ -192,7 +198,20 @@ def _metrics(frame: pd.DataFrame, classes: Sequence[str], scored: int) -> str:
             f"<table id='confusion'><tr><th></th>{header}</tr>{matrix}</table>")
 
 
-def _card(order: int, row: pd.Series, classes: Sequence[str], size: int, shown_path: str) -> str:
+def _faces(faces: pd.DataFrame | None) -> str:
+    """The faces of one photo's card: each cut from the photo, its number, label and confidence."""
+    if faces is None or faces.empty:
+        return ""
+    items = "".join(
+        f'<figure class="face" data-face="{int(face[FACE])}"><img alt="face {int(face[FACE])}" '
+        f'src="{thumbnail(face["path"], 96, [int(face[c]) for c in BOX]) or ""}"><figcaption style="color:'
+        f'{COLOURS.get(face["label"], "#222")}">{int(face[FACE])}: {html.escape(str(face["label"]))} '
+        f'{face["confidence"]:.2f}</figcaption></figure>' for _, face in faces.iterrows())
+    return f'<div class="faces" data-faces="{len(faces)}">{items}</div>'
+
+
+def _card(order: int, row: pd.Series, classes: Sequence[str], size: int, shown_path: str,
+          faces: pd.DataFrame | None = None) -> str:
     image = thumbnail(row["path"], size)
     heat = thumbnail(row["heatmap"], size) if isinstance(row.get("heatmap"), str) else None
     correct = not row.get("_wrong", False)
@@ -205,8 +224,8 @@ def _card(order: int, row: pd.Series, classes: Sequence[str], size: int, shown_p
             f'data-confidence="{row["confidence"]:.6f}" data-correct="{str(bool(correct)).lower()}" '
             f'data-name="{html.escape(name)}" data-path="{path}"><div class="pictures">{pictures}</div><div class="about">'
             f'<div class="label" style="color:{COLOURS.get(row["label"], "#222")}">'
-            f'{html.escape(str(row["label"]))} {row["confidence"]:.2f}</div>{truth}<div>{probabilities}</div></div>'
-            f'<div class="path" title="{path}">{html.escape(shown_path)}</div></div>')
+            f'{html.escape(str(row["label"]))} {row["confidence"]:.2f}</div>{truth}<div>{probabilities}</div>'
+            f'{_faces(faces)}</div><div class="path" title="{path}">{html.escape(shown_path)}</div></div>')
 
 
 def short_paths(paths: Sequence[str]) -> list[str]:
@@ -285,7 +304,8 @@ def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str =
     file) and return its path; the gallery holds at most ``gallery`` images (``None`` or 0: all), the
     counts and metrics cover all. An existing ``out`` is replaced only as :func:`check_out` allows."""
     check_out(out, source, overwrite)
-    frame = predictions.copy()
+    frame = predictions[photo_rows(predictions)].copy()  # the faces' rows (predict --faces) go on their photo's card
+    faces = dict(list(predictions[~photo_rows(predictions)].groupby("path")))
     failed = frame[frame["label"].isna()] if "label" in frame else frame.iloc[:0]
     frame = frame[frame["label"].notna()].reset_index(drop=True)
     if frame.empty:
@@ -302,18 +322,20 @@ def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str =
     options = "".join(f'<option value="{html.escape(c)}">{html.escape(c)}</option>' for c in classes)
     wrong = '<label><input type="checkbox" id="wrong"> misclassified only</label>' if has_truth else ""
     shown = gallery_rows(frame, gallery)
-    cards = "".join(_card(i, row, classes, thumb_size, short) for (i, row), short
+    cards = "".join(_card(i, row, classes, thumb_size, short, faces.get(row["path"])) for (i, row), short
                     in zip(shown.iterrows(), short_paths(shown["path"].tolist())))
     legend = heat_legend() if "heatmap" in shown and shown["heatmap"].notna().any() else ""
     drawn = (f'<p class="muted" id="drawn">{len(shown)} of {len(frame)} images in the gallery: '
              f'{"the misclassified first, then " if has_truth else ""}each predicted class in turn, drawn at '
              f'random</p>' if len(shown) < len(frame) else "")
+    found = (f', <span id="faces">{sum(map(len, faces.values()))}</span> faces found in them, each on its photo&#39;s '
+             'card' if faces else "")
     errors = "".join(f"<li>{html.escape(str(r['path']))}: {html.escape(str(r.get('error', '')))}</li>"
                      for _, r in failed.iterrows())
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8">
 <meta name="imagesentiment-predictions" content="{html.escape(_source_name(source))}"><title>{html.escape(title)}</title>
 <style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{_scoring(source, classes)}
-<p class="muted"><span id="total">{len(frame)}</span> images scored{f", {len(failed)} could not be read" if len(failed) else ""}</p>
+<p class="muted"><span id="total">{len(frame)}</span> images scored{f", {len(failed)} could not be read" if len(failed) else ""}{found}</p>
 {_summary(frame, classes)}{_metrics(frame[frame["true_label"].notna()], classes, len(frame)) if has_truth else ""}
 <h2>Gallery</h2>{drawn}{legend}<p class="muted">click an image for a larger view</p><div class="controls">
 <label>sentiment <select id="label"><option value="all">all</option>{options}</select></label>

@@ -1,7 +1,7 @@
-"""The predictions table: its columns, the rows every writer builds the same way (:func:`answers`), and
-the files ``predict`` writes (CSV, JSON Lines or Parquet) with, beside it, the record of the model that
-began it. ``predict``, ``evaluate``, ``explain``, ``video`` and the Beam pipeline write it and ``report``
-reads it; no TensorFlow here."""
+"""The predictions table: its columns (:func:`columns`), the rows every writer builds the same way
+(:func:`answers`; a face's, :func:`face_answers`), and the files ``predict`` writes (CSV, JSON Lines or
+Parquet) with, beside it, the record of the model that began it. ``predict``, ``evaluate``, ``explain``,
+``video`` and the Beam pipeline write it and ``report`` reads it; no TensorFlow here."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,6 +24,52 @@ def answers(probabilities: np.ndarray, classes: Sequence[str], index: Sequence |
                     .astype(np.float32))
     table.insert(0, "label", [classes[k] if ok else None for k, ok in zip(top, scored)])
     return table
+
+
+FACE = "face"  # a face's number in its photo (0: the one the detector is surest of); none on the photo's own row
+BOX = ("box_left", "box_top", "box_width", "box_height")  # the face's box, in pixels of the photo
+
+
+def columns(classes: Sequence[str], faces: bool = False) -> list[str]:
+    """The columns ``predict`` writes before those carried from a CSV of inputs: ``path``, with ``faces``
+    :data:`FACE` and the :data:`BOX` columns, ``label``, ``confidence``, one per class, ``heatmap``, ``error``."""
+    return ["path", *((FACE, *BOX) if faces else ()), "label", "confidence", *classes, "heatmap", "error"]
+
+
+def face_answers(probabilities: np.ndarray, classes: Sequence[str], boxes: Sequence[Sequence[int]]) -> pd.DataFrame:
+    """The rows of one photo's faces: :data:`FACE` (0, 1, ...), the :data:`BOX` columns from ``boxes``
+    (left, top, width, height each), then :func:`answers`."""
+    table = answers(probabilities, classes)
+    values = {FACE: list(range(len(boxes))), **{name: [int(box[k]) for box in boxes] for k, name in enumerate(BOX)}}
+    for position, (column, value) in enumerate(values.items()):
+        table.insert(position, column, pd.Series(value, index=table.index, dtype=object))
+    return table
+
+
+def largest_faces(per_frame: Sequence[pd.DataFrame], classes: Sequence[str]) -> pd.DataFrame:
+    """A row per frame (or photo) from its faces' rows (:func:`face_answers`): ``faces``, how many were found,
+    then the largest one's box and answers, each prefixed ``face_`` (empty where none was found)."""
+    kept = [faces.iloc[(faces[BOX[2]].astype(float) * faces[BOX[3]].astype(float)).to_numpy().argmax()]
+            if len(faces) else pd.Series(dtype=object) for faces in per_frame]
+    table = pd.DataFrame(kept, columns=[*BOX, "label", "confidence", *classes]).reset_index(drop=True)
+    table = table.astype({column: "Int64" for column in BOX}).add_prefix("face_")
+    table.insert(0, "faces", [len(faces) for faces in per_frame])
+    return table
+
+
+def photo_rows(table: pd.DataFrame) -> np.ndarray:
+    """Which rows of a predictions table are photos' own rows (every row of a table without faces)."""
+    if FACE not in table:
+        return np.ones(len(table), bool)
+    return (table[FACE].isna() | (table[FACE].astype(str) == "")).to_numpy()
+
+
+def latest(table: pd.DataFrame) -> np.ndarray:
+    """Which rows are of each path's last scoring: its last photo row and the rows after it (a photo
+    scored again, such as one that could not be read before, supersedes its earlier rows, faces too)."""
+    order = pd.Series(np.arange(len(table)), index=table.index)
+    last = order[photo_rows(table)].groupby(table["path"][photo_rows(table)]).max()
+    return (order >= table["path"].map(last).fillna(-1)).to_numpy()
 
 
 def answer_rows(probabilities: np.ndarray, classes: Sequence[str]) -> list[dict]:

@@ -24,8 +24,9 @@ from .data.frames import FrameStream, VideoError, VideoInfo, open_video, samplin
 from .data.pipeline import check_batch_size
 from .explain.plots import overlay
 from .atomic import replacing
+from .faces import FaceScorer
 from .predictor import Predictor, to_pixels
-from .table import answers
+from .table import answers, largest_faces
 
 
 def annotate(frame: np.ndarray, heatmap: np.ndarray, text: str, opacity: float = 0.4) -> np.ndarray:
@@ -58,10 +59,14 @@ class VideoResult:
 
 
 class _Scorer:
-    """Scores batches of frames and, with a writer, blends each frame with the latest sampled frame's heat map."""
+    """Scores batches of frames (and with ``faces``, their faces) and, with a writer, blends each frame with the
+    latest sampled frame's heat map."""
 
-    def __init__(self, predictor: Predictor, fps: float, writer: cv2.VideoWriter | None) -> None:
-        self.predictor, self.fps, self.writer = predictor, fps, writer
+    def __init__(self, predictor: Predictor, fps: float, writer: cv2.VideoWriter | None,
+                 faces: FaceScorer | None = None) -> None:
+        self.predictor, self.fps, self.writer, self.faces = predictor, fps, writer, faces
+        self.face_rows: list[pd.DataFrame] = []  # each sampled frame's faces' rows
+        self.notes: list[str] = []
         self.explainer = predictor.explainer() if writer is not None else None
         self.classes = predictor.class_names
         self.frames: list[int] = []
@@ -70,10 +75,12 @@ class _Scorer:
         self.latest = (np.zeros((2, 2), np.float32), "")
 
     def table(self) -> pd.DataFrame:
-        """A row per sampled frame: its index, its time and the answers (:func:`imagesentiment.table.answers`)."""
+        """A row per sampled frame: its index, its time and the answers (:func:`imagesentiment.table.answers`);
+        with faces, how many and the largest one's box and answers (:func:`~imagesentiment.table.largest_faces`)."""
         frames = np.asarray(self.frames, np.int64)
-        return pd.DataFrame({"frame": frames, "time_s": frames / self.fps}).join(
+        table = pd.DataFrame({"frame": frames, "time_s": frames / self.fps}).join(
             answers(np.reshape(self.probabilities, (-1, len(self.classes))), self.classes))
+        return table.join(largest_faces(self.face_rows, self.classes)) if self.faces is not None else table
 
     def __call__(self, batch: list[tuple[int, np.ndarray, bool]]) -> None:
         sampled = [(i, f) for i, f, s in batch if s]
@@ -83,6 +90,8 @@ class _Scorer:
             probabilities, heatmaps = np.asarray(result["probabilities"]), np.asarray(result["heatmap"])
         else:
             probabilities, heatmaps = self.predictor.probabilities(pixels), None
+        if self.faces is not None:
+            self.face_rows += [found.table for found in self.faces([(f"frame {i}", f) for i, f in sampled], self.notes)]
         marks = {}
         for k, ((index, frame), p) in enumerate(zip(sampled, probabilities)):
             label = self.classes[int(p.argmax())]
@@ -102,7 +111,7 @@ class _Scorer:
 def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.PathLike, every: int | None = None,
                 per_second: float | None = None, batch_size: int = 32, smoothing: int = 0,
                 overlay_path: str | os.PathLike | None = None, progress: bool = True,
-                overwrite: bool = False) -> VideoResult:
+                overwrite: bool = False, faces: FaceScorer | None = None) -> VideoResult:
     """Score sampled frames of the video at ``path`` and write ``frames.csv``, ``timeline.png``,
     ``summary.json`` and the most positive/negative frames into ``out``.
 
@@ -111,6 +120,9 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
     predictor that can explain. At most ``batch_size`` frames are held at once. An earlier run's
     results in ``out`` and an existing ``overlay_path`` are refused unless ``overwrite`` (see
     :func:`check_outputs`); the copy is written under another name and moved into place once complete.
+    With ``faces`` (:meth:`Predictor.face_scorer <imagesentiment.predictor.Predictor.face_scorer>`), each
+    frame's row also holds how many faces it shows and its largest face's box and answers (``face_`` columns),
+    and the timeline a band of that face's label.
     """
     check_batch_size(batch_size)  # below 1 the buffer would never flush: every frame held at once
     capture, info = open_video(path)
@@ -124,12 +136,15 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
     out.mkdir(parents=True, exist_ok=True)
     stream = FrameStream(info, step)
     with _overlay_writer(overlay_path, info) as writer:
-        scorer = _Scorer(predictor, info.fps, writer)
+        scorer = _Scorer(predictor, info.fps, writer, faces)
         with tqdm(total=info.frames or None, unit="frame", disable=not progress,
                   desc=os.path.basename(str(path))) as bar:
             _score_stream(stream, scorer, batch_size, bar)
     classes = predictor.class_names
     table = scorer.table()
+    if scorer.notes:
+        print(f"note: {path}: {len(scorer.notes)} faces smaller than the faces model reads left out "
+              f"({scorer.notes[0]}{', ...' if len(scorer.notes) > 1 else ''})", file=sys.stderr)
     if smoothing > 1:
         table = smooth(table, classes, smoothing)
     if smoothing > max(1, len(table)):
@@ -222,6 +237,9 @@ def summarize(table: pd.DataFrame, classes: Sequence[str], info: VideoInfo, stre
                "duration_s": stream.frames_read / info.fps, "share_of_time": _shares(table["label"], classes)}
     if "smoothed_label" in table:  # what the timeline's band shows
         summary["smoothed_share_of_time"] = _shares(table["smoothed_label"], classes)
+    if "faces" in table:  # the largest face's expression, over the frames that show one
+        summary["samples_with_a_face"] = int((table["faces"] > 0).sum())
+        summary["face_share_of_time"] = _shares(table["face_label"].dropna(), classes)
     return summary
 
 
@@ -231,11 +249,13 @@ def _shares(labels: pd.Series, classes: Sequence[str]) -> dict[str, float]:
 
 
 def plot_timeline(table: pd.DataFrame, classes: Sequence[str], path: str | os.PathLike) -> None:
-    """Each class's probability over time, with the predicted label as a coloured band beneath."""
+    """Each class's probability over time, with the predicted label as a coloured band beneath (and, for a
+    table with faces, a band of the largest face's label; white where no face is seen)."""
     colours = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
-    fig = Figure(figsize=(10, 4))
-    ax, band = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [5, 1]})
-    label_column = "smoothed_label" if "smoothed_label" in table else "label"
+    fig = Figure(figsize=(10, 4.6 if "face_label" in table else 4))
+    bands = {"smoothed_label" if "smoothed_label" in table else "label": "photo"}
+    bands.update({"face_label": "face"} if "face_label" in table else {})
+    ax, *rows = fig.subplots(1 + len(bands), 1, sharex=True, gridspec_kw={"height_ratios": [5] + [1] * len(bands)})
     for c in classes:
         column = f"smoothed_{c}" if f"smoothed_{c}" in table else c
         ax.plot(table["time_s"], table[column], label=c, color=colours.get(c))
@@ -243,8 +263,10 @@ def plot_timeline(table: pd.DataFrame, classes: Sequence[str], path: str | os.Pa
     ax.legend(loc="upper right")
     times = table["time_s"].to_numpy()
     edges = np.append(times, times[-1] + (times[-1] - times[-2] if len(times) > 1 else 1.0))
-    for start, end, label in zip(edges[:-1], edges[1:], table[label_column]):
-        band.axvspan(start, end, color=colours.get(label, "#3b7dd8"))
-    band.set(yticks=[], xlabel="time (s)")
+    for band, (column, name) in zip(rows, bands.items()):
+        for start, end, label in zip(edges[:-1], edges[1:], table[column]):
+            band.axvspan(start, end, color=colours.get(label, "#3b7dd8") if isinstance(label, str) else "white")
+        band.set(yticks=[0.5] if len(bands) > 1 else [], yticklabels=[name] if len(bands) > 1 else [])
+    rows[-1].set(xlabel="time (s)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -6,7 +6,8 @@ import sys
 from typing import Any
 
 from ..data.imageset import MAX_PIXELS
-from .shared import COUNT, NON_NEGATIVE, UsageError, add_command, collect_images, count, names, not_an_input
+from .shared import (COUNT, FACES_ONLY, NON_NEGATIVE, UsageError, add_command, add_faces, collect_images, count, names,
+                     not_an_input, scoped)
 
 SHOWN_ROWS = 20  # predict prints each answer for at most this many photos
 
@@ -17,23 +18,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
     not_an_input(args.out, args.images)
     columns: dict[str, dict[str, Any]] = {}  # a CSV of inputs' other columns, carried into the table
     paths = collect_images(args.images, args.explain, columns)
+    scoped(args, {"with --faces": (args.faces, FACES_ONLY)})
     args.start_tensorflow()  # the inputs are there: now the model
     from ..inference import load
     from ..predict import predict_files
+    from ..table import photo_rows
 
-    table = predict_files(load(args.model, args.classes), paths, args.out, args.batch_size, args.explain,
+    predictor = load(args.model, args.classes)
+    faces = predictor.face_scorer(load(args.faces_model), bool(args.explain)) if args.faces else None
+    table = predict_files(predictor, paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size,
-                          max_pixels=args.max_pixels, columns=columns, wait=args.wait)
-    failed = table[table["error"].notna() & (table["error"] != "")]
+                          max_pixels=args.max_pixels, columns=columns, wait=args.wait, faces=faces)
+    photos, faces_found = table[photo_rows(table)], table[~photo_rows(table)]
+    failed = photos[photos["error"].notna() & (photos["error"] != "")]
     for row in failed.itertuples():
         print(f"{row.path}: {row.error}", file=sys.stderr)
-    if len(table) <= SHOWN_ROWS:  # a few photos: the answers here, not only in the table
+    if len(photos) <= SHOWN_ROWS:  # a few photos: the answers here, not only in the table
         for row in table.drop(failed.index).itertuples():
-            print(f"{row.path}: {row.label} ({row.confidence:.2f})")
-    counts = table["label"].value_counts().to_dict()
+            face = f" face {int(row.face)}" if args.faces and row.Index in faces_found.index else ""
+            print(f"{row.path}{face}: {row.label} ({row.confidence:.2f})")
+    counts = photos["label"].value_counts().to_dict()
     now = table.attrs["read_now"]
-    before = f" ({len(table) - now} of these rows from before, {now} now)" if now < len(table) else ""
-    print(f"{count(len(table) - len(failed), 'image')} scored {counts}, {len(failed)} unreadable{before}; "
+    before = f" ({len(photos) - now} of these rows from before, {now} now)" if now < len(photos) else ""
+    found = f", {count(len(faces_found), 'face')} found {faces_found['label'].value_counts().to_dict()}" \
+        if args.faces else ""
+    print(f"{count(len(photos) - len(failed), 'image')} scored {counts}{found}, {len(failed)} unreadable{before}; "
           f"written to {args.out}")
     return 0
 
@@ -47,6 +56,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", type=names, help="class names, comma-separated (default: those stored with the model)")
     p.add_argument("--out", default="predictions.csv", help="the table to write: .csv, .jsonl or .parquet")
     p.add_argument("--explain", metavar="DIR", help="also write a heat-map figure and overlay per image here")
+    add_faces(p, "a row per face after the photo's")
     continuing = p.add_mutually_exclusive_group()
     continuing.add_argument("--resume", action="store_true", help="continue a stopped run: skip the images in --out")
     continuing.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

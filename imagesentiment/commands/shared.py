@@ -11,6 +11,17 @@ from typing import Any, Callable, Sequence
 import yaml
 
 
+FACES_ONLY = {"faces_model": "faces"}  # the options of --faces (predict, video): the shipped faces model by default
+
+
+def add_faces(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--faces`` and ``--faces-model`` (see :data:`FACES_ONLY`); ``what``: the rows the faces' answers go in."""
+    parser.add_argument("--faces", action="store_true", help="also find the faces in each photo or frame and "
+                        f"score each with the faces model: {what}")
+    parser.add_argument("--faces-model", help="with --faces: the faces model, any model form (default: "
+                        f"{FACES_ONLY['faces_model']}, the shipped faces model in exported_models/faces)")
+
+
 class UsageError(ValueError):
     """A command given what it cannot use; ``main`` prints it as ``error: ...`` and exits with status 2."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .shared import COUNT, NON_NEGATIVE, add_command, bounded, count
+from .shared import COUNT, FACES_ONLY, NON_NEGATIVE, add_command, add_faces, bounded, count, scoped
 
 
 def cmd_video(args: argparse.Namespace) -> int:
@@ -12,15 +12,20 @@ def cmd_video(args: argparse.Namespace) -> int:
     from ..inference import load
     from ..video import check_outputs, score_video
 
+    scoped(args, {"with --faces": (args.faces, FACES_ONLY)})
     out = Path(args.out or Path("runs") / "video" / Path(args.file).stem)
     check_outputs(args.file, out, args.overlay, args.overwrite)  # before the model loads
-    result = score_video(args.file, load(args.model), out, args.every, args.per_second, args.batch_size,
-                         args.smooth, args.overlay, overwrite=args.overwrite)
+    predictor = load(args.model)
+    faces = predictor.face_scorer(load(args.faces_model)) if args.faces else None
+    result = score_video(args.file, predictor, out, args.every, args.per_second, args.batch_size,
+                         args.smooth, args.overlay, overwrite=args.overwrite, faces=faces)
     smoothed = "smoothed_share_of_time" in result.summary
     shares = ", ".join(f"{c} {v:.0%}" for c, v in
                        result.summary["smoothed_share_of_time" if smoothed else "share_of_time"].items())
+    faced = (f"; the largest face in {count(result.summary['samples_with_a_face'], 'frame')}: "
+             + ", ".join(f"{c} {v:.0%}" for c, v in result.summary["face_share_of_time"].items())) if args.faces else ""
     print(f"{count(result.summary['samples'], 'frame')} scored ({shares}"
-          f"{f', smoothed over {args.smooth} samples' if smoothed else ''}); written to {out}"
+          f"{f', smoothed over {args.smooth} samples' if smoothed else ''}{faced}); written to {out}"
           + (f", heat-map copy to {args.overlay}" if args.overlay else ""))
     return 0
 
@@ -36,6 +41,7 @@ def add_video(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smooth", type=NON_NEGATIVE, default=0, metavar="N",
                    help="moving average over N samples (raw kept)")
     p.add_argument("--overlay", metavar="OUT.mp4", help="write a copy with heat maps and labels drawn in")
+    add_faces(p, "how many in each frame, and the largest one's box and answers, as face_ columns")
     p.add_argument("--batch-size", type=COUNT, default=32, help="frames per batch")
     p.add_argument("--out", help="output folder (default: runs/video/<name>)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run's results in --out and "

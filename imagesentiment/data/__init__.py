@@ -10,7 +10,7 @@ from .splits import Split, k_fold, train_val_test_split
 from .synthetic import make_synthetic_set
 
 CHECKS = ("CheckedSet", "check_image", "check_images", "check_set")
-PIPELINE = ("augment", "check_pixel_range", "decode_and_resize", "decode_or_reason", "make_dataset")
+PIPELINE = ("augment", "check_pixel_range", "decode_and_resize", "decode_or_reason", "make_dataset", "rgb_array")
 
 
 def __getattr__(name: str) -> object:
@@ -29,5 +29,5 @@ __all__ = [
     "SOURCES", "Split", "augment", "check_image", "check_images", "check_pixel_range", "check_set",
     "decode_and_resize", "decode_or_reason", "detect_format",
     "fer2013", "from_folder", "from_manifest", "from_votes", "k_fold", "load_source", "majority_labels",
-    "make_dataset", "make_synthetic_set", "oasis", "train_val_test_split", "twitter",
+    "make_dataset", "make_synthetic_set", "oasis", "rgb_array", "train_val_test_split", "twitter",
 ]

