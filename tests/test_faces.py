@@ -158,3 +158,54 @@ def test_video_faces_gives_the_largest_face_of_each_frame(tiny_model, tmp_path, 
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["samples_with_a_face"] == 3 and abs(sum(summary["face_share_of_time"].values()) - 1) < 1e-6
     assert "the largest face in 3 frames" in capsys.readouterr().out
+
+
+@pytest.fixture()
+def shipped(tmp_path, tiny_model, monkeypatch) -> Path:
+    """A stand-in for exported_models/ holding a faces model (the tiny CNN, version 1 as a run directory)."""
+    import imagesentiment.contract
+
+    (tmp_path / "exported" / "faces" / "1").mkdir(parents=True)
+    (tmp_path / "exported" / "faces" / "1" / "model.keras").write_bytes(tiny_model.read_bytes())
+    monkeypatch.setattr(imagesentiment.contract, "SHIPPED_MODELS", tmp_path / "exported")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "exported" / "faces" / "1"
+
+
+def test_the_name_faces_selects_the_shipped_faces_model_in_every_command(shipped, tiny_model, photos,
+                                                                         synthetic_root, tmp_path):
+    import imagesentiment
+    from imagesentiment.inference import resolve
+
+    assert resolve("faces") == shipped and resolve("elsewhere/model.keras") == Path("elsewhere/model.keras")
+    assert imagesentiment.load("faces").source == str(shipped)
+    assert main(["predict", str(photos / "astronaut.jpg"), "--model", str(tiny_model), "--faces",
+                 "--out", str(tmp_path / "faces.csv")]) == 0  # --faces-model left out: the shipped one
+    assert pd.read_csv(tmp_path / "faces.csv")["face"].notna().sum() == 1
+    assert main(["predict", str(photos / "blank.png"), "--model", "faces", "--out", str(tmp_path / "p.csv")]) == 0
+    assert main(["evaluate", "faces", "--data", str(synthetic_root), "--out", str(tmp_path / "evaluation")]) == 0
+    assert (tmp_path / "evaluation" / "metrics.json").is_file()
+    assert main(["explain", str(photos / "astronaut.jpg"), "--model", "faces", "--out", str(tmp_path / "maps")]) == 0
+    (tmp_path / "faces").mkdir()  # a folder of that name here is what the name means
+    assert resolve("faces") == Path("faces")
+
+
+def test_a_missing_faces_model_is_named(tmp_path, monkeypatch):
+    import imagesentiment
+    import imagesentiment.contract
+
+    monkeypatch.setattr(imagesentiment.contract, "SHIPPED_MODELS", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"no faces model: {tmp_path / 'faces'} holds no version"):
+        imagesentiment.load("faces")
+
+
+@pytest.mark.skipif(not (ROOT / "exported_models" / "faces").is_dir(),
+                    reason="the shipped faces model (exported_models/faces) is not in this checkout")
+def test_the_shipped_faces_model_reads_the_astronauts_face():
+    import imagesentiment
+
+    faces = imagesentiment.load("faces")
+    assert faces.image_size == (48, 48)
+    table = imagesentiment.load().predict([str(ASTRONAUT)], faces=True)
+    assert len(table) == 2 and table.iloc[1]["label"] == "positive"  # she smiles
