@@ -69,8 +69,9 @@ def shipped_model(name: str) -> Path:
     """The newest version of the SavedModel shipped as ``exported_models/NAME/`` (one of :data:`SHIPPED_NAMES`)."""
     found = versions(SHIPPED_MODELS / name)
     if not found:
-        raise FileNotFoundError(f"no {name} model: {SHIPPED_MODELS / name} holds no version; name another model "
-                                "(--model; for the default, IMAGESENTIMENT_MODEL can name one too)")
+        raise FileNotFoundError(f"no {name} model: {SHIPPED_MODELS / name} holds no version (a wheel ships none); "
+                                "give a model's path instead" + (", or set IMAGESENTIMENT_MODEL to one"
+                                                                 if name == SHIPPED_NAMES[0] else ""))
     return SHIPPED_MODELS / name / str(found[-1])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +49,14 @@ def detector_path() -> Path:
     return path
 
 
+_LOCK = threading.Lock()  # one interpreter, run by one thread at a time (6 ms a photo)
+
+
 @functools.lru_cache(maxsize=1)
-def _interpreter():
-    """The detector's interpreter (one per process: it is not shared between threads) and its anchors."""
+def detector():
+    """The detector's interpreter, its input size and its anchors, loaded once. Load it in the thread that
+    starts others (:class:`~imagesentiment.faces.FaceScorer` does): its start-up line is filtered out of
+    stderr, which waits for another thread filtering it (a predict run) to end."""
     from ai_edge_litert.interpreter import Interpreter
 
     from .native_stderr import LITERT_NOISE, filtered, without
@@ -60,7 +66,7 @@ def _interpreter():
         interpreter.allocate_tensors()
     size = int(interpreter.get_input_details()[0]["shape"][1])
     cells = (np.arange(size // 4) + 0.5) / (size // 4)  # one anchor per cell of a stride-4 grid
-    anchors = np.stack(np.meshgrid(cells, cells), axis=-1).reshape(-1, 2).astype(np.float32)  # (x, y), rows first
+    anchors = np.stack(np.meshgrid(cells, cells), axis=-1).reshape(-1, 2).astype(np.float32)  # (x, y), by rows
     return interpreter, size, anchors
 
 
@@ -96,11 +102,12 @@ def detect_faces(image: np.ndarray, min_score: float = MIN_SCORE) -> list[Face]:
     """The faces in ``image`` (``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA or ``(H, W[, 1])`` greyscale; uint8, uint16
     or float in [0, 255]) scored at least ``min_score``, the most certain first."""
     image = rgb_array(np.asarray(image), "the photo given to detect_faces")
-    interpreter, size, anchors = _interpreter()
+    interpreter, size, anchors = detector()
     pixels, pad_x, pad_y = _letterboxed(image, size)
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels[None])
-    interpreter.invoke()
-    regressors, classifiers = (interpreter.get_tensor(d["index"])[0] for d in interpreter.get_output_details())
+    with _LOCK:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels[None])
+        interpreter.invoke()
+        regressors, classifiers = [interpreter.get_tensor(d["index"])[0] for d in interpreter.get_output_details()]
     scores = 1.0 / (1.0 + np.exp(-np.clip(classifiers[:, 0], -RAW_LIMIT, RAW_LIMIT)))
     found = scores >= min_score
     centres = regressors[found, :2] / size + anchors[found]

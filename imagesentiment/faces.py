@@ -16,7 +16,7 @@ import pandas as pd
 import PIL.Image
 import PIL.ImageDraw
 
-from .detect import Face, detect_faces
+from .detect import Face, detect_faces, detector
 from .table import face_answers
 
 MARGIN = 0.25  # share of the box's side added on every side: FER-2013's faces show the whole head
@@ -92,19 +92,28 @@ class FaceScorer:
                              f"{list(classes)}: give a faces model with the same classes")
         self.run, self.size, self.classes = run, tuple(int(s) for s in size), list(classes)
         self.order = [list(face_classes).index(c) for c in classes]
+        detector()  # loaded here, not in the threads that call crops()
 
-    def __call__(self, photos: Sequence[tuple[str, np.ndarray]], notes: list[str]) -> list[FaceAnswers]:
-        """The faces of each ``(name, photo)`` (RGB pixels at the photo's own size), scored in one batch;
-        a note on each face left out is added to ``notes``."""
-        found = [find_faces(np.asarray(photo, np.uint8), name, notes) for name, photo in photos]
-        crops = [np.stack([face_crop(np.asarray(photo, np.uint8), f, self.size) for f in faces]) if faces
-                 else np.zeros([0, *self.size, 3], np.float32) for (_, photo), faces in zip(photos, found)]
-        every = np.concatenate(crops) if crops else np.zeros([0, *self.size, 3], np.float32)
+    def crops(self, name: str, photo: np.ndarray, notes: list[str]) -> tuple[list[Face], np.ndarray]:
+        """The faces of one photo (RGB pixels at its own size; ``name`` names it in the notes on faces left
+        out, added to ``notes``) and what the faces model sees of them; threads may call it at once."""
+        photo = photo if photo.dtype == np.uint8 else np.clip(np.round(photo), 0, 255).astype(np.uint8)
+        faces = find_faces(photo, name, notes)
+        return faces, (np.stack([face_crop(photo, face, self.size) for face in faces]) if faces
+                       else np.zeros([0, *self.size, 3], np.float32))
+
+    def score(self, found: Sequence[tuple[list[Face], np.ndarray]]) -> list[FaceAnswers]:
+        """The answers on photos' faces and crops (:meth:`crops`), in one batch."""
+        every = np.concatenate([crops for _, crops in found]) if found else np.zeros([0, *self.size, 3], np.float32)
         result = self.run(every) if len(every) else {}
         probabilities = np.asarray(result.get("probabilities", np.zeros([0, len(self.classes)])))[:, self.order]
         heatmaps = np.asarray(result["heatmap"]) if "heatmap" in result else None
-        ends = np.cumsum([len(faces) for faces in found])
-        return [FaceAnswers(faces, crop, face_answers(probabilities[end - len(faces):end], self.classes,
-                                                      [(f.left, f.top, f.width, f.height) for f in faces]),
+        ends = np.cumsum([len(faces) for faces, _ in found])
+        return [FaceAnswers(faces, crops, face_answers(probabilities[end - len(faces):end], self.classes,
+                                                       [(f.left, f.top, f.width, f.height) for f in faces]),
                             None if heatmaps is None else heatmaps[end - len(faces):end])
-                for faces, crop, end in zip(found, crops, ends)]
+                for (faces, crops), end in zip(found, ends)]
+
+    def __call__(self, photos: Sequence[tuple[str, np.ndarray]], notes: list[str]) -> list[FaceAnswers]:
+        """The faces of each ``(name, photo)`` (:meth:`crops`), scored in one batch (:meth:`score`)."""
+        return self.score([self.crops(name, np.asarray(photo), notes) for name, photo in photos])

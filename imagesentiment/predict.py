@@ -28,6 +28,7 @@ from tqdm import tqdm
 from .data.pipeline import MAX_PIXELS, check_batch_size, chunks, decode_or_reason
 from .inputs import shown
 from .atomic import replacing, write_atomically
+from .detect import Face
 from .faces import FaceAnswers, FaceScorer, draw_boxes
 from .predictor import Predictor
 from .native_stderr import DECODER_NOISE, filtered, without
@@ -218,10 +219,10 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     (those with an error are tried again: a file replaced since), and ``out`` must have been begun by the same
     model (``OUT.model.json`` records it); with ``overwrite`` it is replaced; otherwise it is an error, so
     nothing done is lost by accident. One run writes ``out`` at a time (:func:`held`; ``wait``: wait for the
-    other). A file name that is not UTF-8 is written with its bytes escaped (:func:`shown`). With ``faces`` (:meth:`~imagesentiment.predictor.Predictor.face_scorer`), a
-    row per face found follows its photo's: ``face`` (0, 1, ...) and its ``box_`` columns after ``path``, the
-    faces model's answers, with ``explain_dir`` its heat map (boxes drawn on the photo's); a face left out
-    (too small) is said on stderr.
+    other). A file name that is not UTF-8 is written with its bytes escaped (:func:`shown`). With ``faces``
+    (:meth:`Predictor.face_scorer`), a row per face found follows its photo's: ``face`` (0, 1, ...), its
+    ``box_`` columns, the faces model's answers, with ``explain_dir`` its heat map (boxes drawn on the photo's);
+    a face left out (too small) is said on stderr.
     """
     out = Path(out)
     if out.suffix not in FORMATS:
@@ -247,7 +248,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
                 tqdm(total=len(todo), unit="img", disable=not progress, file=stderr) as bar:
             for chunk in chunks(todo, batch_size):
                 rows, found = _score_chunk(predictor, chunk, pool, max_pixels, batch_size, explainer, pictures,
-                                           faces and _face_finder(faces, chunk, pool, max_pixels, bar))
+                                           faces and _face_finder(faces, chunk, pool, bar))
                 for key, name in carried.items():
                     rows[name] = [columns.get(path, {}).get(key) for path in chunk]
                 rows = _with_face_rows(rows, chunk, found, pictures, pool) if found else rows
@@ -297,7 +298,7 @@ def _left_to_score(out: Path, journal: Journal, earlier: pd.DataFrame, finished:
     begun = list((finished if finished is not None else earlier).columns)
     if begun != journal.columns:
         raise ValueError(f"{out} was begun with the columns {begun}; these inputs give {journal.columns}: "
-                         "resume with the same inputs, or write to another file")
+                         "resume with the same inputs (and --faces, if it was given), or write to another file")
     before = [t for t in (finished, earlier) if t is not None and len(t)]
     last = pd.concat(before) if before else earlier
     last = last[photo_rows(last)].drop_duplicates("path", keep="last")  # a photo's own row holds its error
@@ -307,27 +308,31 @@ def _left_to_score(out: Path, journal: Journal, earlier: pd.DataFrame, finished:
                       or not set(map(shown, todo)).isdisjoint(last["path"]))
 
 
-Pictures = Callable[[str, np.ndarray, str, float, Any, str], str]
+def _original(path: str) -> np.ndarray:
+    """The uint8 RGB pixels of a photo already read once (its size checked then), at its own size."""
+    return tf.io.decode_image(Path(path).read_bytes(), 3, expand_animations=False).numpy()
+
+
+Pictures = Callable[..., str]  # (path, heatmap, label, confidence, boxes=(), picture=None, suffix="") -> overlay
 
 
 def _picture_writer(explain_dir: str | os.PathLike) -> Pictures:
     """A function writing one image's heat-map pictures into ``explain_dir``; it returns the overlay's path.
-    They are drawn on ``picture`` where given (the photo with its faces' boxes, a face), else on the photo
-    read again; ``suffix`` ends their names (a face's number)."""
+    They are drawn on the photo read again, the ``boxes`` of its faces drawn in, or on ``picture`` where
+    given (a face); ``suffix`` ends their names (a face's number)."""
     from .explain.plots import save_explanation
 
     Path(explain_dir).mkdir(parents=True, exist_ok=True)
 
-    def write(path: str, heatmap: np.ndarray, label: str, confidence: float, picture: np.ndarray | None = None,
-              suffix: str = "") -> str:
-        if picture is None:
-            picture = tf.io.decode_image(Path(path).read_bytes(), 3, expand_animations=False).numpy()
+    def write(path: str, heatmap: np.ndarray, label: str, confidence: float, boxes: Sequence[Face] = (),
+              picture: np.ndarray | None = None, suffix: str = "") -> str:
+        picture = picture if picture is not None else draw_boxes(_original(path), boxes) if boxes else _original(path)
         return shown(save_explanation(Path(explain_dir) / (_figure_name(shown(path)) + suffix), picture, heatmap,
                                       label, confidence)[1])
     return write
 
 
-Found = dict[int, tuple[np.ndarray, FaceAnswers]]  # a chunk's photos with faces scored, by row: pixels, faces
+Found = dict[int, FaceAnswers]  # the faces of a chunk's photos, by row
 
 
 def _score_chunk(predictor: Predictor, chunk: Sequence[str], pool: ThreadPoolExecutor, max_pixels: int,
@@ -351,26 +356,25 @@ def _score_chunk(predictor: Predictor, chunk: Sequence[str], pool: ThreadPoolExe
     rows["heatmap"] = pd.Series(np.nan, index=rows.index, dtype=object)
     found = faces(good) if faces is not None else {}
     if heatmaps is not None:  # the pictures written in parallel, a panel and an overlay each
-        boxed = [draw_boxes(found[i][0], found[i][1].faces) if i in found and found[i][1].faces else None
-                 for i in good]
+        boxes = [found[i].faces if i in found else () for i in good]
         rows.loc[good, "heatmap"] = list(pool.map(pictures, [chunk[i] for i in good], heatmaps,
                                                   rows.loc[good, "label"], rows.loc[good, "confidence"].astype(float),
-                                                  boxed))
+                                                  boxes))
     rows["error"] = [reason for _, reason in loaded]
     return rows, found
 
 
-def _face_finder(faces: FaceScorer, chunk: Sequence[str], pool: ThreadPoolExecutor, max_pixels: int,
+def _face_finder(faces: FaceScorer, chunk: Sequence[str], pool: ThreadPoolExecutor,
                  bar: tqdm) -> Callable[[Sequence[int]], Found]:
-    """For :func:`_score_chunk`: the faces of the photos of ``chunk`` at the given rows, read again at their
-    own size in ``pool`` and scored in one batch; a note on each face left out goes to ``bar``."""
+    """For :func:`_score_chunk`: the faces of the photos of ``chunk`` at the given rows, each read again at its
+    own size, searched and cropped in ``pool`` (a thread holds one photo at a time), then scored in one batch;
+    a note on each face left out goes to ``bar``."""
     def find(good: Sequence[int]) -> Found:
-        photos = list(pool.map(lambda i: _load(chunk[i], None, max_pixels)[0], good))
         notes: list[str] = []
-        scored = faces([(shown(chunk[i]), photo) for i, photo in zip(good, photos)], notes)
+        crops = list(pool.map(lambda i: faces.crops(shown(chunk[i]), _original(chunk[i]), notes), good))
         for note in notes:
             bar.write(note, file=sys.stderr)
-        return {i: (photo, answered) for i, photo, answered in zip(good, photos, scored)}
+        return dict(zip(good, faces.score(crops)))
     return find
 
 
@@ -383,13 +387,14 @@ def _with_face_rows(rows: pd.DataFrame, chunk: Sequence[str], found: Found, pict
         blocks.append(rows.iloc[[i]])
         if i not in found:
             continue
-        answered = found[i][1]
+        answered = found[i]
         block = answered.table.assign(**{c: rows.at[i, c] for c in rows if c not in answered.table and c != "error"},
                                        error="")
         if pictures is not None and answered.heatmaps is not None:
-            block["heatmap"] = list(pool.map(pictures, [chunk[i]] * len(block), answered.heatmaps, block["label"],
-                                             block["confidence"].astype(float), answered.crops.astype(np.uint8),
-                                             [f"-face{k}" for k in range(len(block))]))
+            block["heatmap"] = list(pool.map(
+                lambda k: pictures(chunk[i], answered.heatmaps[k], block["label"].iloc[k],
+                                   float(block["confidence"].iloc[k]), picture=answered.crops[k].astype(np.uint8),
+                                   suffix=f"-face{k}"), range(len(block))))
         else:
             block["heatmap"] = np.nan
         blocks.append(block)

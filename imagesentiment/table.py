@@ -52,7 +52,8 @@ def largest_faces(per_frame: Sequence[pd.DataFrame], classes: Sequence[str]) -> 
     kept = [faces.iloc[(faces[BOX[2]].astype(float) * faces[BOX[3]].astype(float)).to_numpy().argmax()]
             if len(faces) else pd.Series(dtype=object) for faces in per_frame]
     table = pd.DataFrame(kept, columns=[*BOX, "label", "confidence", *classes]).reset_index(drop=True)
-    table = table.astype({column: "Int64" for column in BOX}).add_prefix("face_")
+    table = table.astype({**{column: "Int64" for column in BOX}, **{column: np.float32 for column in
+                                                                     ["confidence", *classes]}}).add_prefix("face_")
     table.insert(0, "faces", [len(faces) for faces in per_frame])
     return table
 

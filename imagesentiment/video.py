@@ -253,7 +253,7 @@ def plot_timeline(table: pd.DataFrame, classes: Sequence[str], path: str | os.Pa
     table with faces, a band of the largest face's label; white where no face is seen)."""
     colours = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
     fig = Figure(figsize=(10, 4.6 if "face_label" in table else 4))
-    bands = {"smoothed_label" if "smoothed_label" in table else "label": "photo"}
+    bands = {"smoothed_label" if "smoothed_label" in table else "label": "frame"}
     bands.update({"face_label": "face"} if "face_label" in table else {})
     ax, *rows = fig.subplots(1 + len(bands), 1, sharex=True, gridspec_kw={"height_ratios": [5] + [1] * len(bands)})
     for c in classes:
