@@ -16,7 +16,7 @@ import pandas as pd
 import PIL.Image
 import PIL.ImageDraw
 
-from .detect import Face, detect_faces, detector
+from .detect import Face, detect_faces, detectors
 from .table import face_answers
 
 MARGIN = 0.25  # share of the box's side added on every side: FER-2013's faces show the whole head
@@ -92,7 +92,7 @@ class FaceScorer:
                              f"{list(classes)}: give a faces model with the same classes")
         self.run, self.size, self.classes = run, tuple(int(s) for s in size), list(classes)
         self.order = [list(face_classes).index(c) for c in classes]
-        detector()  # loaded here, not in the threads that call crops()
+        detectors()  # loaded here, not in the threads that call crops()
 
     def crops(self, name: str, photo: np.ndarray, notes: list[str]) -> tuple[list[Face], np.ndarray]:
         """The faces of one photo (RGB pixels at its own size; ``name`` names it in the notes on faces left
