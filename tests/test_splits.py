@@ -1,4 +1,3 @@
-import pandas as pd
 import pytest
 
 from imagesentiment.data import DataError, ImageSet, check_set, from_folder, k_fold, train_val_test_split

@@ -162,14 +162,14 @@ def test_a_run_stopped_after_its_epochs_does_not_train_them_again(tmp_path, synt
         tmp_path, synthetic_root, train="train: {epochs: 4, batch_size: 16, learning_rate: 0.003, patience: 8, "
                                        "fine_tune: {epochs: 2, layers: 3, learning_rate: 0.001}}"))
     run = tmp_path / "run"
-    original = Path.replace
+    original = os.replace
 
-    def stop_once(self, target):  # Ctrl-C just after phase 1's fit, before its weights are kept
+    def stop_once(source, target):  # Ctrl-C just after phase 1's fit, before its weights are kept
         if Path(target).name == "phase1.weights.h5":
-            monkeypatch.setattr(Path, "replace", original)
+            monkeypatch.setattr(os, "replace", original)
             raise KeyboardInterrupt
-        return original(self, target)
-    monkeypatch.setattr(Path, "replace", stop_once)
+        return original(source, target)
+    monkeypatch.setattr(os, "replace", stop_once)
     with pytest.raises(KeyboardInterrupt):
         train(config, run)
     with monkeypatch.context() as patch:  # then Ctrl-C during the test evaluation, after both phases
