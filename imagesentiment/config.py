@@ -67,6 +67,7 @@ class ModelConfig:
     # a name of imagesentiment.model.BACKBONES, or a list of EfficientNet-Lite ones to fuse in one graph
     backbone: str | list[str] = "mobilenet_v2"
     weights: str | list[str] | None = None    # a local weights file (a list: one per backbone), "imagenet" or none
+    backbone_end: str | None = None           # the backbone layer the head pools (its layers above left out)
 
 
 @dataclass
@@ -176,11 +177,13 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
 
 def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
     """Each checked key's value, whether it is usable, and what it must be."""
-    from .model import BACKBONES, backbone_names, fusable  # the registry of Keras builders: TensorFlow starts
+    from .model import BACKBONES, backbone_layers, backbone_names, fusable, layer_choices  # TensorFlow starts
 
     s, m, t, fine = config.split, config.model, config.train, config.train.fine_tune
     backbones = backbone_names(m.backbone)
     smallest = 32 if m.kind == "transfer" else 2 ** (len(m.widths) - 1)  # a pixel left after the poolings
+    single = m.kind == "transfer" and len(backbones) == 1 and backbones[0] in BACKBONES
+    layers = backbone_layers(backbones[0]) if single and m.backbone_end else []
     return [
         ("seed", config.seed, config.seed >= 0, "a whole number >= 0"),
         ("data.max_pixels", config.data.max_pixels, config.data.max_pixels >= 1, "a pixel count >= 1"),
@@ -199,6 +202,9 @@ def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
          f"{sorted(b for b, spec in BACKBONES.items() if spec.fusable)}"),
         ("model.weights", m.weights, not isinstance(m.weights, list) or len(m.weights) == len(backbones),
          f"one weights file per backbone ({len(backbones)})"),
+        ("model.backbone_end", m.backbone_end, m.backbone_end is None or m.backbone_end in layers,
+         "null, or a layer of the one backbone of a transfer model"
+         + (f" ({layer_choices(layers)})" if layers else "")),
         ("train.epochs", t.epochs, t.epochs >= 1, "at least 1 epoch"),
         ("train.batch_size", t.batch_size, t.batch_size >= 1, "at least 1 image"),
         ("train.learning_rate", t.learning_rate, t.learning_rate > 0, "a rate above 0"),

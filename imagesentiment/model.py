@@ -125,8 +125,9 @@ def fusable(names: Sequence[str]) -> bool:
     return len(set(names)) == len(names) > 1 and all(BACKBONES[b].fusable for b in names)
 
 
-def _branch(inputs: keras.KerasTensor, backbone: str, weights: Weights, prefix: str = "") -> keras.KerasTensor:
-    """``backbone`` (frozen) on ``inputs`` after its scaling; its last feature map."""
+def _branch(inputs: keras.KerasTensor, backbone: str, weights: Weights, prefix: str = "",
+            end: str | None = None) -> keras.KerasTensor:
+    """``backbone`` (frozen) on ``inputs`` after its scaling; its last feature map, or layer ``end``'s."""
     spec = BACKBONES[backbone]
     if weights not in (None, "imagenet") and not os.path.isfile(weights):
         raise FileNotFoundError(f"backbone weights file {weights} not found; expected the weights of {backbone}")
@@ -145,7 +146,23 @@ def _branch(inputs: keras.KerasTensor, backbone: str, weights: Weights, prefix: 
                               "(model.weights: PATH.weights.h5)") from None
     for layer in base.layers:
         layer.trainable = False
-    return base.output
+    if end is None:
+        return base.output
+    if end not in (names := [layer.name for layer in base.layers]):
+        raise ValueError(f"model.backbone_end: {backbone} has no layer {end!r}; {layer_choices(names)}")
+    return base.get_layer(end).output
+
+
+def backbone_layers(backbone: str) -> list[str]:
+    """The names of ``backbone``'s layers, from a copy built with random weights on a small input."""
+    return [layer.name for layer in BACKBONES[backbone].build(input_shape=(64, 64, 3), include_top=False,
+                                                              weights=None).layers]
+
+
+def layer_choices(names: Sequence[str]) -> str:
+    """Where a backbone with layers ``names`` may end: its last residual blocks' outputs and its last layer."""
+    ends = [n for n in names if n.endswith("_add")][-6:]
+    return f"its last residual blocks end at {', '.join(ends)}; its last layer is {names[-1]}"
 
 
 @keras.saving.register_keras_serializable(package="imagesentiment")
@@ -172,7 +189,7 @@ class SideBySide(keras.layers.Layer):
 
 def build_transfer(num_classes: int = 3, backbone: str | Sequence[str] = "mobilenet_v2", input_size: int = 160,
                    weights: Weights | Sequence[Weights] = None, dropout: float = 0.2,
-                   name: str | None = None) -> keras.Model:
+                   name: str | None = None, end: str | None = None) -> keras.Model:
     """A backbone built into one functional graph with a new softmax head; the backbone starts frozen.
 
     ``weights`` is a local weights file of the backbone without its top (``.weights.h5``; ``.npz``
@@ -180,6 +197,8 @@ def build_transfer(num_classes: int = 3, backbone: str | Sequence[str] = "mobile
     A list of backbones (EfficientNet-Lite variants) fuses them: one input at ``input_size`` for the
     one of largest native size, each other resized inside the graph in proportion to its native size,
     their pooled features side by side (``avg_pool``) under one head; ``weights`` then lists a file each.
+    ``end`` (one backbone only) names the backbone layer whose output is pooled: the layers above it are left
+    out, a smaller model (default: the backbone's last layer).
     """
     names = backbone_names(backbone)
     unknown = [b for b in names if b not in BACKBONES]
@@ -189,8 +208,10 @@ def build_transfer(num_classes: int = 3, backbone: str | Sequence[str] = "mobile
     if len(files) != len(names):
         raise ValueError(f"{len(files)} weights files for the {len(names)} backbones {names}: give one each")
     inputs = keras.Input((input_size, input_size, 3), name="image")
+    if end is not None and len(names) > 1:
+        raise ValueError(f"model.backbone_end ends one backbone, not the fused {names}")
     if len(names) == 1:
-        features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(_branch(inputs, names[0], files[0]))
+        features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(_branch(inputs, names[0], files[0], end=end))
         return keras.Model(inputs, _head(features, num_classes, dropout), name=name or f"sentiment_{names[0]}")
     if not fusable(names):
         raise ValueError(f"a fused model takes distinct backbones among "

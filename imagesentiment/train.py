@@ -44,7 +44,7 @@ def build_model(config: Config) -> keras.Model:
     m, classes = config.model, len(config.data.classes)
     if m.kind == "cnn":
         return build_cnn(classes, (m.input_size, m.input_size, 3), m.widths, m.convs_per_block, m.dropout)
-    return build_transfer(classes, m.backbone, m.input_size, m.weights, m.dropout)
+    return build_transfer(classes, m.backbone, m.input_size, m.weights, m.dropout, end=m.backbone_end)
 
 
 def sample_weights(images: ImageSet, num_classes: int, balance: bool = True) -> np.ndarray | None:

@@ -189,3 +189,30 @@ def test_a_lite_backbone_fine_tunes_its_top_blocks_on_cached_views_and_every_met
     for method in METHODS:
         maps = explain(trained, x, method)
         assert maps.shape == (2, 64, 64) and np.isfinite(maps).all(), method
+
+
+def test_a_backbone_ended_at_a_block_is_smaller_keeps_its_weights_and_trains(tmp_path, synthetic_root):
+    from imagesentiment.train import train
+
+    lite0 = randomized(efficientnet_lite.build("lite0", input_shape=(32, 32, 3)))
+    weights = to_npz(lite0, "lite0", tmp_path / "l0.npz")
+    full = build_transfer(3, "efficientnet_lite0", 64, weights)
+    ended = build_transfer(3, "efficientnet_lite0", 64, weights, end="block5c_add")
+    assert ended.get_layer("avg_pool").input.shape[-1] == 112 and "top_conv" not in [l.name for l in ended.layers]
+    assert ended.count_params() < full.count_params() / 3
+    np.testing.assert_array_equal(ended.get_layer("block5c_project_conv").get_weights()[0],
+                                  full.get_layer("block5c_project_conv").get_weights()[0])  # as loaded
+    assert find_target_layer(ended) == "block5c_add"
+    with pytest.raises(ValueError, match="no layer 'block9z_add'; its last residual blocks end at .*block6d_add"):
+        build_transfer(3, "efficientnet_lite0", 64, weights, end="block9z_add")
+
+    config = config_text(tmp_path, synthetic_root, f"backbone: efficientnet_lite0, weights: {weights}, input_size: 64, "
+                         "backbone_end: block5c_add", "epochs: 1, cached_views: 2, fine_tune: {epochs: 1, layers: 6}")
+    train(load_config(config), tmp_path / "run")
+    trained = keras.models.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    assert trained.count_params() == ended.count_params()
+    for text, message in {"backbone_end: block9z_add": "its last residual blocks end at",
+                          f"weights: [{weights}, {weights}], backbone_end: block5c_add": "model.backbone_end"}.items():
+        backbone = f"[{', '.join(LITES)}]" if "[" in text else "efficientnet_lite0"
+        with pytest.raises(ConfigError, match=message):
+            load_config(config_text(tmp_path, synthetic_root, f"backbone: {backbone}, {text}, input_size: 64"))
