@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -49,6 +50,11 @@ def default_model_files() -> list[Path]:
     return saved_model + tflite + [SHIPPED_MODELS / "MODEL_CARD.md", SHIPPED_MODELS / CLASSES_FILE]
 
 
+def megabytes(files: Iterable[Path]) -> float:
+    """The size of ``files`` together, in MB to one decimal."""
+    return round(sum(p.stat().st_size for p in files) / 1e6, 1)
+
+
 def single_image_ms(signature, calls: int, **inputs: tf.Tensor) -> float:
     """Median wall-clock milliseconds of one call of ``signature`` on one image."""
     signature(**inputs)
@@ -74,16 +80,15 @@ if __name__ == "__main__":
     jpeg = tf.constant([Path(paths[0]).read_bytes()])
     pixels_ms = single_image_ms(served.signatures["predict_images"], args.calls, images=pixels)
     bytes_ms = single_image_ms(served.signatures["serving_default"], args.calls, image_bytes=jpeg)
-    megabytes = sum(p.stat().st_size for p in default_model_files()) / 1e6
     figures = {"predict_images_per_s": round(images_per_s, 1),
                "savedmodel_single_image_ms": round(max(pixels_ms, bytes_ms), 1),
-               "default_model_mb": round(megabytes, 1)}
+               "default_model_mb": megabytes(default_model_files())}
     record("default_model", {
         "model": str(default_model().relative_to(ROOT)),
         "images": f"the {len(paths)} example photos, {args.rounds} passes",
         **figures,
-        "exported_models_mb_all": round(sum(p.stat().st_size for p in SHIPPED_MODELS.rglob("*") if p.is_file())
-                                        / 1e6, 1),  # with the faces model, which has a 15 MB limit of its own
+        # with the faces model, which has a 15 MB limit of its own
+        "exported_models_mb_all": megabytes(p for p in SHIPPED_MODELS.rglob("*") if p.is_file()),
         "savedmodel_predict_images_ms": round(pixels_ms, 1),
         "savedmodel_serving_default_jpeg_ms": round(bytes_ms, 1),
         "limits": LIMITS,
