@@ -183,7 +183,7 @@ def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
     backbones = backbone_names(m.backbone)
     smallest = 32 if m.kind == "transfer" else 2 ** (len(m.widths) - 1)  # a pixel left after the poolings
     single = m.kind == "transfer" and len(backbones) == 1 and backbones[0] in BACKBONES
-    layers = backbone_layers(backbones[0]) if single and m.backbone_end else []
+    layers = backbone_layers(backbones[0]) if single and m.backbone_end else ()
     return [
         ("seed", config.seed, config.seed >= 0, "a whole number >= 0"),
         ("data.max_pixels", config.data.max_pixels, config.data.max_pixels >= 1, "a pixel count >= 1"),

@@ -7,6 +7,7 @@ input as is. Both expose the last convolutional feature map as a layer that
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from dataclasses import dataclass
@@ -153,10 +154,12 @@ def _branch(inputs: keras.KerasTensor, backbone: str, weights: Weights, prefix: 
     return base.get_layer(end).output
 
 
-def backbone_layers(backbone: str) -> list[str]:
-    """The names of ``backbone``'s layers, from a copy built with random weights on a small input."""
-    return [layer.name for layer in BACKBONES[backbone].build(input_shape=(64, 64, 3), include_top=False,
-                                                              weights=None).layers]
+@functools.lru_cache(maxsize=None)
+def backbone_layers(backbone: str) -> tuple[str, ...]:
+    """The names of ``backbone``'s layers, from a copy built with random weights on a small input (once a
+    process: a configuration is checked when it is loaded and again when it trains)."""
+    return tuple(layer.name for layer in BACKBONES[backbone].build(input_shape=(64, 64, 3), include_top=False,
+                                                                   weights=None).layers)
 
 
 def layer_choices(names: Sequence[str]) -> str:
