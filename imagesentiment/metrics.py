@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, precision_recall_curve,
                              precision_recall_fscore_support, roc_auc_score, roc_curve)
 
-CROP_VIEWS = 5  # test-time crops: the centre and the four corners (imagesentiment.evaluate.crop_boxes)
+CROP_VIEWS = 5  # test-time crops: the centre and the four corners (imagesentiment.views.crop_boxes)
 
 
 def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int], groups: Sequence | None = None,

@@ -30,6 +30,7 @@ from .faces import FaceScorer  # noqa: E402
 from .model import class_names as carried  # noqa: E402
 from .native_stderr import DECODER_NOISE, LITERT_NOISE, filtered, without  # noqa: E402
 from .table import BOX, FACE, answers  # noqa: E402
+from .views import test_time_views  # noqa: E402
 
 if TYPE_CHECKING:
     import keras
@@ -125,30 +126,6 @@ def override_names(given: Sequence[str] | None, stored: Sequence[str] | None, mo
                          f"are {list(stored)}, in that order, so these names would give a class another's scores; "
                          "leave the names out (--classes) to use the model's")
     return names
-
-
-CROP_KEEP = 0.85  # share of each side a test-time crop keeps (the training crops keep 0.8-1.0)
-
-
-def crop_boxes(keep: float = CROP_KEEP) -> tf.Tensor:
-    """Normalised ``[y1, x1, y2, x2]`` boxes of the centre crop and the four corner crops."""
-    o = 1.0 - keep
-    return tf.constant([[o / 2, o / 2, o / 2 + keep, o / 2 + keep], [0, 0, keep, keep], [0, o, keep, 1],
-                        [o, 0, 1, keep], [o, o, 1, 1]], tf.float32)
-
-
-def test_time_views(batch: tf.Tensor, flip_tta: bool = False, crop_tta: bool = False,
-                    keep: float = CROP_KEEP) -> list[tf.Tensor]:
-    """The views of ``batch`` (B, H, W, 3) a prediction is averaged over: the batch itself; with
-    ``crop_tta`` its centre and four corner crops (keeping ``keep`` of each side, resized back);
-    with ``flip_tta`` each of those and then each mirrored, in that order."""
-    n, size, views = tf.shape(batch)[0], batch.shape[1:3], [batch]
-    if crop_tta:
-        views += [tf.image.crop_and_resize(batch, tf.tile(box[None], [n, 1]), tf.range(n), size)
-                  for box in tf.unstack(crop_boxes(keep))]
-    if flip_tta:
-        views += [view[:, :, ::-1] for view in views]
-    return views
 
 
 # float pixels (B, H, W, 3) -> "probabilities" (B, classes) and "heatmap" (B, H, W), as tensors or arrays

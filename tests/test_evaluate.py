@@ -10,7 +10,7 @@ from sklearn.metrics import f1_score
 
 from imagesentiment.data import DataError, ImageSet, from_folder
 from imagesentiment.evaluate import evaluate_model, predict_probabilities
-from imagesentiment.predictor import CROP_KEEP
+from imagesentiment.views import CROP_KEEP
 from imagesentiment.metrics import classification_metrics, summary
 from imagesentiment.inference import load_keras
 from imagesentiment.report import read_predictions

@@ -38,6 +38,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..export import check_destination, export_savedmodel, export_tflite, image_arrays, input_size
     from ..export.tflite import check_files
     from ..inference import load_keras
+    from ..views import with_views
 
     scoped(args, {"to --format tflite": (args.format == "tflite", TFLITE),
                   "to --format savedmodel": (args.format == "savedmodel", {"version": None}),
@@ -45,6 +46,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                   "with --data": (bool(args.data), {"data_format": None, "option": []})})
     check_destination(args.out, args.name)
     model, classes = load_keras(args.model, args.classes)
+    model = with_views(model, args.flip_tta, args.crop_tta)
     if args.format == "savedmodel":
         folder = export_savedmodel(model, args.out, args.name, classes, args.version, args.overwrite)
         print(f"SavedModel written to {folder}")
@@ -70,6 +72,11 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="imagesentiment", help="the model's name (serving) or file name prefix (tflite)")
     p.add_argument("--classes", type=names, help="class names in output order, comma-separated (default: the run's "
                    "classes.json, else negative,neutral,positive)")
+    p.add_argument("--flip-tta", action="store_true", help="put the mirrored image in the exported graph: "
+                   "every signature answers with the mean of both views, in one call (twice the computation)")
+    p.add_argument("--crop-tta", action="store_true", help="put the centre and four corner crops in the exported "
+                   "graph, each resized back (with --flip-tta: 12 views, 12 times the computation); heat maps "
+                   "stay those of the whole image")
     p.add_argument("--version", type=COUNT, help="savedmodel: the version number (default: the next one)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing version (savedmodel) or existing files (tflite)")

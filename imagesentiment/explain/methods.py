@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from ..model import class_names, ensemble_members
+from ..views import model_views
 from .base import Explainer, Target
 from .ensemble import EnsembleExplainer
 from .gradcam import GradCam
@@ -30,7 +31,8 @@ _CACHE: "weakref.WeakKeyDictionary[keras.Model, dict[tuple, Explainer]]" = weakr
 def get_explainer(model: keras.Model, method: str = "gradcam", **options: Any) -> Explainer:
     """The cached explainer of ``method`` for ``model``; ``options`` go to the method's class
     (``classes``, ``layer`` for CAM methods, ``max_N`` for Score-CAM, ``smooth_samples`` for SmoothGrad).
-    An ensemble gets its members' explainers averaged (:class:`EnsembleExplainer`).
+    An ensemble, or a model with test-time views, gets its members' explainers averaged
+    (:class:`EnsembleExplainer`).
     """
     if method not in METHODS:
         raise ValueError(f"unknown explanation method {method!r}; choose one of {list(METHODS)}")
@@ -39,8 +41,9 @@ def get_explainer(model: keras.Model, method: str = "gradcam", **options: Any) -
     built = _CACHE.setdefault(model, {})
     if key not in built:
         members = ensemble_members(model)
-        built[key] = (METHODS[method](model, **options) if len(members) == 1 else
-                      EnsembleExplainer([get_explainer(member, method, **options) for member in members]))
+        built[key] = (METHODS[method](model, **options) if members == [model] else
+                      EnsembleExplainer([get_explainer(member, method, **options) for member in members],
+                                        model_views(model)))
     return built[key]
 
 

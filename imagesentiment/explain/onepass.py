@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from ..model import LOGITS, ensemble_members, find_target_layer
+from ..views import model_views
 
 EPSILON = 1e-7  # keras.backend.epsilon(), as tf-keras-vis's normalize uses
 
@@ -31,7 +32,9 @@ class GradCamPredictor:
     ``target`` (int32 ``(B,)``, optional) names the class to explain per image,
     -1 meaning the predicted class. The traced function is built once and reused.
     For an ensemble (:func:`imagesentiment.model.average_models`) the heat map is the mean of
-    its members' maps for the class the ensemble predicts, renormalised.
+    its members' maps for the class the ensemble predicts, renormalised. For a model with test-time
+    views in its graph (:func:`imagesentiment.views.with_views`) the probabilities are the mean over its
+    views, and the map is that of the whole image.
     """
 
     def __init__(self, model: keras.Model, layer: str | None = None) -> None:
@@ -42,15 +45,27 @@ class GradCamPredictor:
             score = member.get_layer(LOGITS).output if LOGITS in names else member.output
             self.graphs.append(keras.Model(member.inputs, [member.get_layer(self.layer).output, score,
                                                            member.output]))
+        self.views = model_views(model)[1:]  # besides the whole image
         self.image_size = tuple(model.input_shape[1:3])
         spec = [tf.TensorSpec([None, *self.image_size, 3], tf.float32, name="images"),
                 tf.TensorSpec([None], tf.int32, name="target")]
         self.function = tf.function(self._explain, input_signature=spec)
 
+    def _other_views(self, images: tf.Tensor) -> tf.Tensor | float:
+        """The sum over the views other than the whole image of the members' summed probabilities (0.0 for
+        none); outside the gradient tape, which needs only the whole image's pass."""
+        if not self.views:
+            return 0.0
+        stacked = tf.concat([view(images) for view in self.views], 0)
+        probabilities = tf.add_n([graph(stacked, training=False)[2] for graph in self.graphs])
+        return tf.reduce_sum(tf.reshape(probabilities, [len(self.views), tf.shape(images)[0], -1]), 0)
+
     def _explain(self, images: tf.Tensor, target: tf.Tensor) -> dict[str, tf.Tensor]:
+        others = self._other_views(images)
         with tf.GradientTape() as tape:
             features, scores, probabilities = zip(*(graph(images, training=False) for graph in self.graphs))
-            probabilities = tf.add_n(probabilities) / len(probabilities)  # as average_models averages
+            passes = len(probabilities) * (1 + len(self.views))
+            probabilities = (tf.add_n(probabilities) + others) / passes  # as the predictions layer averages
             predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
             chosen = tf.where(target >= 0, target, predicted)
             score = tf.add_n([tf.gather(s, chosen, batch_dims=1) for s in scores])  # a member's only its own

@@ -1,0 +1,60 @@
+"""The shipped faces model against its limit: its files (the SavedModel, its two TFLite files and its card) at most
+15 MB; and what its test-time views cost: one face a call through the SavedModel's ``predict_images`` (the views
+in its graph), and the Keras graph with its views against the same weights with one view, measured in one run.
+
+    python benchmarks/faces_model.py [--calls 200]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from default_model import megabytes, single_image_ms
+from imagesentiment.contract import SHIPPED_MODELS, shipped_model
+from imagesentiment.inference import rebuild_keras
+from imagesentiment.model import ensemble_members
+from imagesentiment.views import TestTimeView
+from results import record
+
+LIMIT_MB = 15
+
+
+def faces_files() -> list:
+    """The faces model's shipped files: its SavedModel folder, its ``.tflite`` files and its card."""
+    saved_model = [p for p in (SHIPPED_MODELS / "faces").rglob("*") if p.is_file()]
+    return saved_model + sorted(SHIPPED_MODELS.glob("faces-*.tflite")) + [SHIPPED_MODELS / "FACES_MODEL_CARD.md"]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=200, help="single-face calls per form")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    version = shipped_model("faces")
+    served = tf.saved_model.load(str(version))
+    model = rebuild_keras(version)
+    views = 1 + sum(isinstance(layer, TestTimeView) for layer in model.layers)
+    member = ensemble_members(model)[0]  # the CNN the views feed: the same weights in one view
+    viewed = tf.function(lambda x: model(x, training=False))
+    one_view = tf.function(lambda x: member(x, training=False))
+    face = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, 48, 48, 3)), tf.float32)
+    served_ms = single_image_ms(served.signatures["predict_images"], args.calls, images=face)
+    viewed_ms = single_image_ms(viewed, args.calls, x=face)
+    single_ms = single_image_ms(one_view, args.calls, x=face)
+    size = megabytes(faces_files())
+    record("faces_model_speed", {
+        "model": str(version.relative_to(SHIPPED_MODELS.parent)),
+        "test_time_views": views,
+        "savedmodel_one_face_ms": round(served_ms, 2),
+        "keras_views_one_face_ms": round(viewed_ms, 2),
+        "keras_one_view_one_face_ms": round(single_ms, 2),
+        "views_cost_ratio": round(viewed_ms / single_ms, 2),
+        "faces_model_mb": size,
+        "limit_mb": LIMIT_MB,
+        "limit_met": size <= LIMIT_MB,
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+    })
