@@ -145,7 +145,8 @@ def summary(metrics: dict) -> str:
     views = metrics.get("test_time_views")
     if views:
         count = (1 + (CROP_VIEWS if views["crop_tta"] else 0)) * (2 if views["flip_tta"] else 1)
-        lines.append(f"averaged over {count} test-time views per image" if count > 1 else "one view per image")
+        lines.append(f"averaged over {count} test-time views per image" if count > 1
+                     else "no test-time views added by the evaluation (a model's own are in its graph)")
     if metrics["single_class"]:
         lines.append(f"WARNING: the model predicts a single class ({metrics['predicted_classes'][0]}) "
                      "for every image: it has collapsed to one class and learned nothing useful")
