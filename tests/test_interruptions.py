@@ -3,9 +3,10 @@
 predict: rows are appended whole, a resumed run writes each image exactly once, with the answers of
 an uninterrupted run. export: a version killed mid-write never becomes visible. training: see
 test_training_resumes_near_an_uninterrupted_run for what "the same result" means and the tolerance.
-The plain resume of training (epochs numbered on from the last completed one) is
-tests/test_train.py::test_training_resumes_after_being_killed; a torn line in a predictions file
-is tests/test_predict.py::test_resume_after_an_interruption_writes_each_path_once.
+The plain resume of training from an intact backup (epochs numbered on from the last completed one,
+exactly) is tests/test_distributed.py::test_two_workers_killed_after_an_epoch_resume_from_the_backup,
+through the same callbacks; a torn line in a predictions file is
+tests/test_predict.py::test_resume_after_an_interruption_writes_each_path_once.
 """
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import keras
@@ -127,29 +123,6 @@ def test_batch_norm_calibration_is_the_mean_of_the_batch_statistics():
         np.testing.assert_allclose(first.moving_variance.numpy(), np.mean([b.var(0) for b in batches], 0),
                                    rtol=1e-3)
     assert first.momentum == 0.9
-
-
-def test_training_resumes_after_being_killed(tmp_path, synthetic_root):
-    config = write_config(tmp_path, synthetic_root,
-                          train="train: {epochs: 10, batch_size: 16, learning_rate: 0.003, patience: 10}")
-    run = tmp_path / "run"
-    command = [sys.executable, "-m", "imagesentiment.cli", "train", str(config), "--out", str(run)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log = run / "history_phase1.csv"
-    deadline = time.time() + 240
-    while time.time() < deadline and (not log.is_file() or len(log.read_text().splitlines()) < 4):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done_before = len(pd.read_csv(log))
-    assert 3 <= done_before < 10, "the run should have been killed part-way"
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
-    epochs = pd.read_csv(run / "history.csv")["epoch"].tolist()
-    assert epochs[-1] == 9
-    resumed_from = epochs[done_before]
-    assert done_before - 1 <= resumed_from <= done_before, \
-        "the second run must continue from the last saved epoch, not start over"
 
 
 def test_a_run_stopped_after_its_epochs_does_not_train_them_again(tmp_path, synthetic_root, monkeypatch, capsys):
