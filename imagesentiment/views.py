@@ -90,9 +90,13 @@ def test_time_views(batch, flip_tta: bool = False, crop_tta: bool = False, keep:
 def with_views(model: keras.Model, flip_tta: bool = False, crop_tta: bool = False) -> keras.Model:
     """``model`` (or an ensemble's members) on each of the views in one graph, its ``predictions`` the mean
     over views (and members): an exported model then answers with the views in one call. Explanations
-    use the whole image (:func:`model_views`). ``model`` itself when no view is asked for."""
+    use the whole image (:func:`model_views`). ``model`` itself when no view is asked for; a model that has
+    views already is refused."""
     if not (flip_tta or crop_tta):
         return model
+    if len(model_views(model)) > 1:  # its members would be taken without the views it has
+        raise ValueError(f"model {model.name!r} already averages test-time views in its graph; give the model "
+                         "it was made from")
     members = ensemble_members(model)
     inputs = keras.Input(tuple(model.input_shape[1:]), name="image")
     views = [inputs, *(view(inputs) for view in view_layers(flip_tta, crop_tta)[1:])]

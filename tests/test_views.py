@@ -42,6 +42,8 @@ def viewed(trained_cnn):
 def test_a_model_with_views_predicts_their_mean_and_explains_the_whole_image(viewed):
     model, twelve, pixels, mean = viewed
     assert with_views(model) is model
+    with pytest.raises(ValueError, match="already averages test-time views"):
+        with_views(twelve, flip_tta=True)
     np.testing.assert_allclose(twelve(pixels, training=False), mean, atol=1e-6)
     classes = mean.argmax(-1)
     answer = GradCamPredictor(twelve)(pixels)
