@@ -42,12 +42,16 @@ def predict_rate(paths: list[str], rounds: int) -> float:
         return rounds * len(paths) / (time.perf_counter() - start)
 
 
+def shipped_files(name: str, *others: str) -> list[Path]:
+    """The files shipped for model ``name``: its SavedModel folder, its ``.tflite`` files, and ``others`` (its
+    card, say) from ``exported_models/``."""
+    saved_model = [p for p in (SHIPPED_MODELS / name).rglob("*") if p.is_file()]
+    return saved_model + sorted(SHIPPED_MODELS.glob(f"{name}-*.tflite")) + [SHIPPED_MODELS / o for o in others]
+
+
 def default_model_files() -> list[Path]:
     """The files shipped for the default model: its SavedModel folder, its ``.tflite`` files, card and classes."""
-    name = SHIPPED_NAMES[0]
-    saved_model = [p for p in (SHIPPED_MODELS / name).rglob("*") if p.is_file()]
-    tflite = sorted(SHIPPED_MODELS.glob(f"{name}-*.tflite"))
-    return saved_model + tflite + [SHIPPED_MODELS / "MODEL_CARD.md", SHIPPED_MODELS / CLASSES_FILE]
+    return shipped_files(SHIPPED_NAMES[0], "MODEL_CARD.md", CLASSES_FILE)
 
 
 def megabytes(files: Iterable[Path]) -> float:

@@ -12,20 +12,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from default_model import megabytes, single_image_ms
+from default_model import megabytes, shipped_files, single_image_ms
 from imagesentiment.contract import SHIPPED_MODELS, shipped_model
 from imagesentiment.inference import rebuild_keras
 from imagesentiment.model import ensemble_members
-from imagesentiment.views import TestTimeView
+from imagesentiment.views import model_views
 from results import record
 
 LIMIT_MB = 15
-
-
-def faces_files() -> list:
-    """The faces model's shipped files: its SavedModel folder, its ``.tflite`` files and its card."""
-    saved_model = [p for p in (SHIPPED_MODELS / "faces").rglob("*") if p.is_file()]
-    return saved_model + sorted(SHIPPED_MODELS.glob("faces-*.tflite")) + [SHIPPED_MODELS / "FACES_MODEL_CARD.md"]
 
 
 if __name__ == "__main__":
@@ -36,7 +30,6 @@ if __name__ == "__main__":
     version = shipped_model("faces")
     served = tf.saved_model.load(str(version))
     model = rebuild_keras(version)
-    views = 1 + sum(isinstance(layer, TestTimeView) for layer in model.layers)
     member = ensemble_members(model)[0]  # the CNN the views feed: the same weights in one view
     viewed = tf.function(lambda x: model(x, training=False))
     one_view = tf.function(lambda x: member(x, training=False))
@@ -44,10 +37,10 @@ if __name__ == "__main__":
     served_ms = single_image_ms(served.signatures["predict_images"], args.calls, images=face)
     viewed_ms = single_image_ms(viewed, args.calls, x=face)
     single_ms = single_image_ms(one_view, args.calls, x=face)
-    size = megabytes(faces_files())
+    size = megabytes(shipped_files("faces", "FACES_MODEL_CARD.md"))
     record("faces_model_speed", {
         "model": str(version.relative_to(SHIPPED_MODELS.parent)),
-        "test_time_views": views,
+        "test_time_views": len(model_views(model)),
         "savedmodel_one_face_ms": round(served_ms, 2),
         "keras_views_one_face_ms": round(viewed_ms, 2),
         "keras_one_view_one_face_ms": round(single_ms, 2),
