@@ -26,7 +26,10 @@ from .explain.plots import overlay
 from .atomic import replacing
 from .faces import FaceScorer
 from .predictor import Predictor, to_pixels
-from .table import answers, largest_faces
+from .table import BOX, answers, face_answers, largest_faces
+from .tracks import link
+
+MAX_TRACK_BANDS = 5  # the timeline shows the face tracks seen in the most samples, at most this many
 
 
 def annotate(frame: np.ndarray, heatmap: np.ndarray, text: str, opacity: float = 0.4) -> np.ndarray:
@@ -43,9 +46,15 @@ def annotate(frame: np.ndarray, heatmap: np.ndarray, text: str, opacity: float =
     return blended
 
 
-def smooth(table: pd.DataFrame, classes: Sequence[str], window: int) -> pd.DataFrame:
-    """Adds ``smoothed_<class>`` (centred moving average over ``window`` samples) and ``smoothed_label``."""
-    smoothed = table[list(classes)].rolling(window, center=True, min_periods=1).mean()
+def smooth(table: pd.DataFrame, classes: Sequence[str], window: int, by: str | None = None) -> pd.DataFrame:
+    """Adds ``smoothed_<class>`` (centred moving average over ``window`` samples; with ``by``, over the rows
+    of the same ``by`` value, such as a face track's) and ``smoothed_label``."""
+    probabilities = table[list(classes)]
+    if by is None:
+        smoothed = probabilities.rolling(window, center=True, min_periods=1).mean()
+    else:
+        smoothed = (probabilities.groupby(table[by]).rolling(window, center=True, min_periods=1).mean()
+                    .reset_index(level=0, drop=True).reindex(table.index))
     table = table.join(smoothed.add_prefix("smoothed_"))
     table["smoothed_label"] = [classes[i] for i in smoothed.to_numpy().argmax(axis=1)]
     return table
@@ -56,6 +65,7 @@ class VideoResult:
     table: pd.DataFrame          # one row per sampled frame
     summary: dict
     truncated: bool
+    faces: pd.DataFrame | None = None  # with faces: one row per face of each sampled frame, with its track
 
 
 class _Scorer:
@@ -81,6 +91,17 @@ class _Scorer:
         table = pd.DataFrame({"frame": frames, "time_s": frames / self.fps}).join(
             answers(np.reshape(self.probabilities, (-1, len(self.classes))), self.classes))
         return table.join(largest_faces(self.face_rows, self.classes)) if self.faces is not None else table
+
+    def face_table(self) -> pd.DataFrame:
+        """A row per face of each sampled frame: the frame's index and time, the face's ``track``
+        (:func:`imagesentiment.tracks.link`), its box and its answers; the frame's faces in their order."""
+        boxes = [faces[list(BOX)].to_numpy(float) for faces in self.face_rows]
+        frames = np.repeat(np.asarray(self.frames, np.int64), [len(b) for b in boxes])
+        none = face_answers(np.zeros((0, len(self.classes)), np.float32), self.classes, [])
+        rows = pd.concat([none, *self.face_rows], ignore_index=True)[[*BOX, "label", "confidence", *self.classes]]
+        table = pd.DataFrame({"frame": frames, "time_s": frames / self.fps,
+                              "track": np.concatenate([np.zeros(0, np.int64), *link(boxes)])})
+        return table.join(rows.astype({column: np.int64 for column in BOX}))
 
     def __call__(self, batch: list[tuple[int, np.ndarray, bool]]) -> None:
         sampled = [(i, f) for i, f, s in batch if s]
@@ -122,7 +143,8 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
     :func:`check_outputs`); the copy is written under another name and moved into place once complete.
     With ``faces`` (:meth:`Predictor.face_scorer <imagesentiment.predictor.Predictor.face_scorer>`), each
     frame's row also holds how many faces it shows and its largest face's box and answers (``face_`` columns),
-    and the timeline a band of that face's label.
+    and ``faces.csv`` (:attr:`VideoResult.faces`) a row per face with its track (:func:`imagesentiment.tracks.link`);
+    the summary gives each track's times and shares, and the timeline a band per track (:func:`track_bands`).
     """
     check_batch_size(batch_size)  # below 1 the buffer would never flush: every frame held at once
     capture, info = open_video(path)
@@ -141,16 +163,17 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
                   desc=os.path.basename(str(path))) as bar:
             _score_stream(stream, scorer, batch_size, bar)
     classes = predictor.class_names
-    table = scorer.table()
+    table, tracked = scorer.table(), scorer.face_table() if faces is not None else None
     if scorer.notes:
         print(f"note: {path}: {len(scorer.notes)} faces smaller than the faces model reads left out "
               f"({scorer.notes[0]}{', ...' if len(scorer.notes) > 1 else ''})", file=sys.stderr)
     if smoothing > 1:
         table = smooth(table, classes, smoothing)
+        tracked = None if tracked is None else smooth(tracked, classes, smoothing, by="track")
     if smoothing > max(1, len(table)):
         print(f"warning: smoothing over {smoothing} samples, more than the {len(table)} sampled: each smoothed "
               "label averages most of the video; give a smaller --smooth or sample more often", file=sys.stderr)
-    summary = summarize(table, classes, info, stream, step)
+    summary = summarize(table, classes, info, stream, step, tracked)
     for name, (score, index, frame) in scorer.best.items():
         target = out / f"most_{name}.jpg"
         cv2.imwrite(str(target), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
@@ -158,13 +181,27 @@ def score_video(path: str | os.PathLike, predictor: Predictor, out: str | os.Pat
     if stream.truncated:
         print(f"warning: {path}: stopped after {stream.frames_read} of {info.frames} frames (truncated or damaged); "
               "the frames read so far are kept", file=sys.stderr)
-    table.to_csv(out / "frames.csv", index=False)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot_timeline(table, classes, out / "timeline.png")
-    return VideoResult(table, summary, stream.truncated)
+    result = VideoResult(table, summary, stream.truncated, tracked)
+    write_results(result, classes, out)
+    return result
 
 
-RESULTS = ("frames.csv", "summary.json")  # what marks a folder as holding an earlier run's results
+RESULTS = ("frames.csv", "faces.csv", "summary.json")  # what marks a folder as holding an earlier run's results
+
+
+def write_results(result: VideoResult, classes: Sequence[str], out: Path) -> None:
+    """``frames.csv``, ``faces.csv`` (with faces; without, an earlier run's is removed), ``summary.json`` and
+    ``timeline.png`` in ``out``, each written whole (:func:`imagesentiment.atomic.replacing`)."""
+    if result.faces is None:
+        (out / "faces.csv").unlink(missing_ok=True)  # it would not be of this run
+    for name, table in (("frames.csv", result.table), ("faces.csv", result.faces)):
+        if table is not None:
+            with replacing(out / name) as partial:
+                table.to_csv(partial, index=False)
+    with replacing(out / "summary.json") as partial:
+        partial.write_text(json.dumps(result.summary, indent=2))
+    with replacing(out / "timeline.png") as partial:
+        plot_timeline(result.table, classes, partial, result.faces)
 
 
 def check_outputs(video: str | os.PathLike, out: str | os.PathLike, overlay_path: str | os.PathLike | None = None,
@@ -229,8 +266,10 @@ def _overlay_writer(path: str | os.PathLike | None, info: VideoInfo) -> Iterator
             writer.release()
 
 
-def summarize(table: pd.DataFrame, classes: Sequence[str], info: VideoInfo, stream: FrameStream, step: int) -> dict:
-    """Share of the sampled time per sentiment (raw and, with smoothing, smoothed), and what was read."""
+def summarize(table: pd.DataFrame, classes: Sequence[str], info: VideoInfo, stream: FrameStream, step: int,
+              faces: pd.DataFrame | None = None) -> dict:
+    """Share of the sampled time per sentiment (raw and, with smoothing, smoothed), and what was read; with
+    ``faces`` (:attr:`VideoResult.faces`), each face track's (:func:`summarize_tracks`)."""
     summary = {"video": info.path, "frames_declared": info.frames, "frames_read": stream.frames_read,
                "truncated": stream.truncated, "fps": info.fps, "sampled_every": step,
                "samples_per_second": info.fps / step, "samples": len(table),
@@ -240,7 +279,22 @@ def summarize(table: pd.DataFrame, classes: Sequence[str], info: VideoInfo, stre
     if "faces" in table:  # the largest face's expression, over the frames that show one
         summary["samples_with_a_face"] = int((table["faces"] > 0).sum())
         summary["face_share_of_time"] = _shares(table["face_label"].dropna(), classes)
+    if faces is not None:
+        summary["tracks"] = summarize_tracks(faces, classes)
     return summary
+
+
+def summarize_tracks(faces: pd.DataFrame, classes: Sequence[str]) -> list[dict]:
+    """Each face track's first and last time seen, how many samples show it and the share of those per
+    sentiment (raw and, with smoothing, smoothed)."""
+    tracks = []
+    for number, rows in faces.groupby("track"):
+        track = {"track": int(number), "first_s": float(rows["time_s"].min()), "last_s": float(rows["time_s"].max()),
+                 "samples": len(rows), "share_of_time": _shares(rows["label"], classes)}
+        if "smoothed_label" in rows:
+            track["smoothed_share_of_time"] = _shares(rows["smoothed_label"], classes)
+        tracks.append(track)
+    return tracks
 
 
 def _shares(labels: pd.Series, classes: Sequence[str]) -> dict[str, float]:
@@ -248,13 +302,15 @@ def _shares(labels: pd.Series, classes: Sequence[str]) -> dict[str, float]:
     return {c: float(shares.get(c, 0.0)) for c in classes}
 
 
-def plot_timeline(table: pd.DataFrame, classes: Sequence[str], path: str | os.PathLike) -> None:
-    """Each class's probability over time, with the predicted label as a coloured band beneath (and, for a
-    table with faces, a band of the largest face's label; white where no face is seen)."""
+def plot_timeline(table: pd.DataFrame, classes: Sequence[str], path: str | os.PathLike,
+                  faces: pd.DataFrame | None = None) -> None:
+    """Each class's probability over time, with the predicted label as a coloured band beneath and, with
+    ``faces`` (:attr:`VideoResult.faces`), a band of each of the longest face tracks' labels
+    (:func:`track_bands`; white where the track is not seen)."""
     colours = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
-    fig = Figure(figsize=(10, 4.6 if "face_label" in table else 4))
-    bands = {"smoothed_label" if "smoothed_label" in table else "label": "frame"}
-    bands.update({"face_label": "face"} if "face_label" in table else {})
+    bands = {"frame": table["smoothed_label" if "smoothed_label" in table else "label"]}
+    bands.update(track_bands(table, faces) if faces is not None else {})
+    fig = Figure(figsize=(10, 4 + 0.6 * (len(bands) - 1)))
     ax, *rows = fig.subplots(1 + len(bands), 1, sharex=True, gridspec_kw={"height_ratios": [5] + [1] * len(bands)})
     for c in classes:
         column = f"smoothed_{c}" if f"smoothed_{c}" in table else c
@@ -263,10 +319,20 @@ def plot_timeline(table: pd.DataFrame, classes: Sequence[str], path: str | os.Pa
     ax.legend(loc="upper right")
     times = table["time_s"].to_numpy()
     edges = np.append(times, times[-1] + (times[-1] - times[-2] if len(times) > 1 else 1.0))
-    for band, (column, name) in zip(rows, bands.items()):
-        for start, end, label in zip(edges[:-1], edges[1:], table[column]):
+    for band, (name, labels) in zip(rows, bands.items()):
+        for start, end, label in zip(edges[:-1], edges[1:], labels):
             band.axvspan(start, end, color=colours.get(label, "#3b7dd8") if isinstance(label, str) else "white")
         band.set(yticks=[0.5] if len(bands) > 1 else [], yticklabels=[name] if len(bands) > 1 else [])
     rows[-1].set(xlabel="time (s)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def track_bands(table: pd.DataFrame, faces: pd.DataFrame, most: int = MAX_TRACK_BANDS) -> dict[str, pd.Series]:
+    """The label (smoothed, where smoothed) of each of the ``most`` face tracks seen in the most samples, in
+    the order of their numbers, at each of ``table``'s frames (NaN where the track is not seen)."""
+    column = "smoothed_label" if "smoothed_label" in faces else "label"
+    counts = faces["track"].value_counts().sort_index()
+    longest = sorted(counts.sort_values(ascending=False, kind="stable").index[:most])
+    return {f"face {number}": table["frame"].map(faces[faces["track"] == number].set_index("frame")[column])
+            for number in longest}

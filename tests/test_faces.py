@@ -157,7 +157,12 @@ def test_video_faces_gives_the_largest_face_of_each_frame(tiny_model, tmp_path, 
     assert (frames["face_box_width"].iloc[:3] > 25).all()
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["samples_with_a_face"] == 3 and abs(sum(summary["face_share_of_time"].values()) - 1) < 1e-6
-    assert "the largest face in 3 frames" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "the largest face in 3 frames" in printed and "; 1 face track)" in printed
+    tracked = pd.read_csv(tmp_path / "out" / "faces.csv")
+    assert tracked["frame"].tolist() == [0, 1, 2] and tracked["track"].tolist() == [0, 0, 0]
+    assert summary["tracks"] == [{"track": 0, "first_s": 0.0, "last_s": 0.4, "samples": 3,
+                                  "share_of_time": summary["face_share_of_time"]}]
 
 
 @pytest.fixture()

@@ -23,7 +23,8 @@ def cmd_video(args: argparse.Namespace) -> int:
     shares = ", ".join(f"{c} {v:.0%}" for c, v in
                        result.summary["smoothed_share_of_time" if smoothed else "share_of_time"].items())
     faced = (f"; the largest face in {count(result.summary['samples_with_a_face'], 'frame')}: "
-             + ", ".join(f"{c} {v:.0%}" for c, v in result.summary["face_share_of_time"].items())) if args.faces else ""
+             + ", ".join(f"{c} {v:.0%}" for c, v in result.summary["face_share_of_time"].items())
+             + f"; {count(len(result.summary['tracks']), 'face track')}") if args.faces else ""
     print(f"{count(result.summary['samples'], 'frame')} scored ({shares}"
           f"{f', smoothed over {args.smooth} samples' if smoothed else ''}{faced}); written to {out}"
           + (f", heat-map copy to {args.overlay}" if args.overlay else ""))
@@ -41,7 +42,8 @@ def add_video(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smooth", type=NON_NEGATIVE, default=0, metavar="N",
                    help="moving average over N samples (raw kept)")
     p.add_argument("--overlay", metavar="OUT.mp4", help="write a copy with heat maps and labels drawn in")
-    add_faces(p, "how many in each frame, and the largest one's box and answers, as face_ columns")
+    add_faces(p, "how many in each frame, and the largest one's box and answers, as face_ columns; "
+              "each face's row, with its track, in faces.csv")
     p.add_argument("--batch-size", type=COUNT, default=32, help="frames per batch")
     p.add_argument("--out", help="output folder (default: runs/video/<name>)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run's results in --out and "
