@@ -2,8 +2,9 @@
 
 The check set: the Twitter photos of the three-agree list that are not five-agree (the default trains on
 five-agree; positive and negative only) and the held-out sides (validation and test) of the run the shipped
-files came from (``--run``). Every exported form in ``exported_models/`` scores every photo in one view; the
-figures are each form's accuracy and macro-F1, and for each TFLite file its agreement with the SavedModel's
+files came from (``--run``). Every exported form in ``exported_models/`` and the run's own Keras model (its
+trained float32 weights, where the run holds ``model.keras``) scores every photo in one view; the figures are
+each form's accuracy and macro-F1, and for each form but the SavedModel its agreement with the SavedModel's
 class and the largest probability difference.
 
     python benchmarks/int8_check.py --run runs/default
@@ -20,6 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from imagesentiment.data import ImageSet, check_set, load_source
 from imagesentiment.evaluate import predict_probabilities
+from imagesentiment.contract import SHIPPED_NAMES, shipped_model
 from imagesentiment.inference import load
 from results import record
 
@@ -47,8 +49,9 @@ if __name__ == "__main__":
     classes = json.loads((folder / "classes.json").read_text())
     images, sources = check_set_images(args.run, classes)
     truth = images.label_ids.to_numpy()
-    forms = {"savedmodel": folder / "imagesentiment" / "1",
-             **{p.stem.split("-")[-1]: p for p in sorted(folder.glob("*.tflite"))}}
+    forms = {"savedmodel": shipped_model(SHIPPED_NAMES[0]),  # its newest version; the faces model's files left out
+             **{p.stem.split("-")[-1]: p for p in sorted(folder.glob(f"{SHIPPED_NAMES[0]}-*.tflite"))},
+             **({"keras": args.run} if (args.run / "model.keras").is_file() else {})}
     probabilities = {name: predict_probabilities(load(path), images) for name, path in forms.items()}
     reference = probabilities["savedmodel"]
     figures = {}

@@ -97,7 +97,7 @@ def rebuild_keras(version_dir: str | os.PathLike) -> keras.Model | None:
     model = keras.models.model_from_json(config.read_text(encoding="utf-8"))
     weights = getattr(tf.saved_model.load(str(version_dir)), KERAS_WEIGHTS)
     for weight, value in zip(model.weights, weights, strict=True):
-        weight.assign(value)
+        weight.assign(tf.cast(value, weight.dtype))  # a version may store them in half precision
     return model
 
 

@@ -21,6 +21,7 @@ from imagesentiment.export import (EXPLAIN, PIXELS, QUANTIZATIONS, SERVING, Chec
                                    export_savedmodel, export_tflite, image_arrays, predict_request, read_metadata,
                                    read_warmup, rest_body, saved_class_names, versions, write_version)
 from imagesentiment.export import serving as serving_module
+from imagesentiment.inference import rebuild_keras
 
 NAME = "sentiment"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
@@ -62,6 +63,29 @@ def test_each_weight_is_stored_once(trained_cnn, base):
     stored = tf.train.list_variables(str(base / NAME / "1" / "variables" / "variables"))
     values = sum(int(np.prod(shape)) for name, shape in stored if name != "_CHECKPOINTABLE_OBJECT_GRAPH")
     assert values == sum(int(np.prod(w.shape)) for w in model.weights)
+
+
+def test_half_precision_weights_take_half_the_space_and_answer_as_the_rounded_model(trained_cnn, sample, base,
+                                                                                    tmp_path):
+    model, _ = trained_cnn
+    data, pixels, _ = sample
+    version = export_savedmodel(model, tmp_path, NAME, weight_precision="float16")
+    stored = "variables/variables.data-00000-of-00001"
+    assert (version / stored).stat().st_size < 0.55 * (base / NAME / "1" / stored).stat().st_size
+    rounded = rebuild_keras(version)  # the Keras model, float32 weights read from the float16 ones
+    for weight, value in zip(model.weights, rounded.weights, strict=True):
+        np.testing.assert_array_equal(value.numpy(), weight.numpy().astype(np.float16).astype(np.float32))
+    loaded = tf.saved_model.load(str(version))
+    expected = rounded(pixels, training=False).numpy()
+    np.testing.assert_allclose(loaded.signatures[PIXELS](images=pixels)["probabilities"], expected, atol=1e-5)
+    np.testing.assert_allclose(loaded.signatures[SERVING](image_bytes=tf.constant(data))["probabilities"],
+                               expected, atol=1e-5)
+    reference = GradCamPredictor(rounded)(pixels[:3])
+    explained = loaded.signatures[EXPLAIN](image_bytes=tf.constant(data[:3]))
+    np.testing.assert_allclose(explained["heatmap"], reference["heatmap"], atol=1e-4)
+    with pytest.raises(ExportError, match="weight precision 'int8'"):
+        export_savedmodel(model, tmp_path, NAME, weight_precision="int8")
+    assert versions(tmp_path / NAME) == [1]
 
 
 def test_existing_version_is_refused_unless_overwrite(tmp_path):
@@ -465,6 +489,7 @@ def test_cli_export_both_formats(run, tmp_path, capsys):
 @pytest.mark.parametrize("options, refusal", [
     (["--quantize", "int8"], "--quantize applies only to --format tflite"),
     (["--format", "tflite", "--version", "2"], "--version applies only to --format savedmodel"),
+    (["--format", "tflite", "--weight-precision", "float16"], "--weight-precision applies only to --format savedmodel"),
     (["--format", "tflite", "--quantize", "float16", "--all-integer"], "--all-integer applies only to --quantize int8"),
     (["--format", "tflite", "-o", "agreement=four"], "--option applies only with --data"),
     (["--name", "../m"], "model name '../m' must be one plain name"),

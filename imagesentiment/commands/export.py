@@ -41,14 +41,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..views import with_views
 
     scoped(args, {"to --format tflite": (args.format == "tflite", TFLITE),
-                  "to --format savedmodel": (args.format == "savedmodel", {"version": None}),
+                  "to --format savedmodel": (args.format == "savedmodel", {"version": None, "weight_precision": "float32"}),
                   "to --quantize int8": ("int8" in (args.quantize or []), INT8),
                   "with --data": (bool(args.data), {"data_format": None, "option": []})})
     check_destination(args.out, args.name)
     model, classes = load_keras(args.model, args.classes)
     model = with_views(model, args.flip_tta, args.crop_tta)
     if args.format == "savedmodel":
-        folder = export_savedmodel(model, args.out, args.name, classes, args.version, args.overwrite)
+        folder = export_savedmodel(model, args.out, args.name, classes, args.version, args.overwrite,
+                                   weight_precision=args.weight_precision)
         print(f"SavedModel written to {folder}")
         return 0
     check_files(args.out, args.name, args.quantize, classes, args.overwrite)  # before the images are read
@@ -78,6 +79,9 @@ def add_export(sub: argparse._SubParsersAction) -> None:
                    "graph, each resized back (with --flip-tta: 12 views, 12 times the computation); heat maps "
                    "stay those of the whole image")
     p.add_argument("--version", type=COUNT, help="savedmodel: the version number (default: the next one)")
+    p.add_argument("--weight-precision", choices=["float32", "float16"],
+                   help="savedmodel: how the weights are stored (default float32); float16 takes half the space on "
+                   "disk and in a server's memory, computing in float32 with the float16 TFLite file's weights")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing version (savedmodel) or existing files (tflite)")
     p.add_argument("--quantize", nargs="+", choices=["float32", "float16", "dynamic", "int8"],

@@ -49,7 +49,7 @@ class GradCamPredictor:
         self.image_size = tuple(model.input_shape[1:3])
         spec = [tf.TensorSpec([None, *self.image_size, 3], tf.float32, name="images"),
                 tf.TensorSpec([None], tf.int32, name="target")]
-        self.function = tf.function(self._explain, input_signature=spec)
+        self.function = tf.function(self.explain, input_signature=spec)
 
     def _other_views(self, images: tf.Tensor) -> tf.Tensor | float:
         """The sum over the views other than the whole image of the members' summed probabilities (0.0 for
@@ -60,9 +60,11 @@ class GradCamPredictor:
         probabilities = tf.add_n([graph(stacked, training=False)[2] for graph in self.graphs])
         return tf.reduce_sum(tf.reshape(probabilities, [len(self.views), tf.shape(images)[0], -1]), 0)
 
-    def _explain(self, images: tf.Tensor, target: tf.Tensor) -> dict[str, tf.Tensor]:
+    def explain(self, images: tf.Tensor, target: tf.Tensor) -> dict[str, tf.Tensor]:
+        """What :attr:`function` compiles, for a caller that traces it into its own graph."""
         others = self._other_views(images)
         with tf.GradientTape() as tape:
+            tape.watch(images)  # records every op to the score, whether or not the weights are variables it watches
             features, scores, probabilities = zip(*(graph(images, training=False) for graph in self.graphs))
             passes = len(probabilities) * (1 + len(self.views))
             probabilities = (tf.add_n(probabilities) + others) / passes  # as the predictions layer averages

@@ -12,6 +12,8 @@ The class names travel as ``assets/classes.txt`` (one per line, in output order)
 the ``label`` output is looked up; each version also carries a TF Serving warm-up file.
 A request with an item that is not a usable image fails whole (HTTP 400), its message naming
 the item's index in the batch and why.
+Its weights are stored in float32, or in float16 (half the files and a server's memory; cast back to float32
+as they are read, so the computation stays float32, with the weights the float16 TFLite file has).
 A version is written into a hidden temporary folder beside the others and renamed into
 place, so a server watching ``BASE/<name>`` never sees half a model.
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ..checksum import record_savedmodel
@@ -35,6 +38,9 @@ from ..data.pipeline import PIXEL_RANGE, refusal
 from ..data.checks import file_in_the_way
 from ..model import class_names as carried_names
 
+
+
+WEIGHT_PRECISIONS = ("float32", "float16")  # how a SavedModel stores its weights
 
 
 class ExportError(ValueError):
@@ -101,8 +107,34 @@ class PixelFunctions:
         return summarize(self.model(images, training=False))
 
     def explain(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        out = self.explainer.function(images, tf.fill(tf.shape(images)[:1], -1))
+        out = self.explainer.explain(images, tf.fill(tf.shape(images)[:1], -1))  # traced into each signature
         return {**summarize(out["probabilities"]), "heatmap": out["heatmap"]}
+
+
+def stored_weights(model: keras.Model, precision: str = "float32"
+                   ) -> tuple[list[tf.Variable], Callable[[Callable], Callable]]:
+    """The variables that store ``model``'s weights in a SavedModel, in Keras's order, and a wrapper that makes
+    a function of the model read them. float32: the weights themselves, the function unchanged; float16:
+    half-precision copies of the float32 weights (those within float16's range), cast back as every call
+    reads them."""
+    if precision not in WEIGHT_PRECISIONS:
+        raise ExportError(f"weight precision {precision!r}: choose one of {', '.join(WEIGHT_PRECISIONS)}")
+    if precision == "float32":
+        return [weight.value for weight in model.weights], lambda function: function
+    largest = float(np.finfo(np.float16).max)  # a weight beyond it stays float32
+    halved = [weight.dtype == "float32" and float(np.abs(weight.numpy()).max(initial=0)) <= largest
+              for weight in model.weights]
+    stored = [tf.Variable(tf.cast(weight.value, tf.float16) if half else weight.value, trainable=False)
+              for weight, half in zip(model.weights, halved)]
+
+    def reading(function: Callable) -> Callable:
+        def call(*args: tf.Tensor) -> dict[str, tf.Tensor]:
+            values = [tf.cast(value, tf.float32) if half else value for value, half in zip(stored, halved)]
+            with keras.StatelessScope(state_mapping=list(zip(model.weights, values))):
+                return function(*args)
+        return call
+
+    return stored, reading
 
 
 def decode_batch(image_bytes: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
@@ -140,10 +172,14 @@ def checked_pixels(images: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
         return tf.debugging.check_numerics(images, values)
 
 
-def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes_file: Path) -> keras.export.ExportArchive:
-    """The serving signatures of ``model``; ``classes_file`` (written here) becomes the label asset."""
+def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes_file: Path,
+                  weight_precision: str = "float32") -> keras.export.ExportArchive:
+    """The serving signatures of ``model``, its weights stored in ``weight_precision`` (:func:`stored_weights`);
+    ``classes_file`` (written here) becomes the label asset."""
     names = check_classes(model, class_names)
+    weights, reading = stored_weights(model, weight_precision)
     functions = PixelFunctions(model)
+    predict, explain = reading(functions.predict), reading(functions.explain)
     classes_file.write_text("\n".join(names) + "\n", encoding="utf-8")
     table = tf.lookup.StaticHashTable(
         tf.lookup.TextFileInitializer(tf.saved_model.Asset(str(classes_file)), tf.int64,
@@ -170,11 +206,11 @@ def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes
     # The endpoints capture the model's variables themselves; archive.track(model) would store every
     # weight a second time (keras-team/keras#23553: twice the size on disk and in TF Serving's memory).
     archive.track(table)
-    archive.add_variable_collection(KERAS_WEIGHTS, [weight.value for weight in model.weights])
-    archive.add_endpoint(SERVING, lambda image_bytes: answer(functions.predict, decoded(image_bytes)), [bytes_spec])
-    archive.add_endpoint(PIXELS, lambda images: answer(functions.predict, checked(images)), [functions.spec])
-    archive.add_endpoint(EXPLAIN, lambda image_bytes: answer(functions.explain, decoded(image_bytes)), [bytes_spec])
-    archive.add_endpoint(EXPLAIN_PIXELS, lambda images: answer(functions.explain, checked(images)), [functions.spec])
+    archive.add_variable_collection(KERAS_WEIGHTS, weights)
+    archive.add_endpoint(SERVING, lambda image_bytes: answer(predict, decoded(image_bytes)), [bytes_spec])
+    archive.add_endpoint(PIXELS, lambda images: answer(predict, checked(images)), [functions.spec])
+    archive.add_endpoint(EXPLAIN, lambda image_bytes: answer(explain, decoded(image_bytes)), [bytes_spec])
+    archive.add_endpoint(EXPLAIN_PIXELS, lambda images: answer(explain, checked(images)), [functions.spec])
     return archive
 
 
@@ -213,9 +249,11 @@ def write_version(model_dir: str | os.PathLike, write: Callable[[Path], None], v
 
 def export_savedmodel(model: keras.Model, base: str | os.PathLike, name: str = "imagesentiment",
                       class_names: Sequence[str] | None = None, version: int | None = None,
-                      overwrite: bool = False, warmup_images: Sequence[bytes] | None = None) -> Path:
+                      overwrite: bool = False, warmup_images: Sequence[bytes] | None = None,
+                      weight_precision: str = "float32") -> Path:
     """Write ``model`` as ``BASE/<name>/<version>/`` for TF Serving; return the version folder.
     ``class_names``: in output order (default: those the model carries, see :func:`check_classes`).
+    ``weight_precision``: ``"float16"`` stores the weights in half the space (:func:`stored_weights`).
 
     ``warmup_images`` (encoded) go into the warm-up requests; by default two small
     generated images, one JPEG and one PNG.
@@ -226,7 +264,8 @@ def export_savedmodel(model: keras.Model, base: str | os.PathLike, name: str = "
 
     def write(folder: Path) -> None:
         with tempfile.TemporaryDirectory() as scratch:
-            build_archive(model, class_names, Path(scratch) / CLASSES_ASSET).write_out(str(folder), verbose=False)
+            archive = build_archive(model, class_names, Path(scratch) / CLASSES_ASSET, weight_precision)
+            archive.write_out(str(folder), verbose=False)
         write_warmup(folder, name, warmup_images)
         (folder / "assets.extra" / KERAS_CONFIG).write_text(model.to_json(), encoding="utf-8")
         record_savedmodel(folder)  # last: the digest of every file written
