@@ -19,8 +19,11 @@ CROP_KEEP = 0.85  # share of each side a test-time crop keeps (the training crop
 Box = tuple[float, float, float, float]  # normalised [y1, x1, y2, x2]
 
 
+CROPS = ("centre", "top_left", "top_right", "bottom_left", "bottom_right")  # the order of :func:`crop_boxes`
+
+
 def crop_boxes(keep: float = CROP_KEEP) -> list[Box]:
-    """The centre crop and the four corner crops, each keeping ``keep`` of each side."""
+    """The centre crop and the four corner crops (:data:`CROPS`), each keeping ``keep`` of each side."""
     o = 1.0 - keep
     return [(o / 2, o / 2, o / 2 + keep, o / 2 + keep), (0.0, 0.0, keep, keep), (0.0, o, keep, 1.0),
             (o, 0.0, 1.0, keep), (o, o, 1.0, 1.0)]
@@ -75,9 +78,12 @@ class TestTimeView(keras.layers.Layer):
 
 
 def view_layers(flip_tta: bool = False, crop_tta: bool = False, keep: float = CROP_KEEP) -> list[TestTimeView]:
-    """The views :func:`test_time_views` makes, in its order (the whole image first)."""
-    boxes = [None, *(crop_boxes(keep) if crop_tta else [])]
-    return [TestTimeView(box, flip) for flip in ([False, True] if flip_tta else [False]) for box in boxes]
+    """The views :func:`test_time_views` makes, in its order (the whole image first), each named for what it
+    shows (``view_whole``, ``view_top_left_mirrored``, ...)."""
+    places = dict(zip(("whole", *CROPS), [None, *crop_boxes(keep)]))
+    places = places if crop_tta else {"whole": None}
+    return [TestTimeView(box, flip, name=f"view_{place}{'_mirrored' if flip else ''}")
+            for flip in ([False, True] if flip_tta else [False]) for place, box in places.items()]
 
 
 def test_time_views(batch, flip_tta: bool = False, crop_tta: bool = False, keep: float = CROP_KEEP) -> list:

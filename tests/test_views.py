@@ -27,6 +27,12 @@ def test_a_view_samples_the_crop_as_crop_and_resize_and_mirrors_it():
     np.testing.assert_allclose(right[:, 0, -1], images[:, 0, -1], atol=1e-3)  # crop_and_resize's extrapolated 0
     counts = [len(views.test_time_views(images, flip, crop)) for flip in (False, True) for crop in (False, True)]
     assert counts == [1, 6, 2, 12]
+    names = [view.name for view in views.view_layers(flip_tta=True, crop_tta=True)]
+    assert names[:2] == ["view_whole", "view_centre"] and names[6:8] == ["view_whole_mirrored", "view_centre_mirrored"]
+    assert names[2] == "view_top_left" and names[-1] == "view_bottom_right_mirrored"
+    corners = {view.name: tuple(np.round(view.box[:2], 6)) for view in views.view_layers(crop_tta=True)[2:]}
+    assert corners == {"view_top_left": (0, 0), "view_top_right": (0, 0.15), "view_bottom_left": (0.15, 0),
+                       "view_bottom_right": (0.15, 0.15)}
 
 
 @pytest.fixture(scope="module")
