@@ -17,8 +17,6 @@ from .model import PREDICTIONS, class_names, ensemble_members
 
 CROP_KEEP = 0.85  # share of each side a test-time crop keeps (the training crops keep 0.8-1.0)
 Box = tuple[float, float, float, float]  # normalised [y1, x1, y2, x2]
-
-
 CROPS = ("centre", "top_left", "top_right", "bottom_left", "bottom_right")  # the order of :func:`crop_boxes`
 
 
@@ -80,8 +78,7 @@ class TestTimeView(keras.layers.Layer):
 def view_layers(flip_tta: bool = False, crop_tta: bool = False, keep: float = CROP_KEEP) -> list[TestTimeView]:
     """The views :func:`test_time_views` makes, in its order (the whole image first), each named for what it
     shows (``view_whole``, ``view_top_left_mirrored``, ...)."""
-    places = dict(zip(("whole", *CROPS), [None, *crop_boxes(keep)]))
-    places = places if crop_tta else {"whole": None}
+    places = {"whole": None, **(dict(zip(CROPS, crop_boxes(keep))) if crop_tta else {})}
     return [TestTimeView(box, flip, name=f"view_{place}{'_mirrored' if flip else ''}")
             for flip in ([False, True] if flip_tta else [False]) for place, box in places.items()]
 

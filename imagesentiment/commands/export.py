@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from ..contract import MAX_LAYER_ERROR
+from ..contract import MAX_LAYER_ERROR, WEIGHT_PRECISIONS
 from .shared import COUNT, NON_NEGATIVE, UsageError, add_command, bounded, labelled_data, names, scoped
 
 INT8 = {"representative_images": 200, "max_layer_error": None, "all_integer": False}  # the options of int8
@@ -41,7 +41,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..views import with_views
 
     scoped(args, {"to --format tflite": (args.format == "tflite", TFLITE),
-                  "to --format savedmodel": (args.format == "savedmodel", {"version": None, "weight_precision": "float32"}),
+                  "to --format savedmodel": (args.format == "savedmodel",
+                                             {"version": None, "weight_precision": WEIGHT_PRECISIONS[0]}),
                   "to --quantize int8": ("int8" in (args.quantize or []), INT8),
                   "with --data": (bool(args.data), {"data_format": None, "option": []})})
     check_destination(args.out, args.name)
@@ -79,9 +80,9 @@ def add_export(sub: argparse._SubParsersAction) -> None:
                    "graph, each resized back (with --flip-tta: 12 views, 12 times the computation); heat maps "
                    "stay those of the whole image")
     p.add_argument("--version", type=COUNT, help="savedmodel: the version number (default: the next one)")
-    p.add_argument("--weight-precision", choices=["float32", "float16"],
-                   help="savedmodel: how the weights are stored (default float32); float16 takes half the space on "
-                   "disk and in a server's memory, computing in float32 with the float16 TFLite file's weights")
+    p.add_argument("--weight-precision", choices=WEIGHT_PRECISIONS,
+                   help=f"savedmodel: how the weights are stored (default {WEIGHT_PRECISIONS[0]}); float16 takes half "
+                   "the space on disk and in a server's memory, and computes in float32 with the weights rounded")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing version (savedmodel) or existing files (tflite)")
     p.add_argument("--quantize", nargs="+", choices=["float32", "float16", "dynamic", "int8"],

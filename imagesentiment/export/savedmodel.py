@@ -13,7 +13,7 @@ the ``label`` output is looked up; each version also carries a TF Serving warm-u
 A request with an item that is not a usable image fails whole (HTTP 400), its message naming
 the item's index in the batch and why.
 Its weights are stored in float32, or in float16 (half the files and a server's memory; cast back to float32
-as they are read, so the computation stays float32, with the weights the float16 TFLite file has).
+as they are read, so the computation stays float32).
 A version is written into a hidden temporary folder beside the others and renamed into
 place, so a server watching ``BASE/<name>`` never sees half a model.
 """
@@ -32,15 +32,11 @@ import tensorflow as tf
 
 from ..checksum import record_savedmodel
 from ..contract import (BYTES_INPUT, CLASSES_ASSET, EXPLAIN, EXPLAIN_PIXELS, KERAS_CONFIG, KERAS_WEIGHTS, PIXELS,
-                        PIXELS_INPUT, SERVING, versions)
+                        PIXELS_INPUT, SERVING, WEIGHT_PRECISIONS, versions)
 from ..data import decode_and_resize
 from ..data.pipeline import PIXEL_RANGE, refusal
 from ..data.checks import file_in_the_way
 from ..model import class_names as carried_names
-
-
-
-WEIGHT_PRECISIONS = ("float32", "float16")  # how a SavedModel stores its weights
 
 
 class ExportError(ValueError):
