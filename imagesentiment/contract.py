@@ -33,6 +33,7 @@ MAX_ACCURACY_LOSS = 0.01   # quantized models: accuracy points lost against the 
 # int8: a layer whose own output, fed the quantized input, is off by more than this many quantization
 # steps (RMSE; rounding alone gives 1/sqrt(12) = 0.29) is kept in float (selective quantization)
 MAX_LAYER_ERROR = 0.4
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")  # the TFLite files an export may write, one per choice
 WEIGHT_PRECISIONS = ("float32", "float16")  # how a SavedModel version may store its weights (read back as float32)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from ..contract import MAX_LAYER_ERROR, WEIGHT_PRECISIONS
+from ..contract import MAX_LAYER_ERROR, QUANTIZATIONS, WEIGHT_PRECISIONS
 from .shared import COUNT, NON_NEGATIVE, UsageError, add_command, bounded, labelled_data, names, scoped
 
 INT8 = {"representative_images": 200, "max_layer_error": None, "all_integer": False}  # the options of int8
@@ -85,7 +85,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
                    "the space on disk and in a server's memory, and computes in float32 with the weights rounded")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing version (savedmodel) or existing files (tflite)")
-    p.add_argument("--quantize", nargs="+", choices=["float32", "float16", "dynamic", "int8"],
+    p.add_argument("--quantize", nargs="+", choices=QUANTIZATIONS,
                    help=f"tflite: one file per choice (default: {' '.join(TFLITE['quantize'])})")
     p.add_argument("--data", help="tflite: a labelled data set, split as in training (--seed): calibration "
                    "images from its training side, checks on its test side (default: the run's split tables)")

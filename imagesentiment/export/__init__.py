@@ -2,10 +2,10 @@
 from ..native_stderr import quiet_start
 
 quiet_start()  # before TensorFlow starts: its start-up lines left out, as the command line leaves them out
-from ..contract import EXPLAIN, PIXELS, SERVING, read_metadata, saved_class_names, versions
+from ..contract import EXPLAIN, PIXELS, QUANTIZATIONS, SERVING, read_metadata, saved_class_names, versions
 from .savedmodel import ExportError, check_destination, export_savedmodel, input_size, write_version
 from .serving import grpc_predict, predict_request, read_warmup, rest_body, rest_predict, write_warmup
-from .tflite import QUANTIZATIONS, Check, convert, export_tflite, image_arrays
+from .tflite import Check, convert, export_tflite, image_arrays
 
 __all__ = [
     "EXPLAIN", "PIXELS", "QUANTIZATIONS", "SERVING", "Check", "ExportError", "check_destination", "convert",

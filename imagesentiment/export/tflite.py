@@ -44,14 +44,13 @@ from ..atomic import write_atomically
 from ..checksum import DIGEST, PLACEHOLDER, stamp_tflite
 from ..compat import quantize_calibrated
 from ..contract import (CHECKSUM_NAME, CLASSES_FILE, EXPLAIN, MAX_ACCURACY_LOSS, MAX_LAYER_ERROR, METADATA_NAME,
-                        MIN_AGREEMENT, OUTPUT_ORDER, PIXELS_INPUT, SERVING, read_metadata)
+                        MIN_AGREEMENT, OUTPUT_ORDER, PIXELS_INPUT, QUANTIZATIONS, SERVING, read_metadata)
 from ..predictor import KerasPredictor, TFLitePredictor
 from .savedmodel import ExportError, PixelFunctions, check_classes, check_destination
 
 if TYPE_CHECKING:
     from ai_edge_litert.schema_py_generated import ModelT
 
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 FLOAT = ("float32", "float16")  # float computation (float16: the weights stored in half precision)
 DEBUG_IMAGES = 16          # calibration images on which each layer's quantization error is measured
 # int8: ops kept in float in every int8 model. TensorFlow's own int8 DIV kernel (the quantization
