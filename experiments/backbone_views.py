@@ -63,7 +63,7 @@ def fold_probabilities(run: Path, crops: bool) -> list[tuple[pd.Series, np.ndarr
         kinds = {"ensemble" if len(members) > 1 else "one model": model}
         if len(members) > 1:
             kinds["one model (member 0)"] = members[0]
-        folds.append((images.frame["path"].reset_index(drop=True), images.label_ids.to_numpy(),
+        folds.append((images.frame["path"], images.label_ids.to_numpy(),
                       {kind: view_probabilities(m, images, crops) for kind, m in kinds.items()}))
         print(f"{run.name}/{fold.name}: {len(images)} photos", flush=True)
     return folds
@@ -96,6 +96,7 @@ def scores(folds: list, crops: bool) -> dict:
 
 
 def report(name: str, runs: list[Path], result: dict) -> None:
+    """Print ``result`` (:func:`scores`) and record it under ``backbone_views_NAME``."""
     for key, value in result.items():
         print(f"{name:>20}  {key:<36} accuracy {value['accuracy']:.4f} ± {value['accuracy_std']:.4f}  "
               f"macro-F1 {value['macro_f1']:.4f}  folds {value['folds']}")

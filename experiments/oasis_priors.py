@@ -46,10 +46,9 @@ def neutral_factors(fold: Path, classes: list[str], bias: float) -> np.ndarray:
     return np.exp(bias * (np.array(classes) == "neutral"))
 
 
-def fold_scores(fold: Path, classes: list[str], factors: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """Accuracy, macro-F1 and per-class recall of one fold's held-out photos, their probabilities
-    multiplied by ``factors``."""
-    held_out = pd.read_csv(fold / "test" / "predictions.csv")
+def fold_scores(held_out: pd.DataFrame, classes: list[str], factors: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Accuracy, macro-F1 and per-class recall of one fold's held-out photos (its ``test/predictions.csv``),
+    their probabilities multiplied by ``factors``."""
     predicted = np.array(classes)[(held_out[classes].to_numpy() * factors).argmax(axis=1)]
     truth = held_out["true_label"] if "true_label" in held_out else held_out["label"]  # runs before: label
     return (accuracy_score(truth, predicted), f1_score(truth, predicted, average="macro"),
@@ -61,9 +60,10 @@ def run_priors(run: Path, factors: Callable[[Path, list[str], float], np.ndarray
     """Mean accuracy, macro-F1 and class recalls over the run's folds at each of ``values``."""
     folds = sorted(run.glob("fold*"))
     classes = pd.read_json(folds[0] / "classes.json", typ="series").tolist()
+    held_out = [pd.read_csv(fold / "test" / "predictions.csv") for fold in folds]
     out = {}
     for value in values:
-        scores = [fold_scores(fold, classes, factors(fold, classes, value)) for fold in folds]
+        scores = [fold_scores(held, classes, factors(fold, classes, value)) for fold, held in zip(folds, held_out)]
         out[f"{name} {value}"] = {
             "accuracy": round(float(np.mean([s[0] for s in scores])), 4),
             "macro_f1": round(float(np.mean([s[1] for s in scores])), 4),
