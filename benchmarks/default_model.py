@@ -23,8 +23,8 @@ import tensorflow as tf
 
 from imagesentiment.contract import CLASSES_FILE, SHIPPED_MODELS, SHIPPED_NAMES
 from imagesentiment.inference import default_model, load
-from imagesentiment.inputs import collect_images
-from imagesentiment.predict import predict_files
+from imagesentiment.scoring.inputs import collect_images
+from imagesentiment.scoring.batch import predict_files
 from results import record
 
 ROOT = Path(__file__).resolve().parents[1]

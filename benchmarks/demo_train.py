@@ -25,10 +25,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from imagesentiment.config import load_config  # noqa: E402
+from imagesentiment.training.config import load_config  # noqa: E402
 from imagesentiment.data import make_synthetic_set  # noqa: E402
-from imagesentiment.callbacks import PreciseBatchNorm  # noqa: E402
-from imagesentiment.train import build_model, train  # noqa: E402
+from imagesentiment.training.callbacks import PreciseBatchNorm  # noqa: E402
+from imagesentiment.training.fit import build_model, train  # noqa: E402
 from results import record  # noqa: E402
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "folder.yaml"

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from imagesentiment.data import make_dataset, make_synthetic_set
 from imagesentiment.explain import METHODS, GradCamPredictor, explain
-from imagesentiment.model import LOGITS, build_cnn, find_target_layer
+from imagesentiment.models.build import LOGITS, build_cnn, find_target_layer
 from results import record
 
 SIZE, BATCH = 96, 32

@@ -54,7 +54,7 @@ from imagesentiment.export import (SERVING, PIXELS, convert, export_savedmodel, 
                                    image_arrays, input_size)
 from imagesentiment.export.tflite import check  # noqa: E402
 from imagesentiment.inference import KerasPredictor, load_keras  # noqa: E402
-from imagesentiment.model import build_transfer  # noqa: E402
+from imagesentiment.models.build import build_transfer  # noqa: E402
 from results import record  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -1,6 +1,6 @@
-"""How well does the face detector (:mod:`imagesentiment.detect`) find faces in the photos this package
+"""How well does the face detector (:mod:`imagesentiment.faces.detect`) find faces in the photos this package
 scores, and how fast? Photos drawn at random (seeded) from the Twitter and OASIS sets are run through
-:func:`~imagesentiment.detect.detect_faces`, timed (the photo decoded beforehand); the first
+:func:`~imagesentiment.faces.detect.detect_faces`, timed (the photo decoded beforehand); the first
 ``--counted`` of each set are drawn into contact sheets, their boxes numbered, for a person to count
 against: ``face_counts.csv`` beside this script holds those counts (true faces: visible faces larger
 than about 20 px; of them, the ones a box covers; boxes on no face). The figures are recall and false
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from imagesentiment.detect import DETECTORS, detect_faces
+from imagesentiment.faces.detect import DETECTORS, detect_faces
 from results import record
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -15,8 +15,8 @@ import tensorflow as tf
 from default_model import megabytes, shipped_files, single_image_ms
 from imagesentiment.contract import SHIPPED_MODELS, shipped_model
 from imagesentiment.inference import rebuild_keras
-from imagesentiment.model import ensemble_members
-from imagesentiment.views import model_views
+from imagesentiment.models.build import ensemble_members
+from imagesentiment.models.views import model_views
 from results import record
 
 LIMIT_MB = 15

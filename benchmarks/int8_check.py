@@ -21,7 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from imagesentiment.contract import SHIPPED_NAMES, shipped_model
 from imagesentiment.data import ImageSet, check_set, load_source
-from imagesentiment.evaluate import predict_probabilities
+from imagesentiment.evaluation.evaluate import predict_probabilities
 from imagesentiment.inference import load
 from results import record
 

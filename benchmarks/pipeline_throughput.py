@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from imagesentiment.data import check_set, make_dataset, twitter
-from imagesentiment.model import build_cnn
+from imagesentiment.models.build import build_cnn
 from results import record
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "twitter-you2015"

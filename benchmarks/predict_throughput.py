@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from imagesentiment.inference import default_model, load
-from imagesentiment.inputs import collect_images
-from imagesentiment.predict import predict_files
+from imagesentiment.scoring.inputs import collect_images
+from imagesentiment.scoring.batch import predict_files
 from results import record
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "twitter-you2015" / "images"

@@ -3,7 +3,7 @@
 In one run, on the Twitter set from ../shared/data (1,269 photos) and a MobileNetV2 transfer model
 at 160 px (backbone weights from ../shared/weights) exported as a SavedModel:
 - images per second of ``imagesentiment predict`` (one process, ``predict_files`` on the SavedModel);
-- images per second of the Beam pipeline (``imagesentiment.scale.score``) on the local runner with
+- images per second of the Beam pipeline (``imagesentiment.scoring.beam.score``) on the local runner with
   1 worker (in process) and 2 worker processes (``--direct_running_mode=multi_processing``), end to
   end and without the pipeline's fixed start-up cost (measured on 32 images with the same workers);
 - writing the set as TFRecord shards (images/s, MB/s) and reading it back: raw records, and decoded
@@ -35,8 +35,8 @@ from imagesentiment.data import check_set, make_dataset, twitter  # noqa: E402
 from imagesentiment.data.shards import make_shard_dataset, read_shards, write_shards  # noqa: E402
 from imagesentiment.export import export_savedmodel  # noqa: E402
 from imagesentiment.inference import load  # noqa: E402
-from imagesentiment.model import build_transfer  # noqa: E402
-from imagesentiment.predict import predict_files  # noqa: E402
+from imagesentiment.models.build import build_transfer  # noqa: E402
+from imagesentiment.scoring.batch import predict_files  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DATA = SHARED / "data" / "twitter-you2015"
@@ -51,7 +51,7 @@ def timed(function, *args, **kwargs) -> float:
 
 def beam_seconds(paths_file: list[str], version: Path, out: Path, workers: int) -> float:
     """Wall-clock seconds of one Beam scoring run of the files in ``paths_file`` patterns."""
-    from imagesentiment.scale import score
+    from imagesentiment.scoring.beam import score
 
     options = [f"--direct_num_workers={workers}"]
     if workers > 1:

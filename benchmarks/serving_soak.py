@@ -126,7 +126,7 @@ def default_version(folder: Path) -> Path:
 
     from imagesentiment.data import make_dataset, make_synthetic_set
     from imagesentiment.export import export_savedmodel
-    from imagesentiment.model import build_cnn
+    from imagesentiment.models.build import build_cnn
 
     keras.utils.set_random_seed(0)
     images = make_synthetic_set(folder / "images", per_class=30, size=48)

@@ -32,13 +32,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from imagesentiment import train as T  # noqa: E402
-from imagesentiment.activations import ActivationStore  # noqa: E402
-from imagesentiment.config import load_config  # noqa: E402
+from imagesentiment.training import fit as T  # noqa: E402
+from imagesentiment.training.activations import ActivationStore  # noqa: E402
+from imagesentiment.training.config import load_config  # noqa: E402
 from imagesentiment.data import Split, train_val_test_split  # noqa: E402
-from imagesentiment.data.prepare import load_sources, prepare_split  # noqa: E402
-from imagesentiment.model import unfreeze_top  # noqa: E402
-from imagesentiment.run import Run  # noqa: E402
+from imagesentiment.training.prepare import load_sources, prepare_split  # noqa: E402
+from imagesentiment.models.build import unfreeze_top  # noqa: E402
+from imagesentiment.training.run import Run  # noqa: E402
 from results import record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from imagesentiment.inference import KerasPredictor
-from imagesentiment.model import build_transfer
-from imagesentiment.video import score_video
+from imagesentiment.models.build import build_transfer
+from imagesentiment.video.score import score_video
 from results import record
 
 

@@ -28,8 +28,8 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
 from imagesentiment.data import ImageSet  # noqa: E402
 from imagesentiment.data.shards import image_batches  # noqa: E402
-from imagesentiment.views import test_time_views  # noqa: E402
-from imagesentiment.model import ensemble_members  # noqa: E402
+from imagesentiment.models.views import test_time_views  # noqa: E402
+from imagesentiment.models.build import ensemble_members  # noqa: E402
 from results import record  # noqa: E402
 
 def subsets(crops: bool) -> dict[str, list[int]]:

@@ -21,7 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from imagesentiment.config import Config, load_config  # noqa: E402
+from imagesentiment.training.config import Config, load_config  # noqa: E402
 from imagesentiment.data import load_source  # noqa: E402
 from oasis_screens import ROOT, features, probe  # noqa: E402
 from results import record  # noqa: E402

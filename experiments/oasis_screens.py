@@ -39,10 +39,10 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.model_selection import StratifiedKFold, train_test_split  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from imagesentiment.config import load_config  # noqa: E402
+from imagesentiment.training.config import load_config  # noqa: E402
 from imagesentiment.data import ImageSet, load_source  # noqa: E402
-from imagesentiment.evaluate import predict_probabilities  # noqa: E402
-from imagesentiment.model import build_transfer  # noqa: E402
+from imagesentiment.evaluation.evaluate import predict_probabilities  # noqa: E402
+from imagesentiment.models.build import build_transfer  # noqa: E402
 from results import record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,7 +27,7 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
 from imagesentiment.data import ImageSet  # noqa: E402
 from imagesentiment.data.shards import image_batches  # noqa: E402
-from imagesentiment.views import CROP_KEEP, test_time_views  # noqa: E402
+from imagesentiment.models.views import CROP_KEEP, test_time_views  # noqa: E402
 from results import record  # noqa: E402
 
 # view indices, in the order of test_time_views: 0 the whole photo, 1 the centre crop, 2-5 the

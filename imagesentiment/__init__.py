@@ -1,4 +1,9 @@
-"""imagesentiment: is a photo positive, neutral or negative, and where in it does that come from."""
+"""imagesentiment: is a photo positive, neutral or negative, and where in it does that come from.
+
+The package's folders are the steps of the data flow, each importing only those before it:
+``data`` -> ``table`` -> ``models`` -> ``explain`` -> ``inference`` -> ``evaluation`` -> ``training`` ->
+``export`` -> ``faces`` -> ``scoring`` -> ``video`` -> ``report`` -> ``cli`` (``docs/architecture.md``).
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -12,12 +17,11 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    """``load`` and ``SENTIMENTS`` on first use, so that importing the package (``imagesentiment --help``,
-    a mistyped option) does not start TensorFlow: 0.2 s instead of 4 s."""
+    """``load`` and ``SENTIMENTS`` on first use, so that ``imagesentiment --help`` does not start TensorFlow."""
     if name == "load":
-        from .inference import load
-        return load
+        from .inference import loader
+        return loader.load
     if name == "SENTIMENTS":
-        from .data import SENTIMENTS
-        return SENTIMENTS
-    raise AttributeError(f"module 'imagesentiment' has no attribute {name!r}")
+        from .data import imageset
+        return imageset.SENTIMENTS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

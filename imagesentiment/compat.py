@@ -63,7 +63,7 @@ def patch_keras_for_multi_worker() -> None:
     global _PATCHED
     if _PATCHED:
         return
-    import tensorflow as tf
+    from .runtime import tf
     from keras.src import tree
     from keras.src.backend.tensorflow import trainer
 

@@ -4,12 +4,16 @@ A SavedModel version ``BASE/<name>/<version>/`` answers four signatures (:data:`
 on encoded images, :data:`PIXELS` and :data:`EXPLAIN_PIXELS` on pixel arrays) and carries its class names in
 ``assets/classes.txt`` and its Keras graph in ``assets.extra``; a ``.tflite`` file carries its class names,
 quantization and checksum in metadata entries; a run directory or export folder may hold ``classes.json``.
-No TensorFlow here: the names and the readers of these files only.
+Export records a SHA-256 of what it writes and load verifies it (:func:`verify_savedmodel`,
+:func:`verify_tflite`), so that a damaged or altered model file is refused rather than answering.
+No TensorFlow here: the names, the readers and the checks of these files only.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 SERVING = "serving_default"
@@ -19,12 +23,13 @@ EXPLAIN_PIXELS = "explain_images"
 BYTES_INPUT = "image_bytes"
 PIXELS_INPUT = "images"
 OUTPUT_ORDER = ("probabilities", "class_id", "confidence", "heatmap")  # for the classic interpreter API
+KERAS_MODEL = "model.keras"  # the Keras model of a run directory, which load() finds in it
 CLASSES_FILE = "classes.json"  # the class names beside a model: in a run directory, in a TFLite export folder
 CLASSES_ASSET = "classes.txt"  # in a SavedModel version's assets, one per line in output order
 KERAS_CONFIG = "keras_model.json"  # in assets.extra: the Keras graph, so that the version rebuilds it (load_keras)
 KERAS_WEIGHTS = "keras_weights"  # the model's weights in Keras's order: a collection of the variables stored once
 METADATA_NAME = "imagesentiment"  # a TFLite file's metadata entry: classes, quantization, float layers
-CHECKSUM_NAME = "imagesentiment.checksum"  # the metadata entry with the file's SHA-256 (:mod:`.checksum`)
+CHECKSUM_NAME = "imagesentiment.checksum"  # the metadata entry with the file's SHA-256 (:func:`stamp_tflite`)
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "exported_models"  # in this checkout; a wheel has none
 SHIPPED_NAMES = ("imagesentiment", "faces")  # the models there: the photos' (the default) and the faces'
 # what every exported TFLite file is checked to meet against its Keras model on held-out images
@@ -87,3 +92,77 @@ def read_metadata(content: bytes, name: str = METADATA_NAME) -> dict | None:
         if entry.Name().decode("utf-8") == name:
             return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
     return None
+
+
+# Checksums: a SavedModel version holds assets.extra/imagesentiment.json with the digest of each of its files; a
+# .tflite file holds the digest of its own bytes in its metadata entry CHECKSUM_NAME, computed with the digest's
+# place there filled with zeros (a TFLite file with 60 random bytes changed loaded and answered in 19 of 60 trials).
+DIGEST = "sha256"
+PLACEHOLDER = "0" * 64  # the digest's place while the digest of a TFLite file is computed
+RECORD = Path("assets.extra") / "imagesentiment.json"
+TRUST = "the file is damaged or was altered: export it again, or load it with verify=False if you trust it"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_digests(version_dir: str | os.PathLike) -> dict[str, str]:
+    """The SHA-256 of every file of a SavedModel version but the record, by path inside it."""
+    root = Path(version_dir)
+    return {path.relative_to(root).as_posix(): _digest(path.read_bytes())
+            for path in sorted(root.rglob("*")) if path.is_file() and path.relative_to(root) != RECORD}
+
+
+def record_savedmodel(version_dir: str | os.PathLike) -> None:
+    """Write the digests of a version's files (:func:`file_digests`) into its ``assets.extra``."""
+    (Path(version_dir) / RECORD).write_text(json.dumps({DIGEST: file_digests(version_dir)}, indent=1) + "\n")
+
+
+def verify_savedmodel(version_dir: str | os.PathLike) -> None:
+    """Refuse (:class:`ModelFileError`) a version whose files differ from the digests
+    recorded at export, naming them; a version without the record gets a note on stderr."""
+    record = Path(version_dir) / RECORD
+    if not record.is_file():
+        _note(version_dir)
+        return
+    try:
+        recorded = json.loads(record.read_text(encoding="utf-8"))[DIGEST]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{version_dir}: its checksum record {RECORD} cannot be read ({exc}); {TRUST}") from None
+    found = file_digests(version_dir)
+    changed = sorted(path for path in recorded if found.get(path) != recorded[path])
+    if changed:
+        raise ModelFileError(f"{version_dir}: {', '.join(changed)} {'differs' if len(changed) == 1 else 'differ'} "
+                             f"from the checksum recorded at export (missing or changed); {TRUST}")
+
+
+def stamp_tflite(content: bytes) -> bytes:
+    """``content``, whose metadata holds :data:`PLACEHOLDER` as its digest, with the digest of ``content`` there."""
+    digest = _digest(content)
+    return content.replace(_entry(PLACEHOLDER), _entry(digest), 1)
+
+
+def verify_tflite(content: bytes, record: dict | None, name: str) -> None:
+    """Refuse a TFLite model whose bytes differ from the digest in its checksum ``record`` (its metadata entry),
+    or whose record is there without a readable digest; a note on stderr where it has no record."""
+    if record is None:
+        _note(name)
+        return
+    recorded = record.get(DIGEST) if isinstance(record, dict) else None
+    if not isinstance(recorded, str):
+        raise ModelFileError(f"{name}: its checksum record cannot be read (the file differs from the checksum "
+                             f"recorded at export); {TRUST}")
+    entry = _entry(recorded)
+    if content.count(entry) != 1 or _digest(content.replace(entry, _entry(PLACEHOLDER))) != recorded:
+        raise ModelFileError(f"{name}: its content differs from the checksum recorded at export; {TRUST}")
+
+
+def _entry(digest: str) -> bytes:
+    """The digest as it stands in the metadata's JSON."""
+    return json.dumps({DIGEST: digest})[1:-1].encode("utf-8")
+
+
+def _note(name: str | os.PathLike) -> None:
+    print(f"note: {name}: no checksum recorded (not exported by imagesentiment, or by an earlier release): "
+          "loaded without checking that it is intact", file=sys.stderr)

@@ -96,7 +96,7 @@ def trained_cnn(synthetic_root: Path):
     import keras
 
     from imagesentiment.data import from_folder, make_dataset
-    from imagesentiment.model import build_cnn
+    from imagesentiment.models.build import build_cnn
 
     keras.utils.set_random_seed(0)
     images = from_folder(synthetic_root)

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imagesentiment import efficientnet_lite
-from imagesentiment.config import ConfigError, load_config
-from imagesentiment.model import build_transfer, find_target_layer, frozen_cut
+from imagesentiment.models import efficientnet_lite
+from imagesentiment.models.backbones import LITE_SIZES
+from imagesentiment.training.config import ConfigError, load_config
+from imagesentiment.models.build import build_transfer, find_target_layer, frozen_cut
 
 from conftest import SHARED
 
@@ -57,7 +58,7 @@ def test_the_keras_port_reproduces_the_reference_outputs(variant):
     arch = json.loads((WEIGHTS / "efficientnet_lite_arch.json").read_text())[variant]
     assert [{k: b[k] for k in ("kernel", "stride", "expand", "in", "out", "residual")}
             for b in efficientnet_lite.blocks(variant)] == arch["blocks"]
-    assert model.output_shape[-1] == arch["head_filters"] and efficientnet_lite.NATIVE_SIZE[variant] == arch["input_size"]
+    assert model.output_shape[-1] == arch["head_filters"] and LITE_SIZES[variant] == arch["input_size"]
 
 
 def test_any_input_size_and_keras_layer_names():
@@ -135,7 +136,7 @@ def test_a_fused_model_trains_explains_and_exports_in_one_graph(tmp_path, synthe
     from imagesentiment.cli import main
     from imagesentiment.explain import GradCamPredictor
     from imagesentiment.export import convert
-    from imagesentiment.train import train
+    from imagesentiment.training.fit import train
 
     weights = [to_npz(randomized(efficientnet_lite.build(v, input_shape=(32, 32, 3))), v, tmp_path / f"{v}.npz")
                for v in ("lite0", "lite2")]
@@ -171,7 +172,7 @@ def test_a_fused_model_trains_explains_and_exports_in_one_graph(tmp_path, synthe
 def test_a_lite_backbone_fine_tunes_its_top_blocks_on_cached_views_and_every_method_explains_it(
         tmp_path, synthetic_root):
     from imagesentiment.explain import METHODS, explain
-    from imagesentiment.train import train
+    from imagesentiment.training.fit import train
 
     weights = to_npz(randomized(efficientnet_lite.build("lite0", input_shape=(32, 32, 3))), "lite0",
                      tmp_path / "lite0.npz")
@@ -192,7 +193,7 @@ def test_a_lite_backbone_fine_tunes_its_top_blocks_on_cached_views_and_every_met
 
 
 def test_a_backbone_ended_at_a_block_is_smaller_and_keeps_its_weights(tmp_path, synthetic_root):
-    from imagesentiment.train import build_model
+    from imagesentiment.training.fit import build_model
 
     lite0 = randomized(efficientnet_lite.build("lite0", input_shape=(32, 32, 3)))
     weights = to_npz(lite0, "lite0", tmp_path / "l0.npz")

@@ -28,7 +28,7 @@ from imagesentiment.data.synthetic import synthetic_image
 from imagesentiment.explain import load_images
 from imagesentiment.export import convert, export_savedmodel
 from imagesentiment.inference import KerasPredictor, TFLitePredictor
-from imagesentiment.predict import predict_files
+from imagesentiment.scoring.batch import predict_files
 
 from conftest import encode, huge_png_header
 
@@ -402,7 +402,7 @@ def _video(path: Path, size: int, frames: int = 6) -> Path:
 def test_video_entry_point(trained_cnn, tmp_path, corpus):
     """Broken videos (empty, text, truncated) are in test_video.py; here: odd names, tiny frames, a still image."""
     from imagesentiment.data.frames import VideoError
-    from imagesentiment.video import score_video
+    from imagesentiment.video.score import score_video
 
     predictor = KerasPredictor(trained_cnn[0])
     named = _video(tmp_path / "a clip ünïcode.avi", 48)

@@ -9,7 +9,7 @@ from imagesentiment.cli import main
 from imagesentiment.data import from_folder, make_synthetic_set
 from imagesentiment.data.shards import write_shards
 from imagesentiment.export import export_savedmodel
-from imagesentiment.scale import read_scores, score
+from imagesentiment.scoring.beam import read_scores, score
 
 from conftest import bad_files
 

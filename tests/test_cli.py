@@ -7,9 +7,9 @@ import sys
 import pandas as pd
 import pytest
 
-from imagesentiment import cli
+from imagesentiment.cli import entry as cli
 from imagesentiment.cli import build_parser, main
-from imagesentiment.native_stderr import start_up_messages
+from imagesentiment.runtime import start_up_messages
 
 from conftest import bad_files
 

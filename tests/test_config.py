@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from imagesentiment.config import ConfigError, check_config, load_config
+from imagesentiment.training.config import ConfigError, check_config, load_config
 
 
 def _write(tmp_path, text):
@@ -80,7 +80,8 @@ def test_shipped_pipelines_are_valid():
 def test_a_configuration_built_in_python_is_checked_when_training_starts(tmp_path):
     import dataclasses
 
-    from imagesentiment.train import cross_validate, train
+    from imagesentiment.training.cv import cross_validate
+    from imagesentiment.training.fit import train
 
     config = load_config(_write(tmp_path, "data: {source: {path: imgs}}\n"))
     bad = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=-0.01))
@@ -112,8 +113,8 @@ def test_a_rate_written_without_a_decimal_point_is_a_number(tmp_path):
 def test_the_modules_that_read_plain_files_do_not_start_tensorflow():
     """The configuration, the run directory, the model contract and the predictions table are read by commands
     that need no model (report, the checks before a command starts): importing them starts no TensorFlow."""
-    code = ("import sys; import imagesentiment.config, imagesentiment.run, imagesentiment.contract, "
-            "imagesentiment.table, imagesentiment.atomic, imagesentiment.inputs, imagesentiment.report; "
+    code = ("import sys; import imagesentiment.training.config, imagesentiment.training.run, imagesentiment.contract, "
+            "imagesentiment.table.columns, imagesentiment.atomic, imagesentiment.scoring.inputs, imagesentiment.report.html; "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 
 from imagesentiment.cli import main
-from imagesentiment.config import ConfigError, load_config
+from imagesentiment.training.config import ConfigError, load_config
 from imagesentiment.data.pipeline import training_order
 from imagesentiment.data.shards import read_split
-from imagesentiment.distribute import tf_config, worker_dir
-from imagesentiment.data.prepare import prepare_split
-from imagesentiment.train import TrainingError, cross_validate, train
+from imagesentiment.training.distribute import tf_config, worker_dir
+from imagesentiment.training.prepare import prepare_split
+from imagesentiment.training.fit import TrainingError, train
+from imagesentiment.training.cv import cross_validate
 
 
 def small_config(folder: Path, images: Path, epochs: int = 3) -> Path:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from imagesentiment.cli import build_parser
-from imagesentiment.config import Config
+from imagesentiment.training.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").glob("*.md")])

@@ -9,11 +9,11 @@ from PIL import Image
 from sklearn.metrics import f1_score
 
 from imagesentiment.data import DataError, ImageSet, from_folder
-from imagesentiment.evaluate import evaluate_model, predict_probabilities
-from imagesentiment.views import CROP_KEEP
-from imagesentiment.metrics import classification_metrics, summary
+from imagesentiment.evaluation.evaluate import evaluate_model, predict_probabilities
+from imagesentiment.models.views import CROP_KEEP
+from imagesentiment.evaluation.metrics import classification_metrics, summary
 from imagesentiment.inference import load_keras
-from imagesentiment.report import read_predictions
+from imagesentiment.table.formats import read_predictions
 
 CLASSES = ("negative", "neutral", "positive")
 
@@ -42,7 +42,7 @@ def test_metrics_of_a_known_confusion_matrix():
 def test_bootstrap_intervals_cover_the_truth_and_widen_for_grouped_images():
     """On a test set of 300, accuracy is known to about ±5 points; the 95 % interval says so. Frames of
     one clip are not independent: resampling clips gives a wider (honest) interval."""
-    from imagesentiment.metrics import bootstrap_intervals
+    from imagesentiment.evaluation.metrics import bootstrap_intervals
 
     matrix = [[80, 10, 10], [20, 60, 20], [0, 30, 70]]
     y_true, y_pred = _from_confusion(matrix)
@@ -100,7 +100,7 @@ def test_evaluate_model_writes_its_files(trained_cnn, tmp_path):
 
 
 def test_ranking_leaves_out_a_class_without_images_on_both_sides():
-    from imagesentiment.metrics import ranking_metrics
+    from imagesentiment.evaluation.metrics import ranking_metrics
 
     y_true = np.array([0, 0, 2, 2])  # no neutral image: its AUC is undefined, not 0 or NaN
     probabilities = np.array([[0.8, 0.1, 0.1], [0.4, 0.5, 0.1], [0.3, 0.3, 0.4], [0.1, 0.1, 0.8]])

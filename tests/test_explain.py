@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from imagesentiment.data import make_dataset
-from imagesentiment.explain import METHODS, GradCamPredictor, evaluate, explain, get_explainer, perturbation_curves
-from imagesentiment.model import build_cnn, build_transfer
+from imagesentiment.explain import METHODS, CamExplainer, GradCamPredictor, evaluate, explain, get_explainer, perturbation_curves
+from imagesentiment.models.build import build_cnn, build_transfer
 
-CAM_METHODS = ["gradcam", "gradcam++", "scorecam", "faster_scorecam", "layercam"]
+CAM_METHODS = [name for name, method in METHODS.items() if issubclass(method, CamExplainer)]
 FLAT = np.stack([np.zeros((48, 48, 3)), np.full((48, 48, 3), 128.0), np.ones((48, 48, 3)) * [230, 50, 40]])
 
 

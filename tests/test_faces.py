@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from imagesentiment.cli import main
-from imagesentiment.detect import Face, detect_faces
-from imagesentiment.faces import MIN_FACE, face_crop, find_faces
+from imagesentiment.faces.detect import Face, detect_faces
+from imagesentiment.faces.scorer import MIN_FACE, face_crop, find_faces, predict_with_faces
 
 ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = ROOT / "examples" / "astronaut.jpg"
@@ -84,8 +84,8 @@ def test_the_api_gives_a_row_per_face_after_its_photos(tiny_model, photos):
 
     model = imagesentiment.load(tiny_model)
     index = pd.Index(["a", "b", "c"])
-    table = model.predict(pd.Series([str(photos / "astronaut.jpg"), astronaut("RGBA"), str(photos / "blank.png")],
-                                    index=index), faces=model)
+    table = predict_with_faces(model, pd.Series([str(photos / "astronaut.jpg"), astronaut("RGBA"),
+                                                 str(photos / "blank.png")], index=index), faces=model)
     assert list(table.index) == ["a", "a", "b", "b", "c"]
     assert table["face"].isna().tolist() == [True, False, True, False, True]
     assert list(table.columns[:5]) == ["face", "box_left", "box_top", "box_width", "box_height"]
@@ -212,5 +212,5 @@ def test_the_shipped_faces_model_reads_the_astronauts_face():
 
     faces = imagesentiment.load("faces")
     assert faces.image_size == (48, 48)
-    table = imagesentiment.load().predict([str(ASTRONAUT)], faces=True)
+    table = predict_with_faces(imagesentiment.load(), [str(ASTRONAUT)])
     assert len(table) == 2 and table.iloc[1]["label"] == "positive"  # she smiles

@@ -28,7 +28,7 @@ import tensorflow as tf
 from imagesentiment.export import export_savedmodel, versions
 from imagesentiment.atomic import write_atomically
 from imagesentiment.inference import KerasPredictor
-from imagesentiment.inputs import collect_images
+from imagesentiment.scoring.inputs import collect_images
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 CLI = [sys.executable, "-m", "imagesentiment.cli"]

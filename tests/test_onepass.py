@@ -5,7 +5,7 @@ from tf_keras_vis.utils.scores import CategoricalScore
 
 from imagesentiment.data import make_dataset
 from imagesentiment.explain import GradCamPredictor
-from imagesentiment.model import logits_model
+from imagesentiment.models.build import logits_model
 
 
 def test_one_pass_matches_tf_keras_vis_gradcam(trained_cnn):
@@ -34,7 +34,7 @@ def _ensemble(trained_cnn):
     """The trained CNN and an untrained one averaged (clones: average_models renames its members)."""
     import keras
 
-    from imagesentiment.model import average_models, build_cnn
+    from imagesentiment.models.build import average_models, build_cnn
 
     model, _ = trained_cnn
     trained = keras.models.clone_model(model)

@@ -7,9 +7,9 @@ import pytest
 
 from imagesentiment.data import DataError
 from imagesentiment.inference import KerasPredictor
-from imagesentiment.inputs import collect_images
-from imagesentiment.predict import predict_files
-from imagesentiment.report import read_predictions
+from imagesentiment.scoring.inputs import collect_images
+from imagesentiment.scoring.batch import predict_files
+from imagesentiment.table.formats import read_predictions
 
 from conftest import bad_files
 
@@ -213,7 +213,7 @@ def test_resume_refuses_another_model_than_the_one_that_began_the_table(syntheti
     """Resuming with another model once appended its rows under the first one's columns, unmarked."""
     import keras
 
-    from imagesentiment.model import build_cnn
+    from imagesentiment.models.build import build_cnn
 
     paths, out = collect_images([synthetic_root])[:6], tmp_path / "out.csv"
     predict_files(KerasPredictor(trained_cnn[0]), paths[:3], out, progress=False)

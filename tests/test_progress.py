@@ -6,7 +6,7 @@ import io
 import keras
 import numpy as np
 
-from imagesentiment.callbacks import LiveProgress
+from imagesentiment.training.callbacks import LiveProgress
 
 
 class Terminal(io.StringIO):

@@ -22,15 +22,15 @@ import tensorflow as tf
 from PIL import Image
 
 import imagesentiment
-from imagesentiment import predict as predict_module
+from imagesentiment.table import journal as journal_module
 from imagesentiment.data import DataError
 from imagesentiment.data.pipeline import decode_or_reason
 from imagesentiment.export import convert, export_savedmodel, read_metadata
-from imagesentiment.checksum import RECORD
-from imagesentiment.contract import CHECKSUM_NAME
+from imagesentiment.contract import CHECKSUM_NAME, RECORD
 from imagesentiment.inference import KerasPredictor, ModelFileError, TFLitePredictor
-from imagesentiment.inputs import collect_images
-from imagesentiment.predict import OutputInUseError, predict_files
+from imagesentiment.scoring.inputs import collect_images
+from imagesentiment.table.journal import OutputInUseError
+from imagesentiment.scoring.batch import predict_files
 
 from conftest import encode, huge_png_header
 
@@ -100,7 +100,7 @@ _HOLDER = textwrap.dedent("""
     import sys, time
     import numpy as np
     from imagesentiment.inference import Predictor
-    from imagesentiment.predict import predict_files
+    from imagesentiment.scoring.batch import predict_files
 
     class Slow(Predictor):
         def _run(self, pixels):
@@ -164,7 +164,7 @@ def test_a_full_disk_names_the_file_and_says_resume_continues(tmp_path, predicto
     def filling_open(path, mode="r", encoding=None, **kwargs):
         return Filling(open(path, mode.replace("a", "ab") if "a" in mode else mode), encoding=encoding)
 
-    monkeypatch.setattr(predict_module, "open", filling_open, raising=False)
+    monkeypatch.setattr(journal_module, "open", filling_open, raising=False)
     with pytest.raises(OSError) as raised:
         predict_files(predictor, paths, out, batch_size=2, progress=False)
     assert raised.value.filename == str(out) and raised.value.errno == errno.ENOSPC

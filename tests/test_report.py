@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imagesentiment.evaluate import predict_probabilities
-from imagesentiment.report import build_report, read_predictions
+from imagesentiment.evaluation.evaluate import predict_probabilities
+from imagesentiment.report.html import build_report
+from imagesentiment.table.formats import read_predictions
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts"))
@@ -149,7 +150,7 @@ def test_report_replaces_only_its_own_report_of_the_same_table(predictions, tmp_
     assert main(["report", str(other), "--out", out, "--overwrite"]) == 0
     assert Path(out).read_text().count('class="card') == 10 < first.count('class="card')
 
-    from imagesentiment.report import STYLE  # a report of a release that did not record its table: replaced
+    from imagesentiment.report.html import STYLE  # a report of a release that did not record its table: replaced
     earlier_release = tmp_path / "earlier.html"
     earlier_release.write_text(f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>t</title>\n<style>{STYLE}'
                                '</style></head><body></body></html>')
@@ -212,7 +213,7 @@ def test_a_report_worth_sending_in_a_wide_browser(predictions, tmp_path):
 def test_the_header_names_the_model_and_when_it_scored(tmp_path, trained_cnn):
     """An analyst forwarding a report could not tell which model scored the photos, nor when."""
     import imagesentiment
-    from imagesentiment.predict import predict_files
+    from imagesentiment.scoring.batch import predict_files
 
     model, images = trained_cnn
     run = tmp_path / "run"

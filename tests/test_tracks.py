@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from imagesentiment.tracks import MAX_MISSED, link, overlaps
-from imagesentiment.video import smooth, track_bands
+from imagesentiment.faces.scorer import face_scorer
+from imagesentiment.faces.tracks import MAX_MISSED, link, overlaps
+from imagesentiment.video.score import smooth, track_bands
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 CLASSES = ["negative", "neutral", "positive"]
@@ -107,10 +108,10 @@ def clip(tmp_path_factory) -> Path:
 
 def test_video_faces_writes_a_row_per_face_with_its_track(clip, trained_cnn, tmp_path):
     from imagesentiment.inference import KerasPredictor
-    from imagesentiment.video import score_video
+    from imagesentiment.video.score import score_video
 
     predictor = KerasPredictor(trained_cnn[0])
-    result = score_video(clip, predictor, tmp_path, smoothing=3, progress=False, faces=predictor.face_scorer(predictor))
+    result = score_video(clip, predictor, tmp_path, smoothing=3, progress=False, faces=face_scorer(predictor, predictor))
     frames, faces = pd.read_csv(tmp_path / "frames.csv"), pd.read_csv(tmp_path / "faces.csv")
     assert frames["faces"].tolist() == [2, 2, 2, 2, 1, 1, 0, 1]
     assert list(faces.columns[:7]) == ["frame", "time_s", "track", "box_left", "box_top", "box_width", "box_height"]

@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from imagesentiment.config import load_config
+from imagesentiment.training.config import load_config
 from imagesentiment.data import DataError, ImageSet, from_folder, make_dataset
-from imagesentiment.model import build_cnn
-from imagesentiment.activations import ActivationStore
-from imagesentiment.callbacks import PreciseBatchNorm
-from imagesentiment.train import TrainingError, cross_validate, sample_weights, train
+from imagesentiment.models.build import build_cnn
+from imagesentiment.training.activations import ActivationStore
+from imagesentiment.training.callbacks import PreciseBatchNorm
+from imagesentiment.training.fit import TrainingError, sample_weights, train
+from imagesentiment.training.cv import cross_validate
 
 from conftest import SHARED_WEIGHTS
 
@@ -129,7 +130,7 @@ def test_a_run_stopped_after_its_epochs_does_not_train_them_again(tmp_path, synt
     """Keras deletes a phase's backup when its fit ends; a stop after that (saving the phase's weights,
     or the test evaluation, which takes minutes with 12 views) once restarted the phase from epoch 1
     and logged its epochs twice."""
-    import imagesentiment.train as training
+    import imagesentiment.training.fit as training
 
     config = load_config(write_config(
         tmp_path, synthetic_root, train="train: {epochs: 4, batch_size: 16, learning_rate: 0.003, patience: 8, "
@@ -164,7 +165,7 @@ def test_a_run_whose_data_changed_is_not_resumed(tmp_path, synthetic_root, monke
 
     from PIL import Image
 
-    import imagesentiment.train as training
+    import imagesentiment.training.fit as training
 
     images = tmp_path / "images"
     shutil.copytree(synthetic_root, images)
@@ -218,7 +219,7 @@ def test_imagenet_weights_that_cannot_be_downloaded_get_an_error_saying_what_to_
     replaced here by the failure Keras reports (tests never download)."""
     from keras.src.utils import file_utils
 
-    from imagesentiment.model import build_transfer
+    from imagesentiment.models.build import build_transfer
 
     def offline(fname, origin, **_):
         raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")

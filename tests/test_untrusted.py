@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 import imagesentiment
-from imagesentiment.config import ConfigError, load_config
+from imagesentiment.training.config import ConfigError, load_config
 from imagesentiment.inference import ModelFileError
 
 PACKAGE = Path(imagesentiment.__file__).parent

@@ -14,7 +14,7 @@ from imagesentiment.data import detect_format, k_fold, load_source
 from imagesentiment.data.frames import VideoError
 from imagesentiment.data.synthetic import synthetic_image
 from imagesentiment.inference import KerasPredictor
-from imagesentiment.video import score_video
+from imagesentiment.video.score import score_video
 
 
 def make_video(path, labels, fps=10, size=48, seed=0, codec="mp4v"):
@@ -205,7 +205,7 @@ def test_video_folder_data_set_splits_by_clip(tmp_path):
 def test_the_label_outline_hugs_the_white_text(width):
     """The dark outline spans the white text's box and at most its own width more on each side: it was drawn
     with a thicker stroke, whose wider glyph advance ran 10 px past the text ("0.87" read "0.837")."""
-    from imagesentiment.video import annotate
+    from imagesentiment.video.score import annotate
 
     grey = np.full((width * 9 // 16, width, 3), 128, np.uint8)
     drawn = annotate(grey, np.zeros(grey.shape[:2], np.float32), "negative 0.87", opacity=0.0)

@@ -11,9 +11,9 @@ from imagesentiment.explain.onepass import GradCamPredictor
 from imagesentiment.cli import main
 from imagesentiment.export import convert
 from imagesentiment.inference import load
-from imagesentiment.predictor import TFLitePredictor
-from imagesentiment import views
-from imagesentiment.views import crop_boxes, with_views
+from imagesentiment.inference.predictors import TFLitePredictor
+from imagesentiment.models import views
+from imagesentiment.models.views import crop_boxes, with_views
 
 
 def test_a_view_samples_the_crop_as_crop_and_resize_and_mirrors_it():

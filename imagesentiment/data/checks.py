@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
-import tensorflow as tf
 from PIL import Image
 
+from ..runtime import tf
 from .imageset import MAX_PIXELS
 from .pipeline import decode_and_resize
 from .sources import DataError, ImageSet

@@ -11,8 +11,8 @@ import re
 from typing import Iterator, Sequence, TypeVar
 
 import numpy as np
-import tensorflow as tf
 
+from ..runtime import tf
 from .imageset import MAX_PIXELS
 from .sources import ImageSet
 

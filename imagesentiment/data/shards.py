@@ -20,8 +20,8 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
+from ..runtime import tf
 from .pipeline import AUTOTUNE, batches, make_dataset, training_order, unpack_weights
 from .imageset import ImageSet
 from .splits import Split

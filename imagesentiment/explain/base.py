@@ -15,14 +15,13 @@ import os
 from functools import cached_property
 from typing import Any, ClassVar, Sequence, Union
 
-import keras
 import numpy as np
-import tensorflow as tf
+from ..runtime import keras, tf
 from tf_keras_vis import ModelVisualization
 from tf_keras_vis.utils.scores import CategoricalScore
 
 from ..data import check_pixel_range, decode_or_reason
-from ..model import class_names, find_target_layer, logits_model
+from ..models.build import class_names, find_target_layer, logits_model
 from .onepass import normalize_maps
 
 Target = Union[int, str, None, Sequence[Union[int, str, None]]]

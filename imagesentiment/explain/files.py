@@ -7,13 +7,13 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import keras
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..runtime import keras
 from ..data.pipeline import chunks
-from ..table import answers
+from ..table.columns import answers
 from .base import load_images
 from .methods import get_explainer
 from .plots import feature_maps_figure, filters_figure, grid_figure, save_explanation, save_figure

@@ -1,7 +1,6 @@
 """Grad-CAM: the target layer's feature maps weighted by the spatial mean of their gradients."""
+from .base import CamExplainer  # first: TensorFlow started quietly (..runtime)
 from tf_keras_vis.gradcam import Gradcam
-
-from .base import CamExplainer
 
 
 class GradCam(CamExplainer):

@@ -1,7 +1,6 @@
 """Grad-CAM++: channel weights from higher-order gradients, which separates several instances better."""
+from .base import CamExplainer  # first: TensorFlow started quietly (..runtime)
 from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
-
-from .base import CamExplainer
 
 
 class GradCamPlusPlus(CamExplainer):

@@ -1,7 +1,6 @@
 """Layer-CAM: feature maps weighted pixel by pixel by their positive gradients."""
+from .base import CamExplainer  # first: TensorFlow started quietly (..runtime)
 from tf_keras_vis.layercam import Layercam
-
-from .base import CamExplainer
 
 
 class LayerCam(CamExplainer):

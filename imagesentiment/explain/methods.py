@@ -9,11 +9,11 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-import keras
 import numpy as np
 
-from ..model import class_names, ensemble_members
-from ..views import model_views
+from ..runtime import keras
+from ..models.build import class_names, ensemble_members
+from ..models.views import model_views
 from .base import Explainer, Target
 from .ensemble import EnsembleExplainer
 from .gradcam import GradCam

@@ -9,11 +9,10 @@ with ``order=1``) and min-max normalised per image to [0, 1].
 """
 from __future__ import annotations
 
-import keras
-import tensorflow as tf
 
-from ..model import LOGITS, ensemble_members, find_target_layer
-from ..views import model_views
+from ..runtime import keras, tf
+from ..models.build import LOGITS, ensemble_members, find_target_layer
+from ..models.views import model_views
 
 EPSILON = 1e-7  # keras.backend.epsilon(), as tf-keras-vis's normalize uses
 

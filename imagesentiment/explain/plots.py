@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import keras
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..model import ensemble_members
+from ..runtime import keras
+from ..models.build import ensemble_members
 from .base import choices, feature_layers, layer_choices
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import keras
+from ..runtime import keras
 from tf_keras_vis.saliency import Saliency as SaliencyMap
 
 from .base import Explainer

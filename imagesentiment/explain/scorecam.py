@@ -8,8 +8,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
-import keras
 import numpy as np
+from ..runtime import keras
 from tf_keras_vis.scorecam import Scorecam
 
 from .base import CamExplainer

@@ -1,7 +1,4 @@
 """Export: SavedModel versions for TF Serving, TFLite files checked with LiteRT, and the serving contract."""
-from ..native_stderr import quiet_start
-
-quiet_start()  # before TensorFlow starts: its start-up lines left out, as the command line leaves them out
 from ..contract import EXPLAIN, PIXELS, QUANTIZATIONS, SERVING, read_metadata, saved_class_names, versions
 from .savedmodel import ExportError, check_destination, export_savedmodel, input_size, write_version
 from .serving import grpc_predict, predict_request, read_warmup, rest_body, rest_predict, write_warmup

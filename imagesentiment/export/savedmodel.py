@@ -26,17 +26,16 @@ import uuid
 from pathlib import Path
 from typing import Callable, Sequence
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from ..checksum import record_savedmodel
+from ..runtime import keras, tf
+from ..contract import record_savedmodel
 from ..contract import (BYTES_INPUT, CLASSES_ASSET, EXPLAIN, EXPLAIN_PIXELS, KERAS_CONFIG, KERAS_WEIGHTS, PIXELS,
                         PIXELS_INPUT, SERVING, WEIGHT_PRECISIONS, versions)
 from ..data import decode_and_resize
 from ..data.pipeline import PIXEL_RANGE, refusal
 from ..data.checks import file_in_the_way
-from ..model import class_names as carried_names
+from ..models.build import class_names as carried_names
 
 
 class ExportError(ValueError):

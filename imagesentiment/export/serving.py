@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import tensorflow as tf
+from ..runtime import tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from ..contract import BYTES_INPUT, EXPLAIN, SERVING

@@ -33,19 +33,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
+from ..runtime import keras, tf
 from ..data import ImageSet, make_dataset
-from ..native_stderr import LITERT_NOISE, filtered, without
+from ..runtime import LITERT_NOISE, filtered, without
 from ..atomic import write_atomically
-from ..checksum import DIGEST, PLACEHOLDER, stamp_tflite
+from ..contract import DIGEST, PLACEHOLDER, stamp_tflite
 from ..compat import quantize_calibrated
 from ..contract import (CHECKSUM_NAME, CLASSES_FILE, EXPLAIN, MAX_ACCURACY_LOSS, MAX_LAYER_ERROR, METADATA_NAME,
                         MIN_AGREEMENT, OUTPUT_ORDER, PIXELS_INPUT, QUANTIZATIONS, SERVING, read_metadata)
-from ..predictor import KerasPredictor, TFLitePredictor
+from ..inference.predictors import KerasPredictor, TFLitePredictor
 from .savedmodel import ExportError, PixelFunctions, check_classes, check_destination
 
 if TYPE_CHECKING:
@@ -88,6 +87,25 @@ class Check:
                 f"accuracy {self.tflite_accuracy:.2%} vs Keras {self.keras_accuracy:.2%} "
                 f"({(self.tflite_accuracy - self.keras_accuracy) * 100:+.2f} points); largest probability "
                 f"difference {self.max_probability_difference:.4f} ({target}: {'ok' if self.passed else 'FAILED'})")
+
+
+def check_sets(model: str | os.PathLike, classes: Sequence[str], data: str | os.PathLike | None = None,
+               data_format: str | None = None, options: dict | None = None, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """(training side, for int8 calibration; held-out images, for the LiteRT checks) of ``data`` (split here:
+    its training and test sides) or of ``model``'s run directory (its training side, and its validation and test
+    sides: no weight was fitted on either)."""
+    from ..data import check_set, load_source, train_val_test_split
+    from ..training.run import Run
+
+    if data:
+        images = check_set(load_source(data, data_format, **(options or {})).with_classes(classes, data)).images
+        split = train_val_test_split(images, seed=seed)
+        return split.train, split.test
+    run = Run(model)
+    if run.has_sides("train", "test"):
+        return run.sides(classes, "train"), run.sides(classes, "validation", "test")
+    raise ExportError("a TFLite export is checked on labelled held-out images: give --data, "
+                      "or a run directory that holds split_train.csv and split_test.csv")
 
 
 def image_arrays(images: ImageSet, image_size: Sequence[int], class_names: Sequence[str],

@@ -1,0 +1,194 @@
+"""Metrics of answers against labels, with no model and no TensorFlow: accuracy, precision, recall and F1
+per class and averaged, intervals, ranking scores, the summary table and the plots.
+
+Metrics come from scikit-learn over the classes present in the labels or the predictions, so a data
+set without ``neutral`` is not marked down for it. A model that predicts one class for every image is
+flagged loudly. :mod:`.evaluate` runs models to get the answers; ``report`` scores a
+predictions table with these alone, so it starts without TensorFlow.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, precision_recall_curve,
+                             precision_recall_fscore_support, roc_auc_score, roc_curve)
+
+METRICS_FILE = "metrics.json"  # what an evaluation writes into its folder, beside its plots
+
+
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """The metrics an evaluation wrote into ``folder`` (its ``metrics.json``); empty where it wrote none."""
+    path = folder / METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+CROP_VIEWS = 5  # test-time crops: the centre and the four corners (imagesentiment.views.crop_boxes)
+
+
+def bootstrap_intervals(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[int], groups: Sequence | None = None,
+                        resamples: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals of accuracy and macro-F1 (over those of ``labels`` that each resample
+    has a labelled image of, as the whole set's average is over its labelled classes): the test images drawn
+    again with replacement ``resamples`` times, or whole ``groups`` (the frames of one clip) when given,
+    since images of one group are not independent draws. The same answers in another row order give the
+    same intervals (a report and an evaluation of one table agree)."""
+    if groups is None:  # draws depend on the order of the rows: put them in one order of (truth, answer)
+        order = np.lexsort((y_pred, y_true))
+        y_true, y_pred = np.asarray(y_true)[order], np.asarray(y_pred)[order]
+    keys, group_of = np.unique(np.arange(len(y_true)) if groups is None else np.asarray(groups), return_inverse=True)
+    rng = np.random.default_rng(seed)
+    correct = (y_true == y_pred).astype(float)
+    truth = np.stack([y_true == k for k in labels], 1).astype(float)
+    hits = np.stack([(y_true == k) & (y_pred == k) for k in labels], 1).astype(float)
+    given = truth + np.stack([y_pred == k for k in labels], 1)
+    accuracy, macro_f1 = [], []
+    for block in np.array_split(np.arange(resamples), max(1, resamples // 100)):  # ~100 resamples at a time
+        weights = rng.multinomial(len(keys), np.full(len(keys), 1 / len(keys)), size=len(block))[:, group_of]
+        accuracy.append(weights @ correct / weights.sum(1))
+        f1 = 2 * (weights @ hits) / np.maximum(weights @ given, 1e-12)
+        labelled = (weights @ truth) > 0  # as for the whole set: a class no drawn image is labelled is left out
+        macro_f1.append((f1 * labelled).sum(1) / np.maximum(labelled.sum(1), 1))
+    tails = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    return {name: np.percentile(np.concatenate(values), tails).tolist()
+            for name, values in (("accuracy", accuracy), ("macro_f1", macro_f1))}
+
+
+def wilson_interval(successes: int, total: int, level: float = 0.95) -> list[float]:
+    """The Wilson score interval of a proportion: unlike the bootstrap it does not shrink to a point when
+    every test image is right (6 of 6 correct: 0.61 to 1, not 1 to 1)."""
+    z = float(NormalDist().inv_cdf((1 + level) / 2))
+    share, spread = successes / total, z * z / total
+    centre = (share + spread / 2) / (1 + spread)
+    half = z * math.sqrt(share * (1 - share) / total + spread / (4 * total)) / (1 + spread)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str],
+                           groups: Sequence | None = None) -> dict:
+    """Accuracy; precision, recall, F1 and support per class, macro and weighted; the confusion matrix;
+    95 % intervals of accuracy (Wilson; with ``groups``, the bootstrap over groups) and macro-F1
+    (see :func:`bootstrap_intervals`). The table covers the classes labelled or predicted; the averages
+    the labelled ones (``averaged_over``): a class with no image to find has no recall, and counting it as
+    0 would cut a 3-class model's macro-F1 by a third on a set without neutral photos."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labelled = sorted(set(y_true.tolist()))
+    present = sorted(set(labelled) | set(y_pred.tolist()))
+    names = [classes[i] for i in present]
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=present, zero_division=0)
+    report = {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "per_class": {n: {"precision": float(a), "recall": float(b), "f1": float(c), "support": int(d)}
+                      for n, a, b, c, d in zip(names, p, r, f, s)},
+        "classes": names,
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=present).tolist(),
+        "predicted_classes": sorted({classes[i] for i in y_pred.tolist()}),
+        "averaged_over": [classes[i] for i in labelled],
+    }
+    for average in ("macro", "weighted"):
+        a, b, c, _ = precision_recall_fscore_support(y_true, y_pred, labels=labelled, average=average,
+                                                     zero_division=0)
+        report[average] = {"precision": float(a), "recall": float(b), "f1": float(c)}
+    report["single_class"] = len(report["predicted_classes"]) == 1 and len(labelled) > 1
+    report["intervals_95"] = bootstrap_intervals(y_true, y_pred, labelled, groups) if len(y_true) else {}
+    if len(y_true) and groups is None:  # independent images: the exact-enough interval of a proportion
+        report["intervals_95"]["accuracy"] = wilson_interval(int((y_true == y_pred).sum()), len(y_true))
+    return report
+
+
+def ranking_metrics(y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]) -> dict:
+    """One-vs-rest ROC AUC and average precision (the area under the precision-recall curve) of each
+    class's probability, for the classes with images on both sides, and their macro means: how well
+    the scores rank, whatever the threshold the argmax puts on them."""
+    per_class = {name: {"roc_auc": float(roc_auc_score(y_true == k, probabilities[:, k])),
+                        "average_precision": float(average_precision_score(y_true == k, probabilities[:, k]))}
+                 for k, name in enumerate(classes) if 0 < np.sum(y_true == k) < len(y_true)}
+    macro = {key: float(np.mean([m[key] for m in per_class.values()])) if per_class else None
+             for key in ("roc_auc", "average_precision")}
+    return {"per_class": per_class, "macro": macro}
+
+
+def plot_curves(y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str], ranking: dict,
+                path: str | os.PathLike) -> None:
+    """ROC and precision-recall curves, one-vs-rest, one line per class, as a PNG."""
+    fig = Figure(figsize=(10, 4.2))
+    roc, pr = fig.subplots(1, 2)
+    for k, name in enumerate(classes):
+        if name not in ranking["per_class"]:
+            continue
+        scores = ranking["per_class"][name]
+        fpr, tpr, _ = roc_curve(y_true == k, probabilities[:, k])
+        roc.plot(fpr, tpr, label=f"{name} (AUC {scores['roc_auc']:.3f})")
+        precision, recall, _ = precision_recall_curve(y_true == k, probabilities[:, k])
+        pr.plot(recall, precision, label=f"{name} (AP {scores['average_precision']:.3f})")
+    roc.plot([0, 1], [0, 1], color="#999", linestyle=":", label="chance")
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, one class against the rest")
+    pr.set(xlabel="recall", ylabel="precision", title="precision-recall", ylim=(0, 1.02))
+    for ax in (roc, pr):
+        ax.legend(loc="lower right" if ax is roc else "lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def summary(metrics: dict) -> str:
+    """A short text table of the metrics; a single-class model is called out."""
+    spread = {name: f" ({low:.3f}-{high:.3f})" for name, (low, high) in metrics.get("intervals_95", {}).items()}
+    lines = [f"accuracy {metrics['accuracy']:.4f}{spread.get('accuracy', '')}   macro-F1 {metrics['macro']['f1']:.4f}"
+             f"{spread.get('macro_f1', '')}   weighted-F1 {metrics['weighted']['f1']:.4f}"
+             + ("   (in brackets: 95 % interval)" if spread else ""),
+             f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}"]
+    for name, m in metrics["per_class"].items():
+        lines.append(f"{name:>10} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['support']:7d}")
+    unlabelled = [name for name in metrics["classes"] if name not in metrics.get("averaged_over", metrics["classes"])]
+    if unlabelled:
+        lines.append(f"averages over the labelled classes; {', '.join(unlabelled)}: predicted, no image labelled so")
+    ranking = (metrics.get("ranking") or {}).get("macro") or {}
+    if ranking.get("roc_auc") is not None:
+        lines.append(f"one class against the rest, macro: ROC AUC {ranking['roc_auc']:.4f}, "
+                     f"average precision {ranking['average_precision']:.4f}")
+    views = metrics.get("test_time_views")
+    if views:
+        count = (1 + (CROP_VIEWS if views["crop_tta"] else 0)) * (2 if views["flip_tta"] else 1)
+        lines.append(f"averaged over {count} test-time views per image" if count > 1
+                     else "no test-time views added by the evaluation (a model's own are in its graph)")
+    if metrics["single_class"]:
+        lines.append(f"WARNING: the model predicts a single class ({metrics['predicted_classes'][0]}) "
+                     "for every image: it has collapsed to one class and learned nothing useful")
+    return "\n".join(lines)
+
+
+def plot_confusion_matrix(metrics: dict, path: str | os.PathLike) -> None:
+    """The confusion matrix as a PNG, counts in the cells."""
+    matrix = np.array(metrics["confusion_matrix"])
+    names = metrics["classes"]
+    fig = Figure(figsize=(1.6 + 1.1 * len(names), 1.2 + 1.1 * len(names)))
+    ax = fig.subplots()
+    ax.imshow(matrix, cmap="Blues")
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
+           xlabel="predicted", ylabel="true", title=f"accuracy {metrics['accuracy']:.3f}")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center",
+                color="white" if count > matrix.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def plot_history(history: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Training and validation loss and accuracy per epoch, as a PNG."""
+    fig = Figure(figsize=(10, 3.5))
+    axes = fig.subplots(1, 2)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for prefix in ("", "val_"):
+            if prefix + metric in history:
+                ax.plot(history.index + 1, history[prefix + metric], label=(prefix or "train_") + metric)
+        ax.set(xlabel="epoch", title=metric)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)

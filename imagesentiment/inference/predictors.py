@@ -1,0 +1,345 @@
+"""Predictors: class probabilities, and heat maps in one pass, from a model in any form it ships in.
+
+:class:`Predictor` takes images as paths, encoded bytes, pixel arrays or PIL images (one or a batch,
+:func:`to_pixels`) and answers with probabilities or a table; :class:`KerasPredictor`,
+:class:`SavedModelPredictor` and :class:`TFLitePredictor` say how each form runs one batch.
+``imagesentiment.load`` (:mod:`imagesentiment.inference`) picks the one for a path.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, Union
+
+import numpy as np
+import pandas as pd
+import PIL.Image
+
+
+from ..runtime import tf
+from ..contract import verify_savedmodel, verify_tflite
+from ..contract import (CHECKSUM_NAME, EXPLAIN, EXPLAIN_PIXELS, PIXELS, SERVING, ModelFileError,
+                       class_names_file, read_metadata, saved_class_names)
+from ..data import SENTIMENTS, decode_or_reason, rgb_array
+from ..data.pipeline import chunks
+from ..models.build import class_names as carried
+from ..runtime import DECODER_NOISE, LITERT_NOISE, filtered, without
+from ..table.columns import answers
+from ..models.views import test_time_views
+
+if TYPE_CHECKING:
+    import keras
+
+Image = Union[str, os.PathLike, bytes, np.ndarray, PIL.Image.Image]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = exc.message if isinstance(exc, tf.errors.OpError) else str(exc)
+    return f"{type(exc).__name__}: {text.strip().splitlines()[0] if text.strip() else ''}"
+
+
+def as_list(images: Image | Sequence[Image]) -> Sequence[Image]:
+    """A single image (a path, bytes, a PIL image or one ``(H, W, C)`` or greyscale ``(H, W)`` array)
+    as a batch of one; a batch array as is; any other iterable (a list, a pandas column) as a list."""
+    if isinstance(images, (str, os.PathLike, bytes, PIL.Image.Image)):
+        return [images]
+    if isinstance(images, np.ndarray):
+        if images.ndim == 0:  # len() of it fails
+            raise TypeError(f"images: a 0-d array ({images.item()!r}) is not an image; give an (H, W, 3) array, "
+                            "a batch (B, H, W, 3), a path or encoded bytes")
+        return [images] if images.ndim in (2, 3) else images
+    if isinstance(images, Mapping) or not isinstance(images, Iterable):
+        raise TypeError("images must be one image (a path, encoded bytes, a pixel array or a PIL image) or a "
+                        f"sequence of them, not {type(images).__name__}")
+    return images if isinstance(images, Sequence) else list(images)
+
+
+def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int], first: int = 0) -> np.ndarray:
+    """Float32 ``(B, H, W, 3)`` in [0, 255] at ``image_size`` from paths, encoded bytes, arrays or PIL images.
+
+    Files and bytes are decoded and resized as in training; an array (see :func:`rgb_array`)
+    ``(H, W, 3)`` or ``(B, H, W, 3)`` of another size is resized the same way.
+    """
+    images = as_list(images)
+    size = [int(s) for s in image_size]
+    with filtered(without(DECODER_NOISE)):  # libjpeg's lines on a damaged file that gets its error anyway
+        batch = [_pixels(image, size, index) for index, image in enumerate(images, first)]
+    return np.stack(batch) if batch else np.zeros([0, *size, 3], np.float32)
+
+
+def original_pixels(image: Image, index: int = 0) -> np.ndarray:
+    """Float32 ``(H, W, 3)`` pixels of one image given in any form :func:`to_pixels` takes, at its own size
+    (as the face detector takes it), the ``index``-th of its batch (named in errors)."""
+    with filtered(without(DECODER_NOISE)):
+        return _pixels(image, None, index)
+
+
+def _pixels(image: Image, size: list[int] | None, index: int) -> np.ndarray:
+    """Float32 ``(H, W, 3)`` pixels of one image given in any form :func:`to_pixels` takes, at ``size``
+    (None: its own), the ``index``-th of its batch (named in errors)."""
+    if isinstance(image, PIL.Image.Image):  # 16-bit greyscale kept for rgb_array to reduce as the decoder does;
+        # 32-bit integer and float images kept for its range checks (converting them to RGB clips them)
+        image = np.asarray(image if image.mode in ("L", "RGB", "RGBA", "I;16", "I", "F") else image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        image = rgb_array(image, f"image {index} of the batch")
+        pixels = np.clip(image.astype(np.float32), 0, 255) if size in (None, list(image.shape[:2])) else tf.cast(
+            tf.saturate_cast(tf.round(tf.image.resize(image, size, antialias=True)), tf.uint8), tf.float32).numpy()
+    elif image is None or (isinstance(image, float) and math.isnan(image)):
+        raise ValueError(f"image {index} of the batch: a missing value ({image}), not an image")
+    elif not isinstance(image, (str, os.PathLike, bytes)):
+        raise TypeError(f"image {index} of the batch: expected a path, encoded bytes, a pixel array or a PIL "
+                        f"image, not {type(image).__name__}")
+    else:
+        if isinstance(image, (str, os.PathLike)) and os.path.isdir(image):
+            raise ValueError(f"{image}: a folder, not an image; give its files (imagesentiment.inputs."
+                             "collect_images finds them) or run `imagesentiment predict FOLDER`")
+        try:
+            data = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) else image
+        except OSError as exc:
+            raise ValueError(f"{image}: cannot be read ({exc.strerror or exc})") from None
+        pixels, reason = decode_or_reason(data, size)
+        if pixels is None:
+            name = image if isinstance(image, (str, os.PathLike)) else f"{len(data)} bytes given as an image"
+            raise ValueError(f"{name}: not a readable image ({reason})")
+    return pixels
+
+
+def override_names(given: Sequence[str] | None, stored: Sequence[str] | None, model: object) -> Sequence[str] | None:
+    """The class names for a model: ``given`` (they override the names stored with ``model``, to rename its
+    outputs), else ``stored``. A stored name given for another output (in any case) is refused: the outputs
+    keep their order, so a class would get another's scores, a campaign's positive photos reported as
+    negative."""
+    if given is None:
+        return None if stored is None else list(stored)
+    if isinstance(given, str):  # "abc" would be read as three classes a, b, c
+        raise ValueError(f"class names given as one string {given!r}: give a list of names")
+    names = [str(c) for c in given]
+    own = [str(c).lower() for c in stored or ()]
+    moved = [n for i, n in enumerate(names) if n.lower() in own and own.index(n.lower()) != i]
+    if moved:
+        raise ValueError(f"class names {names} put {', '.join(moved)} where {model} has another class: its outputs "
+                         f"are {list(stored)}, in that order, so these names would give a class another's scores; "
+                         "leave the names out (--classes) to use the model's")
+    return names
+
+
+# float pixels (B, H, W, 3) -> "probabilities" (B, classes) and "heatmap" (B, H, W), as tensors or arrays
+HeatmapFunction = Callable[[np.ndarray], Mapping[str, Any]]
+
+
+class Predictor:
+    """Class probabilities of image batches; subclasses say how one float batch is run, and their ``form``."""
+
+    form = "model"
+
+    def __init__(self, class_names: Sequence[str], image_size: Sequence[int], outputs: int,
+                 source: str = "(in memory)") -> None:
+        names = [str(c) for c in class_names] if not isinstance(class_names, str) else [class_names]
+        if len(names) != outputs or len(set(names)) != len(names) or not all(names):
+            raise ValueError(f"class names {names} for a model with {outputs} outputs: give as many, "
+                             "distinct and non-empty (a list of names, not one string)")
+        self.class_names = names
+        self.image_size = tuple(int(s) for s in image_size)
+        self.source = source
+
+    def __repr__(self) -> str:
+        height, width = self.image_size
+        return (f"<{self.form} {self.source}: classes {', '.join(self.class_names)}; input {height}x{width} RGB "
+                "pixels>")
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities ``(B, classes)`` of one float32 batch at the input size."""
+        raise NotImplementedError
+
+    def probabilities(self, images: Image | Sequence[Image], batch_size: int = 32) -> np.ndarray:
+        """Probabilities ``(N, classes)`` of images in any form :func:`to_pixels` takes, ``batch_size`` at a time."""
+        parts = [self._run(to_pixels(chunk, self.image_size, first=number * batch_size))
+                 for number, chunk in enumerate(chunks(as_list(images), batch_size))]
+        return np.concatenate(parts) if parts else np.zeros([0, len(self.class_names)], np.float32)
+
+    def view_probabilities(self, pixels: np.ndarray | tf.Tensor, flip_tta: bool = False,
+                           crop_tta: bool = False) -> np.ndarray:
+        """Probabilities ``(B, classes)`` of a float batch at the input size, averaged over its
+        :func:`test_time_views`."""
+        views = test_time_views(tf.convert_to_tensor(pixels, tf.float32), flip_tta, crop_tta)
+        return np.mean([self._run(view.numpy()) for view in views], axis=0)
+
+    def _heatmaps(self) -> HeatmapFunction | None:
+        """This form's one-pass prediction-and-Grad-CAM function, or None where it has none."""
+        return None
+
+    def explainer(self) -> HeatmapFunction:
+        """A function of float pixels ``(B, H, W, 3)`` to numpy ``probabilities`` ``(B, classes)`` and
+        ``heatmap`` ``(B, H, W)`` in [0, 1], from one pass; alike for every model form."""
+        function = self._heatmaps()
+        if function is None:
+            raise ValueError(f"a {type(self).__name__} cannot make heat maps: load a run directory, a .keras file, "
+                             "or a SavedModel or .tflite file exported with its explain signature")
+
+        def explain(pixels: np.ndarray) -> dict[str, np.ndarray]:
+            result = function(pixels)
+            return {key: np.asarray(result[key]) for key in ("probabilities", "heatmap")}
+        return explain
+
+    def predict(self, images: Image | Sequence[Image], batch_size: int = 32, errors: str = "raise") -> pd.DataFrame:
+        """A table with ``label``, ``confidence`` and one probability column per class, a row per image; for
+        a pandas Series, with its index (so that it joins back to the table the column came from).
+
+        ``errors="raise"``: an image that cannot be read or used is an error naming it, and nothing is
+        returned; ``"keep"``: it gets a row without answers and an ``error`` column says why, as
+        ``imagesentiment predict`` writes it, and the other images are scored. Each face's rows too:
+        :func:`imagesentiment.faces.predict_with_faces`.
+        """
+        if errors not in ("raise", "keep"):
+            raise ValueError(f"errors must be 'raise' or 'keep', not {errors!r}")
+        items = as_list(images)
+        reasons = [""] * len(items)
+        if errors == "raise":
+            probabilities = self.probabilities(items, batch_size)
+        else:
+            probabilities = np.full([len(items), len(self.class_names)], np.nan, np.float32)
+            for rows in chunks(range(len(items)), batch_size):
+                usable = {}
+                for i in rows:  # one at a time: a failure names its image alone
+                    try:
+                        usable[i] = to_pixels([items[i]], self.image_size, first=i)[0]
+                    except (TypeError, ValueError) as exc:
+                        reasons[i] = str(exc)
+                if usable:
+                    probabilities[list(usable)] = self._run(np.stack(list(usable.values())))
+        table = answers(probabilities, self.class_names, images.index if isinstance(images, pd.Series) else None)
+        if errors == "keep":
+            table["error"] = reasons
+        return table
+
+
+class KerasPredictor(Predictor):
+    """A Keras model, run as one compiled function (``model.predict`` costs ~40 ms a call); ``source``: where
+    it was loaded from."""
+
+    form = "Keras model"
+
+    def __init__(self, model: keras.Model, class_names: Sequence[str] | None = None, source: str | None = None) -> None:
+        super().__init__(carried(model, class_names), model.inputs[0].shape[1:3], model.outputs[0].shape[-1],
+                         source or f"{model.name!r} (in memory)")
+        self.model = model
+        self.function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        self.averaged: dict[tuple[bool, bool], Callable] = {}  # view_probabilities' graphs, by views
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        return self.function(tf.constant(pixels)).numpy()
+
+    def view_probabilities(self, pixels: np.ndarray | tf.Tensor, flip_tta: bool = False,
+                           crop_tta: bool = False) -> np.ndarray:
+        """As :meth:`Predictor.view_probabilities`, the views made and averaged in one compiled graph."""
+        if (flip_tta, crop_tta) not in self.averaged:
+            size = tuple(self.image_size)
+
+            @tf.function(input_signature=[tf.TensorSpec([None, *size, 3], tf.float32)], autograph=False)
+            def forward(batch: tf.Tensor) -> tf.Tensor:
+                views = test_time_views(batch, flip_tta, crop_tta)
+                return tf.add_n([self.model(view, training=False) for view in views]) / len(views)
+            self.averaged[flip_tta, crop_tta] = forward
+        return self.averaged[flip_tta, crop_tta](tf.convert_to_tensor(pixels, tf.float32)).numpy()
+
+    def _heatmaps(self) -> HeatmapFunction:
+        from ..explain.onepass import GradCamPredictor
+
+        return GradCamPredictor(self.model)
+
+
+class SavedModelPredictor(Predictor):
+    """An exported version folder, through its ``predict_images`` signature; ``verify``: refuse one whose files
+    differ from the checksums recorded at export (:mod:`imagesentiment.checksum`)."""
+
+    form = "SavedModel"
+
+    def __init__(self, path: str | os.PathLike, class_names: Sequence[str] | None = None, verify: bool = True) -> None:
+        if verify:
+            verify_savedmodel(path)
+        try:
+            self.signatures = tf.saved_model.load(str(path)).signatures
+        except Exception as exc:  # a damaged file raises OSError, ValueError, DecodeError, ...
+            raise ModelFileError(f"{path}: not a readable SavedModel ({_first_line(exc)})") from exc
+        if PIXELS not in self.signatures:
+            raise ModelFileError(f"{path}: a SavedModel without the {PIXELS!r} signature (it has "
+                                 f"{sorted(self.signatures)}): not one exported by imagesentiment")
+        self.signature = self.signatures[PIXELS]
+        spec = next(iter(self.signature.structured_input_signature[1].values()))
+        outputs = self.signature.structured_outputs["probabilities"].shape[-1]
+        # the label asset is part of the graph: a version loads only with it
+        super().__init__(override_names(class_names, saved_class_names(path), path), spec.shape[1:3], outputs,
+                         str(path))
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        return self.signature(images=tf.constant(pixels))["probabilities"].numpy()
+
+    def _heatmaps(self) -> HeatmapFunction | None:
+        if EXPLAIN_PIXELS not in self.signatures:
+            return None
+        return lambda pixels: self.signatures[EXPLAIN_PIXELS](images=tf.constant(pixels, tf.float32))
+
+
+class TFLitePredictor(Predictor):
+    """A ``.tflite`` file or flatbuffer, through its ``serving_default`` signature with the LiteRT interpreter.
+
+    Float pixels are quantized to the input's type (for the int8 model: uint8, scale 1, so unchanged).
+    ``verify``: refuse a model whose bytes differ from the checksum recorded at export.
+    """
+
+    form = "TFLite model"
+
+    def __init__(self, model: str | os.PathLike | bytes, class_names: Sequence[str] | None = None,
+                 num_threads: int | None = None, verify: bool = True) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+
+        content = model if isinstance(model, bytes) else Path(model).read_bytes()
+        name = f"{len(content)} bytes given as a model" if isinstance(model, bytes) else str(model)
+        if content[4:8] != b"TFL3":  # the flatbuffer file identifier of every TFLite model
+            raise ModelFileError(f"{name}: not a TFLite model (no TFL3 identifier; "
+                                 f"{'empty' if not content else 'starts with ' + repr(content[:8])})")
+        try:
+            metadata, record, unreadable = read_metadata(content) or {}, read_metadata(content, CHECKSUM_NAME), None
+        except Exception as exc:  # a damaged flatbuffer or JSON raises many types: said once the interpreter has
+            metadata, record, unreadable = {}, None, exc  # said what it finds (a truncated file: where it ends)
+        if verify and unreadable is None:  # before the interpreter reads the flatbuffer
+            verify_tflite(content, record, name)
+        try:
+            with filtered(without(LITERT_NOISE)):  # XNNPACK's notice comes when the tensors are allocated
+                self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+                self.interpreter.allocate_tensors()
+            self.runner = self.interpreter.get_signature_runner(SERVING)
+        except ValueError as exc:
+            raise ModelFileError(f"{name}: not a usable TFLite model ({_first_line(exc)})") from exc
+        if unreadable is not None and verify:
+            raise ModelFileError(f"{name}: not a usable TFLite model (its metadata cannot be read: "
+                                 f"{_first_line(unreadable)})") from unreadable
+        (_, detail), = self.runner.get_input_details().items()
+        outputs = self.runner.get_output_details()["probabilities"]["shape"][-1]
+        beside = None if isinstance(model, bytes) else class_names_file(Path(model))
+        quantization = f" ({metadata['quantization']})" if "quantization" in metadata else ""
+        super().__init__(override_names(class_names, metadata.get("classes") or beside, name) or SENTIMENTS,
+                         detail["shape"][1:3], outputs, name + quantization)
+
+    @staticmethod
+    def _call(runner: Any, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """``runner`` (a signature) on float pixels, quantized to its input's type where it has one."""
+        (name, detail), = runner.get_input_details().items()
+        scale, zero_point = detail["quantization"]
+        if scale:
+            limits = np.iinfo(detail["dtype"])
+            pixels = np.clip(np.round(pixels / scale + zero_point), limits.min, limits.max)
+        return runner(**{name: pixels.astype(detail["dtype"])})
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        return self._call(self.runner, pixels)["probabilities"]
+
+    def _heatmaps(self) -> HeatmapFunction | None:
+        if EXPLAIN not in self.interpreter.get_signature_list():
+            return None
+        runner = self.interpreter.get_signature_runner(EXPLAIN)
+        return lambda pixels: self._call(runner, pixels)
+
+

@@ -1,0 +1,95 @@
+"""The predictions table's file formats: how each is read, and how rows are written to it.
+
+A format rows can be appended to (CSV, JSON Lines) takes them a batch at a time as a run goes on; one written
+whole (Parquet) has its rows gathered in a JSON Lines journal beside it until the run ends
+(:mod:`.journal`). ``predict``, ``evaluate``, ``report`` and the Beam pipeline read and write through
+:data:`FORMATS`; adding a format is one entry there.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+Source = Any  # a path or an open binary file
+
+
+@dataclass(frozen=True)
+class Format:
+    """One file format: ``read`` a table (text cells as text: a post id ``00123`` stays ``00123``); for a format
+    rows are appended to, ``read_text`` (every cell as written, to write back unchanged) and ``lines`` (rows as
+    the text to append, with the header for the first rows); for one written whole, ``write``."""
+
+    suffix: str
+    read: Callable[[Source], pd.DataFrame]
+    read_text: Callable[[Source], pd.DataFrame] | None = None
+    lines: Callable[[pd.DataFrame, bool], str] | None = None
+    write: Callable[[pd.DataFrame, Path], None] | None = None
+
+
+def _csv_lines(rows: pd.DataFrame, header: bool) -> str:
+    return rows.to_csv(index=False, header=header, float_format="%.6f", lineterminator="\n")
+
+
+def _jsonl_lines(rows: pd.DataFrame, header: bool) -> str:
+    return "".join(json.dumps({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()})
+                   + "\n" for row in rows.to_dict("records"))
+
+
+def _jsonl_text(source: Source) -> pd.DataFrame:
+    with open(source, encoding="utf-8") as handle:
+        return pd.DataFrame([json.loads(line) for line in handle])
+
+
+FORMATS: dict[str, Format] = {
+    ".csv": Format(".csv", lambda source: pd.read_csv(source, keep_default_na=False, na_values=[""]),
+                   lambda source: pd.read_csv(source, dtype=str, keep_default_na=False, na_filter=False), _csv_lines),
+    ".jsonl": Format(".jsonl", lambda source: pd.read_json(source, lines=True, dtype=False), _jsonl_text, _jsonl_lines),
+    ".parquet": Format(".parquet", pd.read_parquet, write=lambda table, path: table.to_parquet(path, index=False)),
+}
+NAMES = ", ".join(FORMATS)  # for help texts and errors: ".csv, .jsonl, .parquet"
+SHARDED = ("parquet", "csv")  # the formats the Beam pipeline writes, a file per shard (no journal there)
+
+
+def table_format(path: str | os.PathLike) -> Format:
+    """The format of a table at ``path``, by its suffix; an unknown one is refused, naming the known ones."""
+    suffix = Path(path).suffix
+    if suffix not in FORMATS:
+        raise ValueError(f"{path}: unknown predictions format; use {NAMES}")
+    return FORMATS[suffix]
+
+
+def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
+    """A predictions table (:data:`FORMATS`, by the file's suffix), with at least ``path``, ``label`` and
+    ``confidence``."""
+    path = Path(path)
+    read = table_format(path).read
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such predictions file")
+    try:
+        frame = read(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:  # pyarrow's errors are ValueErrors
+        raise ValueError(f"{path}: not a readable {path.suffix} table ({exc})") from None
+    missing = {"path", "label", "confidence"} - set(frame.columns)
+    if missing == {"path"} and {"frame", "time_s"} <= set(frame.columns):
+        raise ValueError(f"{path}: is a video's per-frame table (imagesentiment video), which has no photos to "
+                         "show; its report is the timeline.png and summary.json beside it")
+    if missing:
+        raise ValueError(f"{path}: a predictions table needs the columns {sorted(missing)}")
+    return frame
+
+
+def csv_line(row: dict[str, Any], columns: Sequence[str]) -> str:
+    """One row as a CSV line without its end, floats as the CSV format writes them (6 decimals): for writers
+    that stream rows one at a time (the Beam pipeline)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(
+        ["" if row[c] is None else f"{row[c]:.6f}" if isinstance(row[c], float) else row[c] for c in columns])
+    return buffer.getvalue()

@@ -1,0 +1,361 @@
+"""Run configurations: plain data read from YAML, checked key by key before any work starts.
+
+A configuration file is data only: no code is evaluated and nothing is imported
+by name. Unknown keys and wrong types are refused with the key named.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..data.imageset import MAX_PIXELS, SENTIMENTS
+from ..models.backbones import BACKBONES, backbone_layers, backbone_names, fusable, layer_choices
+
+STRATEGIES = ("default", "mirrored", "multi_worker")  # train.strategy (imagesentiment.distribute)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the key."""
+
+
+@dataclass
+class SourceConfig:
+    """One data source: a format of :data:`imagesentiment.data.SOURCES`, a path, its options."""
+
+    path: str
+    format: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    # extra_training only: each of its images' weight in the training loss, relative to the
+    # main source's 1 (below 1: it helps, but the data to be judged on leads)
+    weight: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    source: SourceConfig
+    test: SourceConfig | None = None          # a fixed test set (e.g. FER-2013 test/); else split off
+    extra_training: list[SourceConfig] = field(default_factory=list)  # added to training sides only
+    classes: list[str] = field(default_factory=lambda: list(SENTIMENTS))
+    max_pixels: int = MAX_PIXELS
+    # a prefix written by `imagesentiment shard` (PREFIX/train*, PREFIX/validation*, PREFIX/test*,
+    # local or any URL TensorFlow reads, gs://...): train from those TFRecord shards instead of
+    # loading, checking and splitting the sources
+    shards: str | None = None
+
+
+@dataclass
+class SplitConfig:
+    validation: float = 0.15                  # 0: every photo trains; the callbacks watch the training loss
+    test: float = 0.15
+    folds: int = 5
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "cnn"                         # "cnn" or "transfer"
+    input_size: int = 96
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    convs_per_block: int = 2
+    dropout: float = 0.5
+    # a name of imagesentiment.model.BACKBONES, or a list of EfficientNet-Lite ones to fuse in one graph
+    backbone: str | list[str] = "mobilenet_v2"
+    weights: str | list[str] | None = None    # a local weights file (a list: one per backbone), "imagenet" or none
+    backbone_end: str | None = None           # the backbone layer the head pools (its layers above left out)
+
+
+@dataclass
+class FineTuneConfig:
+    epochs: int = 0                           # 0: no second phase
+    layers: int = 30
+    learning_rate: float = 1e-5
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 8
+    class_weights: bool = True                # every class weighs the same in the loss (over extras' weights)
+    augment: bool = True
+    cache: bool = True
+    fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
+    # transfer models only. 0: every step runs the whole model on freshly augmented images.
+    # N > 0 (the cheaper fine-tune): the backbone below the lowest layer any phase trains is
+    # run once on N views of each image (view 0 as is, the others augmented) and both phases
+    # train the layers above on the stored activations, a random view per image and epoch.
+    cached_views: int = 0
+    # models trained per split, with seeds seed, seed + 1, ...; the run's model averages their
+    # probabilities (1: one model, as before)
+    ensemble: int = 1
+    # with ensemble > 1: each member draws its own validation side from the training photos
+    # (seed + member; the test side stays), so the ensemble as a whole trains on all of them
+    ensemble_resplit: bool = False
+    # with cached_views: a folder that also keeps the activations on disk, for later runs on the
+    # same images (e.g. the other Twitter agreement levels); none: kept for this process only
+    activation_cache: str | None = None
+    # default (one process), mirrored (the GPUs of this machine) or multi_worker (machines listed
+    # in TF_CONFIG); batch_size is per replica (imagesentiment.distribute)
+    strategy: str = "default"
+
+
+@dataclass
+class EvaluateConfig:
+    flip_tta: bool = False                    # average the prediction with the mirrored image's
+    crop_tta: bool = False                    # and with the centre and corner crops' (6x the work)
+
+
+@dataclass
+class Config:
+    name: str
+    data: DataConfig
+    seed: int = 0
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _convert(value: Any, kind: Any, key: str) -> Any:
+    """``value`` checked against the annotation ``kind``; nested dataclasses are built."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        kinds = [a for a in args if a is not type(None)]
+        listed = [a for a in kinds if typing.get_origin(a) is list]  # a list where one is allowed, else the plain kind
+        pick = listed if isinstance(value, (list, tuple)) and listed else [a for a in kinds if a not in listed] or kinds
+        return _convert(value, pick[0], key)
+    if dataclasses.is_dataclass(kind):
+        return from_dict(kind, value, key)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is str and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if kind is float and isinstance(value, str) and NUMBER.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 3e-3 (no decimal point) as a string
+    if kind is Any or (isinstance(value, kind) and not (kind is int and isinstance(value, bool))):
+        return value
+    raise ConfigError(f"{key}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, refusing unknown keys and wrong types by name."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'configuration'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    prefix = f"{where}." if where else ""
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown key {prefix}{unknown[0]}; valid keys here: {sorted(names)}")
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    absent = [k for k in required if k not in data]
+    if absent:
+        raise ConfigError(f"missing key {prefix}{absent[0]}")
+    return cls(**{k: _convert(v, hints[k], prefix + k) for k, v in data.items()})
+
+
+def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
+    """Each checked key's value, whether it is usable, and what it must be."""
+    s, m, t, fine = config.split, config.model, config.train, config.train.fine_tune
+    backbones = backbone_names(m.backbone)
+    smallest = 32 if m.kind == "transfer" else 2 ** (len(m.widths) - 1)  # a pixel left after the poolings
+    single = m.kind == "transfer" and len(backbones) == 1 and backbones[0] in BACKBONES
+    layers = backbone_layers(backbones[0]) if single and m.backbone_end else ()
+    return [
+        ("seed", config.seed, config.seed >= 0, "a whole number >= 0"),
+        ("data.max_pixels", config.data.max_pixels, config.data.max_pixels >= 1, "a pixel count >= 1"),
+        ("split.validation", s.validation, 0 <= s.validation < 1, "a fraction in [0, 1)"),
+        ("split.test", s.test, 0 <= s.test < 1, "a fraction in [0, 1)"),
+        ("split.validation + split.test", s.validation + s.test, s.validation + s.test < 1,
+         "a sum below 1 (some images must train)"),
+        ("split.folds", s.folds, s.folds >= 2, "at least 2 folds"),
+        ("model.widths", m.widths, bool(m.widths) and min(m.widths) >= 1, "a non-empty list of widths >= 1"),
+        ("model.convs_per_block", m.convs_per_block, m.convs_per_block >= 1, "at least 1 convolution"),
+        ("model.input_size", m.input_size, m.input_size >= smallest, f"at least {smallest} pixels for this model"),
+        ("model.dropout", m.dropout, 0 <= m.dropout < 1, "a rate in [0, 1)"),
+        ("model.backbone", m.backbone, m.kind != "transfer" or (set(backbones) <= set(BACKBONES) and (
+            len(backbones) == 1 or fusable(backbones))),
+         f"one of {sorted(BACKBONES)}, or a list of distinct ones to fuse among "
+         f"{sorted(b for b, spec in BACKBONES.items() if spec.fusable)}"),
+        ("model.weights", m.weights, not isinstance(m.weights, list) or len(m.weights) == len(backbones),
+         f"one weights file per backbone ({len(backbones)})"),
+        ("model.backbone_end", m.backbone_end, m.backbone_end is None or m.backbone_end in layers,
+         "null, or a layer of the one backbone of a transfer model"
+         + (f" ({layer_choices(layers)})" if layers else "")),
+        ("train.epochs", t.epochs, t.epochs >= 1, "at least 1 epoch"),
+        ("train.batch_size", t.batch_size, t.batch_size >= 1, "at least 1 image"),
+        ("train.learning_rate", t.learning_rate, t.learning_rate > 0, "a rate above 0"),
+        ("train.patience", t.patience, t.patience >= 0, "a number of epochs >= 0"),
+        ("train.fine_tune.epochs", fine.epochs, fine.epochs >= 0, "a number of epochs >= 0 (0: no second phase)"),
+        ("train.fine_tune.layers", fine.layers, fine.layers >= 0, "a number of layers >= 0"),
+        ("train.fine_tune.learning_rate", fine.learning_rate, fine.learning_rate > 0, "a rate above 0"),
+        ("train.ensemble", t.ensemble, t.ensemble >= 1, "at least 1 model"),
+    ]
+
+
+def check_config(config: Config) -> Config:
+    """``config`` with each value of its annotated type (a Config built in Python is checked as a YAML file
+    is: nested mappings become sections, whole numbers floats where floats are wanted) if every value is
+    usable, else a ConfigError naming the first key that is not."""
+    config = from_dict(Config, dataclasses.asdict(config))
+    if config.model.kind not in ("cnn", "transfer"):
+        raise ConfigError(f"model.kind: expected 'cnn' or 'transfer', got {config.model.kind!r}")
+    if len(set(config.data.classes)) < 2:
+        raise ConfigError(f"data.classes: need at least two distinct classes, got {config.data.classes}")
+    for key, value, usable, want in _ranges(config):
+        if not usable:
+            raise ConfigError(f"{key}: expected {want}, got {value!r}")
+    if config.train.cached_views < 0 or (config.train.cached_views and config.model.kind != "transfer"):
+        raise ConfigError(f"train.cached_views: a count >= 0, above 0 only for a transfer model; "
+                          f"got {config.train.cached_views} with model.kind {config.model.kind!r}")
+    for key, source in (("data.source", config.data.source), ("data.test", config.data.test)):
+        if source is not None and source.weight != 1.0:
+            raise ConfigError(f"{key}.weight: only data.extra_training sources take a weight")
+    for i, source in enumerate(config.data.extra_training):
+        if not source.weight > 0:
+            raise ConfigError(f"data.extra_training[{i}].weight: a positive number, got {source.weight}")
+    if config.train.strategy not in STRATEGIES:
+        raise ConfigError(f"train.strategy: expected one of {', '.join(map(repr, STRATEGIES))}, "
+                          f"got {config.train.strategy!r}")
+    return config
+
+
+def set_key(raw: dict, dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested mapping (a command-line override)."""
+    *parents, last = dotted.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {part} is not a mapping")
+    node[last] = value
+
+
+def _repeated_key(node: yaml.Node | None) -> yaml.Node | None:
+    """The first key given twice in one mapping of a composed YAML document (loading keeps the last)."""
+    if isinstance(node, yaml.MappingNode):
+        keys = [key.value for key, _ in node.value]
+        repeated = next((key for index, (key, _) in enumerate(node.value) if key.value in keys[:index]), None)
+        return repeated or next(filter(None, (_repeated_key(value) for _, value in node.value)), None)
+    if isinstance(node, yaml.SequenceNode):
+        return next(filter(None, map(_repeated_key, node.value)), None)
+    return None
+
+
+def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> Config:
+    """Read a YAML configuration; data paths in it are relative to the file's folder."""
+    path = Path(path)
+    try:
+        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+        try:  # one parse: the node tree shows keys given twice, and the safe constructor turns it into data
+            node = loader.get_single_node()
+            raw, repeated = (loader.construct_document(node), _repeated_key(node)) if node else (None, None)
+        finally:
+            loader.dispose()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if repeated is not None:
+        raise ConfigError(f"{path}, line {repeated.start_mark.line + 1}: key {repeated.value!r} is given twice in "
+                          "one section; the first would be ignored")
+    raw = raw if raw is not None else {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw.setdefault("name", path.stem)
+    overrides = overrides or {}
+    try:
+        for key, value in overrides.items():
+            set_key(raw, key, value)
+        return _resolve_paths(check_config(from_dict(Config, raw)), path.resolve().parent)
+    except ConfigError as exc:  # say where the value was given: the file, or the command line
+        if any(key in str(exc) for key in overrides):
+            raise ConfigError(f"{exc} (given as an override: --set)") from None
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    """``config`` with its data, weights and shard paths made absolute against the file's folder ``base``."""
+    data = config.data
+    for source in [data.source, data.test, *data.extra_training]:
+        if source is not None:
+            source.path = str((base / source.path).resolve())
+    weights = config.model.weights
+    files = [str((base / w).resolve()) for w in (weights if isinstance(weights, list) else [weights])
+             if w not in (None, "imagenet")]
+    if files:
+        config.model.weights = files if isinstance(weights, list) else files[0]
+    missing = [f for f in files if config.model.kind == "transfer" and not os.path.isfile(f)]
+    if missing:
+        raise ConfigError(f"model.weights: no such file {missing[0]}; give the backbone's "
+                          f"weights file, imagenet (downloads them) or null (random)")
+    if data.shards and "://" not in data.shards:
+        data.shards = str((base / data.shards).resolve())
+    return config
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """The configuration as plain data (for ``config.yaml`` in a run directory)."""
+    return dataclasses.asdict(config)
+
+
+def _absolute(value: object) -> object:
+    """A path given on the command line made absolute against the working folder (each of a list)."""
+    if isinstance(value, list):
+        return [_absolute(v) for v in value]
+    return os.path.abspath(value) if isinstance(value, str) and value != "imagenet" and "://" not in value else value
+
+
+def load_overridden(path: str | os.PathLike, given: dict[str, Any], settings: dict[str, Any] | None = None) -> Config:
+    """The configuration at ``path`` with the overrides ``given`` on the command line (``--set KEY=VALUE``: a path
+    among them is read from the working folder) and ``settings`` (``--epochs`` and the like; None: not given),
+    each data path checked to name something (:func:`check_data_paths`)."""
+    overrides = {key: _absolute(value) if key.endswith((".path", ".weights", ".shards")) else value
+                 for key, value in given.items()}
+    overrides.update({key: value for key, value in (settings or {}).items() if value is not None})
+    config = load_config(path, overrides)
+    check_data_paths(config, given, Path(path))
+    return config
+
+
+def check_data_paths(config: Config, given: dict[str, Any], yaml_file: Path) -> None:
+    """A data path that names nothing, refused with the one rule: a relative path is read from the folder of
+    where it was written (the configuration file's folder; the working folder for --set), and the path it
+    would name the other way when something is there (a line copied from the file to --set)."""
+    data = config.data
+    named = [("data.source", data.source), ("data.test", data.test),
+             *((f"data.extra_training[{i}]", s) for i, s in enumerate(data.extra_training))]
+    for key, source in named:
+        if source is None or "://" in source.path or os.path.exists(source.path):
+            continue
+        typed = given.get(f"{key}.path")
+        if isinstance(typed, str):
+            where = f"given with --set: read from the working folder {os.getcwd()}"
+            other = yaml_file.resolve().parent / typed
+        else:
+            where, other = f"written in {yaml_file}: read from its folder {yaml_file.resolve().parent}", None
+        hint = f"; {other.resolve()} exists: give that path" if other is not None and other.exists() else ""
+        raise ConfigError(f"{key}.path: no such file or folder {source.path} (a relative path is read from the "
+                          f"folder of where it is written; {where}){hint}")
