@@ -72,6 +72,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split  # noqa: E
 from imagesentiment.data import SENTIMENTS, ImageSet  # noqa: E402
 from imagesentiment.data.shards import image_batches  # noqa: E402
 from imagesentiment.data.sources import oasis, twitter  # noqa: E402
+from imagesentiment.evaluation.metrics import calibration_metrics  # noqa: E402
 from imagesentiment.models.backbones import BACKBONES  # noqa: E402
 from imagesentiment.models.build import build_transfer  # noqa: E402
 from imagesentiment.models.views import test_time_views  # noqa: E402
@@ -333,11 +334,10 @@ def rating_figures(t: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 
 def calibration_figures(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """Expected calibration error (top class, ``BINS`` equal bins of confidence) and Brier score."""
-    confidence = p.max(axis=1)
-    bins = np.minimum((confidence * BINS).astype(int), BINS - 1)
-    gap = np.bincount(bins, weights=(p.argmax(axis=1) == y) - confidence, minlength=BINS)
-    return {"ece": np.abs(gap).sum() / len(y), "brier": ((p - np.eye(p.shape[1])[y]) ** 2).sum(axis=1).mean()}
+    """Expected calibration error (top class, ``BINS`` equal bins of confidence) and Brier score, as
+    ``imagesentiment evaluate`` reports them."""
+    figures = calibration_metrics(y, p, BINS)
+    return {"ece": figures["ece"], "brier": figures["brier"]}
 
 
 @dataclass(frozen=True)

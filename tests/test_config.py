@@ -59,6 +59,8 @@ def test_bad_configuration_is_refused_with_the_key_named(tmp_path, text, message
     ({"train.epochs": "x"}, "train.epochs: expected int"),
     ({"train.epochs.x": 1}, "epochs is not a mapping"),
     ({"train.epochs": 3, "train.bogus": 1}, "unknown key train.bogus"),
+    ({"data.sorce.path": "photos"}, "unknown key data.sorce;"),  # a typo in a section's name, below it a key
+    ({"model.fine_tune.layers": 3}, "unknown key model.fine_tune;"),  # a key of another section
 ])
 def test_a_bad_override_is_refused_as_an_override_not_as_the_file(tmp_path, overrides, message):
     path = _write(tmp_path, "data: {source: {path: x}}\ntrain: {epochs: 2}\n")

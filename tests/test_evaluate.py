@@ -11,7 +11,7 @@ from sklearn.metrics import f1_score
 from imagesentiment.data import DataError, ImageSet, from_folder
 from imagesentiment.evaluation.evaluate import evaluate_model, predict_probabilities
 from imagesentiment.models.views import CROP_KEEP
-from imagesentiment.evaluation.metrics import classification_metrics, summary
+from imagesentiment.evaluation.metrics import calibration_metrics, classification_metrics, summary
 from imagesentiment.inference import load_keras
 from imagesentiment.table.formats import read_predictions
 
@@ -90,13 +90,29 @@ def test_evaluate_model_writes_its_files(trained_cnn, tmp_path):
     metrics = evaluate_model(model, images, tmp_path, flip_tta=True)
     assert metrics["accuracy"] > 0.9
     assert json.loads((tmp_path / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
-    for name in ("confusion_matrix.png", "confusion_matrix.csv", "predictions.csv", "curves.png"):
+    for name in ("confusion_matrix.png", "confusion_matrix.csv", "predictions.csv", "curves.png", "reliability.png"):
         assert (tmp_path / name).stat().st_size > 0
     probabilities = predict_probabilities(model, images, flip_tta=True)
     from sklearn.metrics import roc_auc_score  # the multi-class one-vs-rest path, computed independently
     ovr = roc_auc_score(images.label_ids, probabilities, multi_class="ovr", average="macro")
     assert metrics["ranking"]["macro"]["roc_auc"] == pytest.approx(ovr) and ovr > 0.95
-    assert "ROC AUC" in summary(metrics)
+    assert "ROC AUC" in summary(metrics) and "expected calibration error" in summary(metrics)
+    assert metrics["calibration"] == calibration_metrics(images.label_ids.to_numpy(), probabilities)
+
+
+def test_calibration_error_and_brier_score_of_known_answers():
+    """An analyst reads 0.8 as right 8 times in 10: the error says how far a model is from that."""
+    y = np.array([0] * 10 + [1] * 10)
+    answers = np.array([0] * 8 + [1] * 2 + [1] * 8 + [0] * 2)  # 8 of each class's 10 right
+    right_as_often_as_sure = np.where(np.eye(2)[answers] == 1, 0.8, 0.2)  # every answer says 0.8
+    calibrated = calibration_metrics(y, np.c_[right_as_often_as_sure, np.zeros(20)])
+    assert calibrated["ece"] == pytest.approx(0.0, abs=1e-9)
+    assert calibrated["brier"] == pytest.approx(0.8 * (0.2 ** 2 * 2) + 0.2 * (0.8 ** 2 * 2))
+    overconfident = calibration_metrics(y, np.c_[np.where(right_as_often_as_sure > 0.5, 0.99, 0.01), np.zeros(20)])
+    assert overconfident["ece"] == pytest.approx(0.99 - 0.8)  # sure at 0.99, right 8 times in 10
+    assert overconfident["bins"]["count"] == [20] and overconfident["bins"]["accuracy"] == [pytest.approx(0.8)]
+    perfect = calibration_metrics(y, np.eye(3)[y])
+    assert perfect["ece"] == 0 and perfect["brier"] == 0
 
 
 def test_ranking_leaves_out_a_class_without_images_on_both_sides():

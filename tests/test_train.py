@@ -295,6 +295,8 @@ def test_cross_validation_holds_each_image_out_once_and_resumes_only_its_own_run
     assert summary["macro_f1_std"] == pytest.approx(table["macro_f1"].std())
     assert summary["macro_roc_auc_mean"] == pytest.approx(table["macro_roc_auc"].mean())
     assert summary["macro_roc_auc_mean"] > 0.9
+    assert summary["ece_mean"] == pytest.approx(table["ece"].mean()) and 0 <= summary["ece_mean"] < 0.5
+    assert summary["brier_mean"] == pytest.approx(table["brier"].mean())
     held = [set(pd.read_csv(run / f"fold{k}" / "split_test.csv")["path"]) for k in range(3)]
     assert sum(map(len, held)) == len(set().union(*held)) == 90  # every image held out exactly once
     # the same configuration again: every fold is already done and nothing is retrained

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..data.imageset import MAX_PIXELS
+from ..data.constants import MAX_PIXELS
 from .shared import COUNT, NON_NEGATIVE, add_command, bounded, parse_options
 
 

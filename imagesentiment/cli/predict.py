@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..data.imageset import MAX_PIXELS
+from ..data.constants import MAX_PIXELS
 from ..table.formats import NAMES as FORMAT_NAMES, SHARDED
 from .shared import (COUNT, FACES_ONLY, NON_NEGATIVE, UsageError, add_command, add_faces, collect_images, count, names,
                      not_an_input, scoped)

@@ -19,7 +19,7 @@ import pandas as pd
 from PIL import Image
 
 from ..runtime import tf
-from .imageset import MAX_PIXELS
+from .constants import MAX_PIXELS
 from .pipeline import decode_and_resize
 from .sources import DataError, ImageSet
 

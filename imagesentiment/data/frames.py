@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .imageset import SENTIMENTS, VIDEO_EXTENSIONS, DataError, ImageSet, is_number
+from .constants import SENTIMENTS, VIDEO_EXTENSIONS
+from .imageset import DataError, ImageSet, is_number
 
 
 class VideoError(DataError):

@@ -1,5 +1,5 @@
 """Labelled images as a table: :class:`ImageSet`, the :class:`DataError` every data problem raises, and the
-class and file-type names the sources share. The sources (:mod:`.sources`) and the video frames
+checks of file names the sources share (the names themselves: :mod:`.constants`). The sources (:mod:`.sources`) and the video frames
 (:mod:`.frames`) build on it.
 
 An ``ImageSet`` is a pandas table with at least the columns ``path`` (absolute)
@@ -18,13 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
-MAX_PIXELS = 64_000_000  # 8000 x 8000: larger images are refused (their declared size, before decoding)
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-# photo formats people have that TensorFlow's decoder does not read: left out of folders, and said so
-UNREAD_IMAGE_EXTENSIONS: tuple[str, ...] = (".heic", ".heif", ".avif", ".tif", ".tiff", ".jxl", ".dng", ".cr2",
-                                            ".nef", ".arw", ".psd", ".svg")
+from .constants import SENTIMENTS, UNREAD_IMAGE_EXTENSIONS
 
 
 def is_number(value: object) -> bool:

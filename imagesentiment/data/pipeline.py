@@ -13,7 +13,7 @@ from typing import Iterator, Sequence, TypeVar
 import numpy as np
 
 from ..runtime import tf
-from .imageset import MAX_PIXELS
+from .constants import MAX_PIXELS
 from .sources import ImageSet
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .frames import from_video_folder
-from .imageset import (SENTIMENTS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_number, unread_files, unread_images, miscased, DataError, ImageSet)
+from .constants import IMAGE_EXTENSIONS, SENTIMENTS, VIDEO_EXTENSIONS
+from .imageset import is_number, unread_files, unread_images, miscased, DataError, ImageSet
 
 FER_TO_SENTIMENT: dict[str, str | None] = {
     "angry": "negative", "disgust": "negative", "fear": "negative", "sad": "negative",

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .imageset import SENTIMENTS, ImageSet
+from .constants import SENTIMENTS
+from .imageset import ImageSet
 
 CLASS_COLOURS = {"negative": (40, 60, 220), "neutral": (40, 200, 60), "positive": (230, 50, 40)}
 

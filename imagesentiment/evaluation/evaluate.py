@@ -16,7 +16,8 @@ import pandas as pd
 from ..runtime import keras, tf
 from ..data import DataError, ImageSet
 from ..data.shards import image_batches
-from .metrics import METRICS_FILE, classification_metrics, plot_confusion_matrix, plot_curves, ranking_metrics
+from .metrics import (METRICS_FILE, calibration_metrics, classification_metrics, plot_confusion_matrix, plot_curves,
+                      plot_reliability, ranking_metrics)
 from ..inference.predictors import KerasPredictor, Predictor
 from ..table.columns import answers
 
@@ -52,7 +53,7 @@ def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | 
     """Metrics of ``model`` (see :func:`predict_probabilities`) on ``images``, whose labels are matched to
     the model's ``classes`` by name (default: the names it carries, :func:`imagesentiment.model.class_names`;
     a folder's classes come sorted, which need not be the model's output order); with ``out``, writes
-    metrics.json, the confusion matrix (CSV and PNG), the curves and predictions.csv there (as ``predict``
+    metrics.json, the confusion matrix (CSV and PNG), the curves, the reliability diagram and predictions.csv there (as ``predict``
     writes it, with ``true_label``: ``imagesentiment report`` shows it). ``flip_tta``, ``crop_tta``: see
     test_time_views. ``data``: where the images came from, recorded in the metrics."""
     carried = classes is not None or not isinstance(model, keras.Model) or hasattr(model, "class_names")
@@ -69,6 +70,7 @@ def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | 
     groups = images.frame["group"] if "group" in images.frame else None  # a clip's frames are resampled together
     metrics = classification_metrics(images.label_ids.to_numpy(), y_pred, images.classes, groups)
     metrics["ranking"] = ranking_metrics(images.label_ids.to_numpy(), probabilities, images.classes)
+    metrics["calibration"] = calibration_metrics(images.label_ids.to_numpy(), probabilities)
     metrics["test_time_views"] = {"flip_tta": flip_tta, "crop_tta": crop_tta}
     if data is not None:
         metrics["data"] = data
@@ -83,6 +85,7 @@ def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | 
                      columns=metrics["classes"]).to_csv(out / "confusion_matrix.csv")
         plot_confusion_matrix(metrics, out / "confusion_matrix.png")
         plot_curves(images.label_ids.to_numpy(), probabilities, images.classes, metrics["ranking"], out / "curves.png")
+        plot_reliability(metrics["calibration"], out / "reliability.png")
         table = images.frame[["path"]].join(answers(probabilities, images.classes, images.frame.index))
         table.assign(true_label=images.frame["label"]).to_csv(out / "predictions.csv", index=False)
     return metrics

@@ -1,5 +1,5 @@
 """Metrics of answers against labels, with no model and no TensorFlow: accuracy, precision, recall and F1
-per class and averaged, intervals, ranking scores, the summary table and the plots.
+per class and averaged, intervals, ranking scores, calibration, the summary table and the plots.
 
 Metrics come from scikit-learn over the classes present in the labels or the predictions, so a data
 set without ``neutral`` is not marked down for it. A model that predicts one class for every image is
@@ -137,6 +137,44 @@ def plot_curves(y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence
     fig.savefig(path, dpi=100)
 
 
+def calibration_metrics(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> dict:
+    """How far the top probability is from how often it is right: the expected calibration error over ``bins``
+    equal-width bins of confidence (the gap in each bin, weighted by its share of images), the multi-class Brier
+    score (mean squared distance of the probabilities from the one-hot truth), and each bin's confidence,
+    accuracy and count (a reliability diagram: :func:`plot_reliability`)."""
+    y_true, probabilities = np.asarray(y_true), np.asarray(probabilities, np.float64)
+    confidence, answer = probabilities.max(axis=1), probabilities.argmax(axis=1)
+    correct = (answer == y_true).astype(float)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)  # a confidence of 1 goes in the last bin
+    count = np.bincount(which, minlength=bins)
+    shown = count > 0
+    mean_confidence = np.bincount(which, confidence, bins)[shown] / count[shown]
+    accuracy = np.bincount(which, correct, bins)[shown] / count[shown]
+    truth = np.eye(probabilities.shape[1])[y_true]
+    return {"ece": float(np.sum(count[shown] / len(y_true) * np.abs(accuracy - mean_confidence))),
+            "brier": float(np.mean(np.sum((probabilities - truth) ** 2, axis=1))),
+            "bins": {"upper_edge": [round((k + 1) / bins, 6) for k in np.flatnonzero(shown)],
+                     "confidence": mean_confidence.tolist(), "accuracy": accuracy.tolist(),
+                     "count": count[shown].tolist()}}
+
+
+def plot_reliability(calibration: dict, path: str | os.PathLike) -> None:
+    """The reliability diagram of :func:`calibration_metrics`: each bin's accuracy against its confidence, the
+    diagonal a perfectly calibrated model would follow."""
+    bins = calibration["bins"]
+    figure = Figure(figsize=(4.5, 4.5))
+    axes = figure.subplots()
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
+    axes.scatter(bins["confidence"], bins["accuracy"], s=[12 + 60 * c / max(bins["count"]) for c in bins["count"]],
+                 label="bins (size: images)")
+    axes.plot(bins["confidence"], bins["accuracy"])
+    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)", ylabel="accuracy",
+             title=f"ECE {calibration['ece']:.3f}, Brier {calibration['brier']:.3f}")
+    axes.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
 def summary(metrics: dict) -> str:
     """A short text table of the metrics; a single-class model is called out."""
     spread = {name: f" ({low:.3f}-{high:.3f})" for name, (low, high) in metrics.get("intervals_95", {}).items()}
@@ -149,6 +187,10 @@ def summary(metrics: dict) -> str:
     unlabelled = [name for name in metrics["classes"] if name not in metrics.get("averaged_over", metrics["classes"])]
     if unlabelled:
         lines.append(f"averages over the labelled classes; {', '.join(unlabelled)}: predicted, no image labelled so")
+    calibration = metrics.get("calibration")
+    if calibration:
+        lines.append(f"calibration of the top probability: expected calibration error {calibration['ece']:.4f}, "
+                     f"Brier score {calibration['brier']:.4f} (0 is best for both)")
     ranking = (metrics.get("ranking") or {}).get("macro") or {}
     if ranking.get("roc_auc") is not None:
         lines.append(f"one class against the rest, macro: ROC AUC {ranking['roc_auc']:.4f}, "

@@ -38,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - the message is the point
     raise ImportError("batch scoring on Beam needs the scale extra: pip install 'imagesentiment[scale]' "
                       f"({exc})") from exc
 
-from ..data.imageset import IMAGE_EXTENSIONS
+from ..data.constants import IMAGE_EXTENSIONS
 from ..table.columns import answer_rows
 from ..table.formats import FORMATS, SHARDED, csv_line
 

@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..data.imageset import IMAGE_EXTENSIONS, DataError, unread_images
+from ..data.constants import IMAGE_EXTENSIONS
+from ..data.imageset import DataError, unread_images
 from ..data.sources import read_csv_lines
 from ..table.columns import model_record
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ..data.imageset import MAX_PIXELS, SENTIMENTS
+from ..data.constants import MAX_PIXELS, SENTIMENTS
 from ..models.backbones import BACKBONES, backbone_layers, backbone_names, fusable, layer_choices
 
 STRATEGIES = ("default", "mirrored", "multi_worker")  # train.strategy (imagesentiment.distribute)
@@ -242,6 +242,21 @@ def check_config(config: Config) -> Config:
     return config
 
 
+def check_key(dotted: str) -> None:
+    """Refuse an override ``a.b.c`` whose path names no key of :class:`Config`, naming where it goes wrong and
+    the keys there (before it is merged: a typo given with --set is not blamed on the file)."""
+    kind: Any = Config
+    for depth, part in enumerate(dotted.split(".")):
+        kind = next((arg for arg in typing.get_args(kind) if dataclasses.is_dataclass(arg)), kind)  # X | None
+        if not dataclasses.is_dataclass(kind):
+            return  # a mapping or a list below: its keys are free, or checked with its values
+        hints = typing.get_type_hints(kind)
+        if part not in hints:
+            where = ".".join(dotted.split(".")[:depth + 1])
+            raise ConfigError(f"unknown key {where}; valid keys here: {sorted(hints)} (given as an override: --set)")
+        kind = hints[part]
+
+
 def set_key(raw: dict, dotted: str, value: Any) -> None:
     """Set ``a.b.c`` in a nested mapping (a command-line override)."""
     *parents, last = dotted.split(".")
@@ -286,6 +301,8 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
         raise ConfigError(f"{path}: expected a mapping at the top level")
     raw.setdefault("name", path.stem)
     overrides = overrides or {}
+    for key in overrides:
+        check_key(key)
     try:
         for key, value in overrides.items():
             set_key(raw, key, value)

@@ -45,7 +45,8 @@ def cross_validate(config: Config, run_dir: str | Path) -> pd.DataFrame:
             metrics = train_split(config, split, fold_run, store, fold_split)
         rows.append({"fold": fold, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro"]["f1"],
                      "weighted_f1": metrics["weighted"]["f1"], "single_class": metrics["single_class"],
-                     "macro_roc_auc": (metrics.get("ranking") or {}).get("macro", {}).get("roc_auc", np.nan)})
+                     "macro_roc_auc": (metrics.get("ranking") or {}).get("macro", {}).get("roc_auc", np.nan),
+                     **{key: (metrics.get("calibration") or {}).get(key, np.nan) for key in ("ece", "brier")}})
     table = pd.DataFrame(rows)
     table.to_csv(run.cv_results_file, index=False)
     summarize_folds(table, run, config.split.folds)
@@ -55,7 +56,7 @@ def cross_validate(config: Config, run_dir: str | Path) -> pd.DataFrame:
 def summarize_folds(table: pd.DataFrame, run: Run, folds: int) -> dict:
     """The folds' mean and standard deviation, written to the run's summary and printed."""
     result: dict = {"folds": len(table)}
-    for key in ("accuracy", "macro_f1", "macro_roc_auc"):  # folds written before ROC AUC was measured: left out
+    for key in ("accuracy", "macro_f1", "macro_roc_auc", "ece", "brier"):  # a figure earlier folds lack: left out
         for name, value in (("mean", table[key].mean()), ("std", table[key].std())):
             result[f"{key}_{name}"] = None if np.isnan(value) else float(value)
     result["single_class_folds"] = table.loc[table["single_class"], "fold"].tolist()
@@ -63,7 +64,9 @@ def summarize_folds(table: pd.DataFrame, run: Run, folds: int) -> dict:
     print(f"{folds}-fold: accuracy {result['accuracy_mean']:.4f} ± {result['accuracy_std']:.4f}, "
           f"macro-F1 {result['macro_f1_mean']:.4f} ± {result['macro_f1_std']:.4f}"
           + (f", ROC AUC {result['macro_roc_auc_mean']:.4f} ± {result['macro_roc_auc_std']:.4f}"
-             if result["macro_roc_auc_std"] is not None else ""))
+             if result["macro_roc_auc_std"] is not None else "")
+          + (f", calibration error {result['ece_mean']:.4f}, Brier {result['brier_mean']:.4f}"
+             if result["ece_mean"] is not None else ""))
     if result["single_class_folds"]:  # the mean would hide them
         print(f"WARNING: the models of folds {result['single_class_folds']} predict a single class for every "
               "held-out image: they have collapsed, and the mean above includes them", file=sys.stderr)
