@@ -3,7 +3,7 @@
 The file checks and the pipeline run on TensorFlow; their names load it on first use, so that reading a
 data set or a configuration does not start TensorFlow.
 """
-from .imageset import IMAGE_EXTENSIONS, SENTIMENTS, DataError, ImageSet
+from .imageset import IMAGE_EXTENSIONS, SENTIMENTS, DataError, ImageSet, InputFileError
 from .sources import (FER_TO_SENTIMENT, SOURCES, detect_format, fer2013, from_folder, from_manifest, from_votes,
                       load_source, majority_labels, oasis, twitter)
 from .splits import Split, k_fold, train_val_test_split
@@ -25,7 +25,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "FER_TO_SENTIMENT", "IMAGE_EXTENSIONS", "SENTIMENTS", "CheckedSet", "DataError", "ImageSet",
+    "FER_TO_SENTIMENT", "IMAGE_EXTENSIONS", "SENTIMENTS", "CheckedSet", "DataError", "ImageSet", "InputFileError",
     "SOURCES", "Split", "augment", "check_image", "check_images", "check_pixel_range", "check_set",
     "decode_and_resize", "decode_or_reason", "detect_format",
     "fer2013", "from_folder", "from_manifest", "from_votes", "k_fold", "load_source", "majority_labels",
