@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..data.constants import MAX_PIXELS
-from .shared import COUNT, NON_NEGATIVE, add_command, bounded, parse_options
+from .shared import COUNT, NON_NEGATIVE, add_command, add_max_bytes, bounded, parse_options
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -13,7 +13,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ..data import check_set, load_source
 
     images = load_source(args.path, args.format, **parse_options(args.option))
-    checked = check_set(images, args.max_pixels)
+    checked = check_set(images, args.max_pixels, args.max_bytes)
     print(checked.report())
     print("per class:", checked.images.counts())
     if args.out:
@@ -29,6 +29,7 @@ def add_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="a source option, e.g. agreement=four, split=test, min_agreement=0.6")
     p.add_argument("--max-pixels", type=COUNT, default=MAX_PIXELS, help="refuse larger images")
+    add_max_bytes(p, "is left out")
     p.add_argument("--out", help="where to list the skipped files: a .csv file, or a folder for skipped_files.csv")
 
 

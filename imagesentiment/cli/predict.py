@@ -7,8 +7,8 @@ from typing import Any
 
 from ..data.constants import MAX_PIXELS
 from ..table.formats import NAMES as FORMAT_NAMES, SHARDED
-from .shared import (COUNT, FACES_ONLY, NON_NEGATIVE, UsageError, add_command, add_faces, collect_images, count, names,
-                     not_an_input, scoped)
+from .shared import (COUNT, FACES_ONLY, NON_NEGATIVE, UsageError, add_command, add_faces, add_max_bytes, collect_images,
+                     count, names, not_an_input, scoped)
 
 SHOWN_ROWS = 20  # predict prints each answer for at most this many photos
 
@@ -30,7 +30,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     faces = face_scorer(predictor, load(args.faces_model), bool(args.explain)) if args.faces else None
     table = predict_files(predictor, paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size,
-                          max_pixels=args.max_pixels, columns=columns, wait=args.wait, faces=faces)
+                          max_pixels=args.max_pixels, columns=columns, wait=args.wait, faces=faces,
+                          max_bytes=args.max_bytes)
     photos, faces_found = table[photo_rows(table)], table[~photo_rows(table)]
     failed = photos[photos["error"].notna() & (photos["error"] != "")]
     for row in failed.itertuples():
@@ -68,6 +69,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=COUNT, default=32, help="images per batch")
     p.add_argument("--max-pixels", type=COUNT, default=MAX_PIXELS, help="larger images get an error row, "
                    "not decoded")
+    add_max_bytes(p, "gets an error row")
 
 
 def cmd_score_beam(args: argparse.Namespace) -> int:

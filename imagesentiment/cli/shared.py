@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
+from ..data.constants import MAX_BYTES
 
 FACES_ONLY = {"faces_model": "faces"}  # the options of --faces (predict, video): the shipped faces model by default
 
@@ -20,6 +21,12 @@ def add_faces(parser: argparse.ArgumentParser, what: str) -> None:
                         f"score each with the faces model: {what}")
     parser.add_argument("--faces-model", help="with --faces: the faces model, any model form (default: "
                         f"{FACES_ONLY['faces_model']}, the shipped faces model in exported_models/faces)")
+
+
+def add_max_bytes(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--max-bytes``: the largest input file read (``check``, ``predict``); ``what``: what a larger one gets."""
+    parser.add_argument("--max-bytes", type=COUNT, default=MAX_BYTES, metavar="BYTES", help=f"a larger file {what}, "
+                        f"unread (default: {MAX_BYTES}, {MAX_BYTES // 2**20} MiB)")
 
 
 class UsageError(ValueError):

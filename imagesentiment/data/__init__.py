@@ -9,7 +9,7 @@ from typing import Any
 
 from .constants import IMAGE_EXTENSIONS, SENTIMENTS
 
-IMAGESET = ("DataError", "ImageSet")
+IMAGESET = ("DataError", "ImageSet", "InputFileError")
 SOURCES_NAMES = ("FER_TO_SENTIMENT", "SOURCES", "detect_format", "fer2013", "from_folder", "from_manifest",
                  "from_votes", "load_source", "majority_labels", "oasis", "twitter")
 SPLITS = ("Split", "k_fold", "train_val_test_split")

@@ -8,6 +8,7 @@ The content hash found on the way serves the duplicate check of the splits.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -19,11 +20,10 @@ import pandas as pd
 from PIL import Image
 
 from ..runtime import tf
-from .constants import MAX_PIXELS
+from .constants import MAX_BYTES, MAX_PIXELS
+from .imageset import InputFileError, read_input
 from .pipeline import decode_and_resize
 from .sources import DataError, ImageSet
-
-MAX_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -42,24 +42,25 @@ def _tf_message(exc: tf.errors.OpError) -> str:
     return re.sub(r"\s*\[Op:\w+\].*$", "", text, flags=re.S).strip()
 
 
-def check_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> FileCheck:
-    """Open one image as the pipeline will; say why it is unusable, if it is."""
+def check_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> FileCheck:
+    """Open one image as the pipeline will; say why it is unusable, if it is (a file that is not a regular one, or
+    larger than ``max_bytes``, is not read: :func:`~.imageset.read_input`)."""
     path = str(path)
     try:
-        size = os.path.getsize(path)
-        if size == 0:
-            return FileCheck(path, "empty file (0 bytes)")
-        if size > MAX_BYTES:
-            return FileCheck(path, f"file too large ({size} bytes > {MAX_BYTES})")
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_input(path, max_bytes)
+    except InputFileError as exc:
+        return FileCheck(path, exc.reason)
     except OSError as exc:
         return FileCheck(path, f"unreadable: {exc.strerror or exc}")
+    if not data:
+        return FileCheck(path, "empty file (0 bytes)")
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
     except Image.DecompressionBombError as exc:
         return FileCheck(path, f"image too large: {exc}")
+    except Image.UnidentifiedImageError as exc:  # it names the file, not the bytes read from it
+        return FileCheck(path, f"not an image: {type(exc).__name__}: cannot identify image file {path!r}")
     except Exception as exc:  # PIL raises many types for non-images
         return FileCheck(path, f"not an image: {type(exc).__name__}: {exc}")
     if width * height > max_pixels:
@@ -74,12 +75,12 @@ def check_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> FileCh
 
 
 def check_images(paths: Iterable[str], max_pixels: int = MAX_PIXELS,
-                 workers: int | None = None) -> pd.DataFrame:
+                 workers: int | None = None, max_bytes: int = MAX_BYTES) -> pd.DataFrame:
     """Check many files in parallel; one row per file: path, reason, sha1, width, height."""
     paths = list(paths)
     workers = workers or min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(lambda p: check_image(p, max_pixels), paths))
+        results = list(pool.map(lambda p: check_image(p, max_pixels, max_bytes), paths))
     return pd.DataFrame(results, columns=["path", "reason", "sha1", "width", "height"])
 
 
@@ -119,9 +120,10 @@ class CheckedSet:
         return target
 
 
-def check_set(images: ImageSet, max_pixels: int = MAX_PIXELS) -> CheckedSet:
-    """Check every file of ``images``; keep the usable ones with their hash and size."""
-    results = check_images(images.frame["path"], max_pixels)
+def check_set(images: ImageSet, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> CheckedSet:
+    """Check every file of ``images``; keep the usable ones with their hash and size (a file larger than
+    ``max_bytes`` is left out unread)."""
+    results = check_images(images.frame["path"], max_pixels, max_bytes=max_bytes)
     bad = results["reason"] != ""
     frame = images.frame.drop(columns=["sha1", "width", "height"], errors="ignore")
     frame = frame.join(results[["sha1", "width", "height"]])[~bad.to_numpy()]

@@ -4,6 +4,7 @@ neither pandas nor TensorFlow)."""
 
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 MAX_PIXELS = 64_000_000  # 8000 x 8000: larger images are refused (their declared size, before decoding)
+MAX_BYTES = 256 * 2**20  # 256 MiB: larger input files are refused before they are read (check, predict --max-bytes)
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 # photo formats people have that TensorFlow's decoder does not read: left out of folders, and said so

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .constants import SENTIMENTS, VIDEO_EXTENSIONS
-from .imageset import DataError, ImageSet, is_number
+from .imageset import DataError, ImageSet, file_problem, is_number
 
 
 class VideoError(DataError):
@@ -33,10 +33,15 @@ class VideoInfo:
 
 
 def open_video(path: str | os.PathLike) -> tuple[cv2.VideoCapture, VideoInfo]:
-    """An opened capture and what the container says about the video, or a VideoError naming the file."""
+    """An opened capture and what the container says about the video, or a VideoError naming the file: one that is
+    not a regular file (a FIFO, a device) is refused before OpenCV opens it (:func:`~.imageset.file_problem`)."""
     path = str(path)
-    if not os.path.isfile(path):
-        raise VideoError(f"{path}: no such file")
+    try:
+        problem = file_problem(path, None)  # no size limit: frames are streamed
+    except OSError as exc:
+        raise VideoError(f"{path}: {'no such file' if isinstance(exc, FileNotFoundError) else exc.strerror}") from None
+    if problem:
+        raise VideoError(f"{path}: {problem}")
     if os.path.getsize(path) == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
     capture = cv2.VideoCapture(path)

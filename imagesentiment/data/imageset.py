@@ -1,5 +1,6 @@
-"""Labelled images as a table: :class:`ImageSet`, the :class:`DataError` every data problem raises, and the
-checks of file names the sources share (the names themselves: :mod:`.constants`). The sources (:mod:`.sources`) and the video frames
+"""Labelled images as a table: :class:`ImageSet`, the :class:`DataError` every data problem raises, the
+checks of file names the sources share (the names themselves: :mod:`.constants`), and the one check of every
+input file before it is read (:func:`file_problem`, :func:`read_input`). The sources (:mod:`.sources`) and the video frames
 (:mod:`.frames`) build on it.
 
 An ``ImageSet`` is a pandas table with at least the columns ``path`` (absolute)
@@ -9,8 +10,10 @@ A data set may bring only some of the classes (the Twitter set has no
 """
 from __future__ import annotations
 
+import errno
 import numbers
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -18,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .constants import SENTIMENTS, UNREAD_IMAGE_EXTENSIONS
+from .constants import MAX_BYTES, SENTIMENTS, UNREAD_IMAGE_EXTENSIONS
 
 
 def is_number(value: object) -> bool:
@@ -97,3 +100,61 @@ class ImageSet:
         if unknown:
             raise DataError(f"{source}: labels {unknown} are not among the classes {list(classes)}")
         return ImageSet(self.frame, tuple(classes), list(self.notes), list(self.left_out))
+
+
+class InputFileError(DataError):
+    """An input that is not to be read: not a regular file, or larger than the limit. The message names the file;
+    ``reason`` says why without it (an error row's text)."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"{os.fsdecode(path)}: {reason}")
+        self.reason = reason
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    def amount(count: int) -> str:
+        return f"{count:,} bytes" + (f" ({count / 2**20:,.1f} MiB)" if count >= 2**20 else "")
+    return (f"file too large: {amount(size)}, over the limit of {amount(max_bytes)}; raise the limit to read it "
+            "(--max-bytes, or max_bytes= in Python)")
+
+
+def _problem(status: os.stat_result, max_bytes: int | None) -> str:
+    """Why a file of this ``os.stat`` status is not to be read (``max_bytes``: None for no limit), or ``""``; a
+    folder raises ``IsADirectoryError``, as opening it would."""
+    if stat.S_ISDIR(status.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+    if not stat.S_ISREG(status.st_mode):
+        kind = next((name for test, name in _KINDS if test(status.st_mode)), "of an unknown kind")
+        return f"not a regular file ({kind}); only regular files are read, not pipes, devices or sockets"
+    if max_bytes is not None and status.st_size > max_bytes:
+        return _too_large(status.st_size, max_bytes)
+    return ""
+
+
+def file_problem(path: str | os.PathLike, max_bytes: int | None = MAX_BYTES) -> str:
+    """Why the file at ``path`` (links followed) is not to be read, from ``os.stat`` alone, before anything opens
+    it (a FIFO would block its reader for good, a device such as ``/dev/zero`` never ends): not a regular file, or
+    larger than ``max_bytes`` (None: no limit, for videos, which are streamed); ``""`` if it may be read. An
+    ``OSError`` where it cannot be looked at (missing, no permission) or is a folder: the caller words that."""
+    return _problem(os.stat(path), max_bytes)
+
+
+def read_input(path: str | os.PathLike, max_bytes: int = MAX_BYTES) -> bytes:
+    """The bytes of the input file at ``path`` if :func:`file_problem` finds no problem with it; else
+    :class:`InputFileError` naming it. The file opened is checked again (opened without waiting, should a FIFO
+    have taken its place since), and no more than ``max_bytes`` are read, should it have grown. ``OSError`` where
+    it cannot be opened or read."""
+    problem = file_problem(path, max_bytes)
+    if not problem:
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            problem = _problem(os.fstat(handle.fileno()), max_bytes)
+            data = b"" if problem else handle.read(max_bytes + 1)
+            if len(data) > max_bytes:  # it grew after it was looked at
+                problem = _too_large(max(len(data), os.fstat(handle.fileno()).st_size), max_bytes)
+    if problem:
+        raise InputFileError(path, problem)
+    return data

@@ -21,6 +21,8 @@ from tf_keras_vis import ModelVisualization
 from tf_keras_vis.utils.scores import CategoricalScore
 
 from ..data import check_pixel_range, decode_or_reason
+from ..data.constants import MAX_BYTES
+from ..data.imageset import read_input
 from ..models.build import class_names, find_target_layer, logits_model
 from .onepass import normalize_maps
 
@@ -81,13 +83,15 @@ def layer_choices(given: str, model: keras.Model) -> str:
     return choices(given, feature_layers(model), feature_layers(model)[-5:])
 
 
-def load_images(paths: Sequence[str | os.PathLike], image_size: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+def load_images(paths: Sequence[str | os.PathLike], image_size: Sequence[int],
+                max_bytes: int = MAX_BYTES) -> tuple[np.ndarray, list[np.ndarray]]:
     """Image files as a float32 batch ``(B, H, W, 3)`` in [0, 255] at ``image_size`` (as the
-    pipeline resizes them) and the original uint8 images, for overlays at full resolution.
+    pipeline resizes them) and the original uint8 images, for overlays at full resolution. A file that is not
+    a regular one (a FIFO, a device) or is larger than ``max_bytes`` is refused unread, a ``ValueError`` naming it.
     """
     batch, originals = [], []
     for path in paths:
-        data = tf.io.read_file(str(path)).numpy()
+        data = read_input(path, max_bytes)
         pixels, reason = decode_or_reason(data, image_size)
         if pixels is None:  # checked before decoding: no full-size decode of a bomb
             raise ValueError(f"{path}: not a readable image ({reason})")

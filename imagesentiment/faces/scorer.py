@@ -20,6 +20,7 @@ import PIL.Image
 import PIL.ImageDraw
 
 from ..contract import shipped_model
+from ..data.constants import MAX_BYTES
 from ..inference.predictors import Image, Predictor, SavedModelPredictor, as_list, original_pixels
 from ..table.columns import BOX, FACE, face_answers
 from .detect import Face, detect_faces, detectors
@@ -145,19 +146,19 @@ def with_face_rows(rows: pd.DataFrame, found: Mapping[int, FaceAnswers], copied:
 
 
 def predict_with_faces(predictor: Predictor, images: Image | Sequence[Image], faces: Predictor | None = None,
-                       batch_size: int = 32, errors: str = "raise") -> pd.DataFrame:
+                       batch_size: int = 32, errors: str = "raise", max_bytes: int = MAX_BYTES) -> pd.DataFrame:
     """:meth:`Predictor.predict <imagesentiment.inference.Predictor.predict>`'s table with, after each scored
     image's row, a row per face found in it: ``face`` (0, 1, ...; none on the image's own row), its box
     (``box_left``, ``box_top``, ``box_width``, ``box_height``, in pixels of the image) and the answers of
     ``faces`` (default: the shipped faces model); a face row has its image's index. Why a face was left out
-    (too small) is in ``table.attrs["notes"]``."""
+    (too small) is in ``table.attrs["notes"]``. ``errors`` and ``max_bytes``: as for ``predict``."""
     items = as_list(images)
-    table = predictor.predict(images, batch_size, errors)
+    table = predictor.predict(images, batch_size, errors, max_bytes)
     scorer, notes = face_scorer(predictor, faces), []
     found = {}
     for i in np.flatnonzero(table["label"].notna().to_numpy()):  # one photo at a time at its own size
         name = str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"image {i} of the batch"
-        found[i] = scorer([(name, original_pixels(items[i], i))], notes)[0]
+        found[i] = scorer([(name, original_pixels(items[i], i, max_bytes))], notes)[0]
     merged = with_face_rows(table, found).reindex(columns=[FACE, *BOX, *table.columns])
     merged.attrs["notes"] = notes
     return merged

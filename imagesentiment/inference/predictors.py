@@ -22,6 +22,8 @@ from ..contract import verify_savedmodel, verify_tflite
 from ..contract import (CHECKSUM_NAME, EXPLAIN, EXPLAIN_PIXELS, PIXELS, SERVING, ModelFileError,
                        class_names_file, read_metadata, saved_class_names)
 from ..data import SENTIMENTS, decode_or_reason, rgb_array
+from ..data.constants import MAX_BYTES
+from ..data.imageset import file_problem, read_input
 from ..data.pipeline import chunks
 from ..models.build import class_names as carried
 from ..runtime import DECODER_NOISE, LITERT_NOISE, filtered, without
@@ -55,29 +57,32 @@ def as_list(images: Image | Sequence[Image]) -> Sequence[Image]:
     return images if isinstance(images, Sequence) else list(images)
 
 
-def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int], first: int = 0) -> np.ndarray:
+def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int], first: int = 0,
+              max_bytes: int = MAX_BYTES) -> np.ndarray:
     """Float32 ``(B, H, W, 3)`` in [0, 255] at ``image_size`` from paths, encoded bytes, arrays or PIL images.
 
     Files and bytes are decoded and resized as in training; an array (see :func:`rgb_array`)
-    ``(H, W, 3)`` or ``(B, H, W, 3)`` of another size is resized the same way.
+    ``(H, W, 3)`` or ``(B, H, W, 3)`` of another size is resized the same way. A path that is not a regular file
+    (a FIFO, a device) or names a file larger than ``max_bytes`` is refused unread, a ``ValueError`` naming it.
     """
     images = as_list(images)
     size = [int(s) for s in image_size]
     with filtered(without(DECODER_NOISE)):  # libjpeg's lines on a damaged file that gets its error anyway
-        batch = [_pixels(image, size, index) for index, image in enumerate(images, first)]
+        batch = [_pixels(image, size, index, max_bytes) for index, image in enumerate(images, first)]
     return np.stack(batch) if batch else np.zeros([0, *size, 3], np.float32)
 
 
-def original_pixels(image: Image, index: int = 0) -> np.ndarray:
+def original_pixels(image: Image, index: int = 0, max_bytes: int = MAX_BYTES) -> np.ndarray:
     """Float32 ``(H, W, 3)`` pixels of one image given in any form :func:`to_pixels` takes, at its own size
     (as the face detector takes it), the ``index``-th of its batch (named in errors)."""
     with filtered(without(DECODER_NOISE)):
-        return _pixels(image, None, index)
+        return _pixels(image, None, index, max_bytes)
 
 
-def _pixels(image: Image, size: list[int] | None, index: int) -> np.ndarray:
+def _pixels(image: Image, size: list[int] | None, index: int, max_bytes: int) -> np.ndarray:
     """Float32 ``(H, W, 3)`` pixels of one image given in any form :func:`to_pixels` takes, at ``size``
-    (None: its own), the ``index``-th of its batch (named in errors)."""
+    (None: its own), the ``index``-th of its batch (named in errors); a file read if it is a regular one of at
+    most ``max_bytes``."""
     if isinstance(image, PIL.Image.Image):  # 16-bit greyscale kept for rgb_array to reduce as the decoder does;
         # 32-bit integer and float images kept for its range checks (converting them to RGB clips them)
         image = np.asarray(image if image.mode in ("L", "RGB", "RGBA", "I;16", "I", "F") else image.convert("RGB"))
@@ -95,7 +100,7 @@ def _pixels(image: Image, size: list[int] | None, index: int) -> np.ndarray:
             raise ValueError(f"{image}: a folder, not an image; give its files (imagesentiment.inputs."
                              "collect_images finds them) or run `imagesentiment predict FOLDER`")
         try:
-            data = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) else image
+            data = read_input(image, max_bytes) if isinstance(image, (str, os.PathLike)) else image
         except OSError as exc:
             raise ValueError(f"{image}: cannot be read ({exc.strerror or exc})") from None
         pixels, reason = decode_or_reason(data, size)
@@ -152,9 +157,11 @@ class Predictor:
         """Probabilities ``(B, classes)`` of one float32 batch at the input size."""
         raise NotImplementedError
 
-    def probabilities(self, images: Image | Sequence[Image], batch_size: int = 32) -> np.ndarray:
-        """Probabilities ``(N, classes)`` of images in any form :func:`to_pixels` takes, ``batch_size`` at a time."""
-        parts = [self._run(to_pixels(chunk, self.image_size, first=number * batch_size))
+    def probabilities(self, images: Image | Sequence[Image], batch_size: int = 32,
+                      max_bytes: int = MAX_BYTES) -> np.ndarray:
+        """Probabilities ``(N, classes)`` of images in any form :func:`to_pixels` takes, ``batch_size`` at a time
+        (files larger than ``max_bytes`` refused unread)."""
+        parts = [self._run(to_pixels(chunk, self.image_size, number * batch_size, max_bytes))
                  for number, chunk in enumerate(chunks(as_list(images), batch_size))]
         return np.concatenate(parts) if parts else np.zeros([0, len(self.class_names)], np.float32)
 
@@ -182,28 +189,30 @@ class Predictor:
             return {key: np.asarray(result[key]) for key in ("probabilities", "heatmap")}
         return explain
 
-    def predict(self, images: Image | Sequence[Image], batch_size: int = 32, errors: str = "raise") -> pd.DataFrame:
+    def predict(self, images: Image | Sequence[Image], batch_size: int = 32, errors: str = "raise",
+                max_bytes: int = MAX_BYTES) -> pd.DataFrame:
         """A table with ``label``, ``confidence`` and one probability column per class, a row per image; for
         a pandas Series, with its index (so that it joins back to the table the column came from).
 
         ``errors="raise"``: an image that cannot be read or used is an error naming it, and nothing is
         returned; ``"keep"``: it gets a row without answers and an ``error`` column says why, as
         ``imagesentiment predict`` writes it, and the other images are scored. Each face's rows too:
-        :func:`imagesentiment.faces.predict_with_faces`.
+        :func:`imagesentiment.faces.predict_with_faces`. A path that is not a regular file (a FIFO, a device) or
+        names a file larger than ``max_bytes`` (256 MiB) is such an image, refused before it is read.
         """
         if errors not in ("raise", "keep"):
             raise ValueError(f"errors must be 'raise' or 'keep', not {errors!r}")
         items = as_list(images)
         reasons = [""] * len(items)
         if errors == "raise":
-            probabilities = self.probabilities(items, batch_size)
+            probabilities = self.probabilities(items, batch_size, max_bytes)
         else:
             probabilities = np.full([len(items), len(self.class_names)], np.nan, np.float32)
             for rows in chunks(range(len(items)), batch_size):
                 usable = {}
                 for i in rows:  # one at a time: a failure names its image alone
                     try:
-                        usable[i] = to_pixels([items[i]], self.image_size, first=i)[0]
+                        usable[i] = to_pixels([items[i]], self.image_size, i, max_bytes)[0]
                     except (TypeError, ValueError) as exc:
                         reasons[i] = str(exc)
                 if usable:
@@ -295,6 +304,8 @@ class TFLitePredictor(Predictor):
         from ai_edge_litert.interpreter import Interpreter
 
 
+        if not isinstance(model, bytes) and (problem := file_problem(model, None)):  # a FIFO: read_bytes would wait
+            raise ModelFileError(f"{model}: {problem}")
         content = model if isinstance(model, bytes) else Path(model).read_bytes()
         name = f"{len(content)} bytes given as a model" if isinstance(model, bytes) else str(model)
         if content[4:8] != b"TFL3":  # the flatbuffer file identifier of every TFLite model

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ..data.imageset import read_input
 from ..table.columns import BOX, FACE, model_record, photo_rows
 
 COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
@@ -86,9 +87,9 @@ viewer.addEventListener('click', () => viewer.close());
 
 def thumbnail(path: str | os.PathLike, size: int = 160, box: Sequence[int] | None = None) -> str | None:
     """A ``data:`` URI of a JPEG thumbnail (of the ``box``, left, top, width and height, where given), or None
-    if the image cannot be read."""
+    if the image cannot be read (or is not to be: a FIFO, a device, a file over 256 MiB; :func:`read_input`)."""
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(read_input(path))) as image:
             if box is not None:
                 left, top, width, height = box
                 image = image.crop((left, top, left + width, top + height))

@@ -10,7 +10,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..runtime import DECODER_NOISE, filtered, tf, without
+from ..data.constants import MAX_BYTES
+from ..data.imageset import InputFileError, read_input
 from ..data.pipeline import MAX_PIXELS, check_batch_size, decode_or_reason
 from ..faces.detect import Face
 from ..faces.scorer import FaceAnswers, FaceScorer, draw_boxes, with_face_rows
@@ -28,6 +30,13 @@ from ..table.journal import Journal, begin, finish, held, journal_of
 from .inputs import shown
 
 
+class Limits(NamedTuple):
+    """The largest image decoded (pixels) and the largest file read (bytes)."""
+
+    max_pixels: int
+    max_bytes: int
+
+
 def decode_pixels(data: bytes, size: Sequence[int], max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray | None, str]:
     """Float32 ``(H, W, 3)`` pixels of encoded bytes as the model takes them, and ``""``; or None
     and why they are not a readable image (one larger than ``max_pixels`` is not decoded)."""
@@ -35,9 +44,13 @@ def decode_pixels(data: bytes, size: Sequence[int], max_pixels: int = MAX_PIXELS
     return pixels, f"not a readable image: {reason}" if pixels is None else ""
 
 
-def _load(path: str, size: Sequence[int], max_pixels: int) -> tuple[np.ndarray | None, str]:
+def _load(path: str, size: Sequence[int], max_pixels: int, max_bytes: int) -> tuple[np.ndarray | None, str]:
+    """:func:`decode_pixels` of the file at ``path``, read only if it is a regular file of at most ``max_bytes``
+    (:func:`~imagesentiment.data.imageset.read_input`); else None and why."""
     try:
-        data = Path(path).read_bytes()
+        data = read_input(path, max_bytes)
+    except InputFileError as exc:
+        return None, exc.reason
     except OSError as exc:
         return None, f"unreadable: {exc.strerror or exc}"
     return decode_pixels(data, size, max_pixels)
@@ -67,13 +80,14 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
                   explain_dir: str | os.PathLike | None = None, resume: bool = False, overwrite: bool = False,
                   progress: bool = True, workers: int | None = None, max_pixels: int = MAX_PIXELS,
                   columns: Mapping[str, Mapping[str, Any]] | None = None, wait: bool = False,
-                  faces: FaceScorer | None = None) -> pd.DataFrame:
+                  faces: FaceScorer | None = None, max_bytes: int = MAX_BYTES) -> pd.DataFrame:
     """Score ``paths`` into ``out`` (a format of :data:`~imagesentiment.table.formats.FORMATS`) and return the whole table (``attrs["read_now"]``:
     how many of its rows this call wrote).
 
     Columns: path, label, confidence, one probability per class, ``heatmap`` (with ``explain_dir``:
     the overlay image; a panel per image, image | heat map | overlay, is written there too) and
-    ``error`` (why an image could not be scored; one larger than ``max_pixels`` is not decoded), then
+    ``error`` (why an image could not be scored; one larger than ``max_pixels`` is not decoded, a file larger
+    than ``max_bytes`` or not a regular file, a FIFO or a device, is not read), then
     ``columns`` carried by path (a CSV of inputs' other columns, :func:`~imagesentiment.scoring.inputs.collect_images`;
     one named as an output column gets a ``csv_`` prefix). With ``resume``, paths already scored in ``out`` are skipped
     (those with an error are tried again: a file replaced since), and ``out`` must have been begun by the same
@@ -102,7 +116,8 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
         carry = {name: [(columns or {}).get(path, {}).get(key) for path in todo] for key, name in carried.items()}
         with ThreadPoolExecutor(workers or min(8, 2 * (os.cpu_count() or 1))) as pool, \
                 tqdm(total=len(todo), unit="img", disable=not progress, file=stderr) as bar:
-            _score_into(journal, predictor, todo, carry, pool, bar, batch_size, max_pixels, explain_dir, faces)
+            _score_into(journal, predictor, todo, carry, pool, bar, batch_size, Limits(max_pixels, max_bytes),
+                        explain_dir, faces)
         if superseding:
             journal.keep_last()
         table = journal.read()
@@ -123,17 +138,17 @@ def _carried_names(columns: Mapping[str, Mapping[str, Any]], scores: Sequence[st
 
 
 def _score_into(journal: Journal, predictor: Predictor, todo: Sequence[str], carry: Mapping[str, list],
-                pool: ThreadPoolExecutor, bar: tqdm, batch_size: int, max_pixels: int,
+                pool: ThreadPoolExecutor, bar: tqdm, batch_size: int, limits: Limits,
                 explain_dir: str | os.PathLike | None, faces: FaceScorer | None) -> None:
     """Score ``todo`` a batch at a time (:func:`_score_chunk`), each batch's rows, with their ``carry`` columns
     (a value per path of ``todo``) and faces' rows, appended to ``journal`` at once."""
-    pictures = _picture_writer(explain_dir) if explain_dir else None
+    pictures = _picture_writer(explain_dir, limits.max_bytes) if explain_dir else None
     explainer = predictor.explainer() if explain_dir else None
     start = time.perf_counter()
     for first in range(0, len(todo), batch_size):
         chunk = todo[first:first + batch_size]
-        rows, found = _score_chunk(predictor, chunk, pool, max_pixels, batch_size, explainer, pictures,
-                                   faces and _face_finder(faces, chunk, pool, bar))
+        rows, found = _score_chunk(predictor, chunk, pool, limits, batch_size, explainer, pictures,
+                                   faces and _face_finder(faces, chunk, pool, bar, limits.max_bytes))
         for name, values in carry.items():
             rows[name] = values[first:first + batch_size]
         journal.append(_with_face_rows(rows, chunk, found, pictures, pool) if found else rows)
@@ -159,25 +174,26 @@ def _left_to_score(out: Path, journal: Journal, earlier: pd.DataFrame, finished:
                       or not set(map(shown, todo)).isdisjoint(last["path"]))
 
 
-def _original(path: str) -> np.ndarray:
+def _original(path: str, max_bytes: int) -> np.ndarray:
     """The uint8 RGB pixels of a photo already read once (its size checked then), at its own size."""
-    return tf.io.decode_image(Path(path).read_bytes(), 3, expand_animations=False).numpy()
+    return tf.io.decode_image(read_input(path, max_bytes), 3, expand_animations=False).numpy()
 
 
 Pictures = Callable[..., str]  # (path, heatmap, label, confidence, boxes=(), picture=None, suffix="") -> overlay
 
 
-def _picture_writer(explain_dir: str | os.PathLike) -> Pictures:
+def _picture_writer(explain_dir: str | os.PathLike, max_bytes: int) -> Pictures:
     """A function writing one image's heat-map pictures into ``explain_dir``; it returns the overlay's path.
-    They are drawn on the photo read again, the ``boxes`` of its faces drawn in, or on ``picture`` where
-    given (a face); ``suffix`` ends their names (a face's number)."""
+    They are drawn on the photo read again (``max_bytes`` at most), the ``boxes`` of its faces drawn in, or on
+    ``picture`` where given (a face); ``suffix`` ends their names (a face's number)."""
     from ..explain.plots import save_explanation
 
     Path(explain_dir).mkdir(parents=True, exist_ok=True)
 
     def write(path: str, heatmap: np.ndarray, label: str, confidence: float, boxes: Sequence[Face] = (),
               picture: np.ndarray | None = None, suffix: str = "") -> str:
-        picture = picture if picture is not None else draw_boxes(_original(path), boxes) if boxes else _original(path)
+        if picture is None:
+            picture = draw_boxes(_original(path, max_bytes), boxes) if boxes else _original(path, max_bytes)
         return shown(save_explanation(Path(explain_dir) / (_figure_name(shown(path)) + suffix), picture, heatmap,
                                       label, confidence)[1])
     return write
@@ -186,13 +202,13 @@ def _picture_writer(explain_dir: str | os.PathLike) -> Pictures:
 Found = dict[int, FaceAnswers]  # the faces of a chunk's photos, by row
 
 
-def _score_chunk(predictor: Predictor, chunk: Sequence[str], pool: ThreadPoolExecutor, max_pixels: int,
+def _score_chunk(predictor: Predictor, chunk: Sequence[str], pool: ThreadPoolExecutor, limits: Limits,
                  batch_size: int, explainer: Callable | None, pictures: Pictures | None,
                  faces: Callable[[Sequence[int]], Found] | None = None) -> tuple[pd.DataFrame, Found]:
     """The rows of one chunk of paths: decoded in ``pool``, scored in one batch (with ``explainer``: heat maps
     from the same pass, their pictures written in ``pool``), an error row for each image that cannot be read;
     and ``faces`` of the rows scored (the photo's pictures then show their boxes)."""
-    loaded = list(pool.map(lambda p: _load(p, predictor.image_size, max_pixels), chunk))
+    loaded = list(pool.map(lambda p: _load(p, predictor.image_size, *limits), chunk))
     good = [i for i, (pixels, _) in enumerate(loaded) if pixels is not None]
     probabilities = np.full([len(chunk), len(predictor.class_names)], np.nan, np.float32)
     heatmaps = None
@@ -215,14 +231,14 @@ def _score_chunk(predictor: Predictor, chunk: Sequence[str], pool: ThreadPoolExe
     return rows, found
 
 
-def _face_finder(faces: FaceScorer, chunk: Sequence[str], pool: ThreadPoolExecutor,
-                 bar: tqdm) -> Callable[[Sequence[int]], Found]:
+def _face_finder(faces: FaceScorer, chunk: Sequence[str], pool: ThreadPoolExecutor, bar: tqdm,
+                 max_bytes: int) -> Callable[[Sequence[int]], Found]:
     """For :func:`_score_chunk`: the faces of the photos of ``chunk`` at the given rows, each read again at its
-    own size, searched and cropped in ``pool`` (a thread holds one photo at a time), then scored in one batch;
-    a note on each face left out goes to ``bar``."""
+    own size (``max_bytes`` at most), searched and cropped in ``pool`` (a thread holds one photo at a time), then
+    scored in one batch; a note on each face left out goes to ``bar``."""
     def find(good: Sequence[int]) -> Found:
         notes: list[str] = []
-        crops = list(pool.map(lambda i: faces.crops(shown(chunk[i]), _original(chunk[i]), notes), good))
+        crops = list(pool.map(lambda i: faces.crops(shown(chunk[i]), _original(chunk[i], max_bytes), notes), good))
         for note in notes:
             bar.write(note, file=sys.stderr)
         return dict(zip(good, faces.score(crops)))

@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - the message is the point
                       f"({exc})") from exc
 
 from ..data.constants import IMAGE_EXTENSIONS
+from ..data.imageset import InputFileError, read_input
 from ..table.columns import answer_rows
 from ..table.formats import FORMATS, SHARDED, csv_line
 
@@ -107,8 +108,10 @@ class ReadAndDecode(beam.DoFn):
         else:
             path = element
             try:
-                with FileSystems.open(path, compression_type="uncompressed") as handle:
-                    data = handle.read()
+                data = read_image_file(path)
+            except InputFileError as exc:
+                yield beam.pvalue.TaggedOutput(ERRORS, (path, exc.reason))
+                return
             except (OSError, IOError) as exc:
                 yield beam.pvalue.TaggedOutput(ERRORS, (path, f"unreadable: {getattr(exc, 'strerror', None) or exc}"))
                 return
@@ -117,6 +120,16 @@ class ReadAndDecode(beam.DoFn):
             yield beam.pvalue.TaggedOutput(ERRORS, (path, reason))
         else:
             yield path, pixels
+
+
+def read_image_file(path: str) -> bytes:
+    """The bytes of the file at ``path``: a local one only if it is a regular file of at most 256 MiB, as ``predict``
+    reads it (:func:`~imagesentiment.data.imageset.read_input`: a FIFO would block the worker for good); one of
+    another file system (``gs://``) through Beam's."""
+    if FileSystems.get_scheme(path) is None:
+        return read_input(path)
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        return handle.read()
 
 
 def parse_record(record: bytes) -> tuple[str, bytes]:

@@ -34,7 +34,7 @@ def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str
                 notes.append(unread)
         elif item.lower().endswith(".csv") and os.path.isfile(item):
             found.extend(_listed_images(Path(item), notes, columns, listed, matched))
-        elif os.path.isfile(item) or os.path.islink(item):  # a link to nothing gets its error row
+        elif os.path.lexists(item):  # a file; a link to nothing, a FIFO or a device gets its error row
             found.append(item)
         elif glob.has_magic(item):
             matches = _matches(item)

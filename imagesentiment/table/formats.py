@@ -34,8 +34,21 @@ class Format:
     write: Callable[[pd.DataFrame, Path], None] | None = None
 
 
+def _unix_ends(text: str) -> str:
+    """CSV ``text`` written with ``\\r\\n`` line ends, with ``\\n`` ends instead: only the ends of rows change, not the
+    ``\\r\\n`` inside a quoted field (outside quotes is every other piece between quote characters, an escaped ``""``
+    making an empty piece)."""
+    pieces = text.split('"')
+    pieces[::2] = [piece.replace("\r\n", "\n") for piece in pieces[::2]]
+    return '"'.join(pieces)
+
+
 def _csv_lines(rows: pd.DataFrame, header: bool) -> str:
-    return rows.to_csv(index=False, header=header, float_format="%.6f", lineterminator="\n")
+    """Rows as CSV lines ending in ``\\n``, a field holding a comma, a quote, ``\\n`` or ``\\r`` quoted. Python's csv
+    writer quotes a field for ``\\r`` only when the line end holds one; a lone ``\\r`` left bare in a file name is
+    read as a row's end, one file's row torn in two. So the rows are written with ``\\r\\n`` ends, then given
+    ``\\n`` ones."""
+    return _unix_ends(rows.to_csv(index=False, header=header, float_format="%.6f", lineterminator="\r\n"))
 
 
 def _jsonl_lines(rows: pd.DataFrame, header: bool) -> str:
@@ -87,9 +100,10 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def csv_line(row: dict[str, Any], columns: Sequence[str]) -> str:
-    """One row as a CSV line without its end, floats as the CSV format writes them (6 decimals): for writers
-    that stream rows one at a time (the Beam pipeline)."""
+    """One row as a CSV line without its end, floats as the CSV format writes them (6 decimals), a field holding
+    a comma, a quote, ``\\n`` or ``\\r`` quoted (see :func:`_csv_lines`): for writers that stream rows one at a
+    time (the Beam pipeline)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(
+    csv.writer(buffer, lineterminator="\r\n").writerow(
         ["" if row[c] is None else f"{row[c]:.6f}" if isinstance(row[c], float) else row[c] for c in columns])
-    return buffer.getvalue()
+    return buffer.getvalue().removesuffix("\r\n")
