@@ -22,7 +22,11 @@ EXPLAIN = "explain"
 EXPLAIN_PIXELS = "explain_images"
 BYTES_INPUT = "image_bytes"
 PIXELS_INPUT = "images"
-OUTPUT_ORDER = ("probabilities", "class_id", "confidence", "heatmap")  # for the classic interpreter API
+RATINGS = ("valence", "arousal")  # a model's ratings on OASIS's 1-7 scale, where it has them: its second output,
+# named ``ratings`` in the Keras graph, one output each in the signatures and TFLite files, listed in the metadata
+RATINGS_OUTPUT = "ratings"
+RATING_SCALE = (1.0, 7.0)
+OUTPUT_ORDER = ("probabilities", "class_id", "confidence", *RATINGS, "heatmap")  # for the classic interpreter API
 KERAS_MODEL = "model.keras"  # the Keras model of a run directory, which load() finds in it
 CLASSES_FILE = "classes.json"  # the class names beside a model: in a run directory, in a TFLite export folder
 CLASSES_ASSET = "classes.txt"  # in a SavedModel version's assets, one per line in output order

@@ -192,10 +192,10 @@ def test_resume_tries_the_images_that_failed_again(synthetic_root, tmp_path, pre
     broken.write_bytes(Path(photos[0]).read_bytes())
 
     class StoppedWhileScoring(KerasPredictor):  # Ctrl-C once the model is checked, before the retry is written
-        def _run(self, pixels):
+        def _outputs(self, pixels):
             if len(pixels) != 3:  # the three probe images of the model check
                 raise KeyboardInterrupt
-            return super()._run(pixels)
+            return super()._outputs(pixels)
     with pytest.raises(KeyboardInterrupt):
         predict_files(StoppedWhileScoring(predictor.model), paths, out, resume=True, progress=False, columns=columns)
     kept = read_predictions(out)

@@ -103,6 +103,7 @@ class _StopsOnSecondBatch:
 
     def __init__(self, predictor):
         self.class_names, self.image_size, self.inner = predictor.class_names, predictor.image_size, predictor
+        self.ratings, self.scores = predictor.ratings, predictor.scores
 
     def explainer(self):
         explain, calls = self.inner.explainer(), []

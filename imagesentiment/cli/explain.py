@@ -66,8 +66,9 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="image files or folders of them (with --evaluate: one data set)")
     p.add_argument("--model", help="a run directory, a .keras file or an exported SavedModel version "
                    "(default: the shipped model)")
-    p.add_argument("--method", action="append", help=f"{METHOD} (default), gradcam++, scorecam, faster_scorecam, "
-                   "layercam, saliency or smoothgrad; repeat for several (--evaluate: all but scorecam by default)")
+    p.add_argument("--method", action="append", help=f"an explanation method ({METHOD} by default; a name it does not "
+                   "know is answered with the list of methods); repeat for several (--evaluate: all but the slow "
+                   "Score-CAM by default)")
     p.add_argument("--target", help="the class to explain, by name or index (default: the predicted class)")
     p.add_argument("--classes", type=names, help="the model's class names, comma-separated "
                    "(default: those stored with the model, else negative,neutral,positive for three outputs)")

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
+from ..contract import RATINGS
 from ..data.constants import MAX_PIXELS
 from ..table.formats import NAMES as FORMAT_NAMES, SHARDED
 from .shared import (COUNT, FACES_ONLY, NON_NEGATIVE, UsageError, add_command, add_faces, add_max_bytes, collect_images,
@@ -39,7 +41,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if len(photos) <= SHOWN_ROWS:  # a few photos: the answers here, not only in the table
         for row in table.drop(failed.index).itertuples():
             face = f" face {int(row.face)}" if args.faces and row.Index in faces_found.index else ""
-            print(f"{row.path}{face}: {row.label} ({row.confidence:.2f})")
+            rated = "".join(f", {name} {value:.1f}" for name in RATINGS
+                            if isinstance(value := getattr(row, name, None), float) and not math.isnan(value))
+            print(f"{row.path}{face}: {row.label} ({row.confidence:.2f}){rated}")
     counts = photos["label"].value_counts().to_dict()
     now = table.attrs["read_now"]
     before = f" ({len(photos) - now} of these rows from before, {now} now)" if now < len(photos) else ""

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .frames import from_video_folder
+from ..contract import RATING_SCALE, RATINGS
 from .constants import IMAGE_EXTENSIONS, SENTIMENTS, VIDEO_EXTENSIONS
 from .imageset import is_number, unread_files, unread_images, miscased, DataError, ImageSet
 
@@ -127,6 +128,20 @@ def _numbers(frame: pd.DataFrame, columns: Sequence[str], source: Path, what: st
     if len(bad):
         raise DataError(f"{source}: {what} must be numbers (lines {bad[:5].tolist()})")
     return values
+
+
+def _ratings(frame: pd.DataFrame, column: str, source: Path) -> "pd.Series":
+    """``frame[column]`` as ratings on :data:`~imagesentiment.contract.RATING_SCALE`; a missing, non-numeric or
+    out-of-range cell is an error naming the file, its line and the column."""
+    values = pd.to_numeric(frame[column], errors="coerce")
+    low, high = RATING_SCALE
+    bad = frame.index[~values.between(low, high)]  # NaN (empty, not a number) is not between either
+    if len(bad):
+        cell = frame.at[bad[0], column]
+        shown = "an empty cell" if pd.isna(cell) else repr(str(cell))
+        raise DataError(f"{source}, line {bad[0]}, column {column}: {shown} is not a rating "
+                        f"from {low:g} to {high:g}" + (f" ({len(bad) - 1} more such lines)" if len(bad) > 1 else ""))
+    return values.astype(float)
 
 
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str], source: Path) -> None:
@@ -275,7 +290,8 @@ def twitter(root: str | os.PathLike, agreement: str = "five") -> ImageSet:
 
 
 def oasis(root: str | os.PathLike, cuts: tuple[float, float] = (3.5, 4.5)) -> ImageSet:
-    """OASIS photos labelled by mean valence: negative < cuts[0] <= neutral <= cuts[1] < positive.
+    """OASIS photos labelled by mean valence: negative < cuts[0] <= neutral <= cuts[1] < positive, with their
+    ratings (``valence`` and ``arousal``: ``Valence_mean`` and ``Arousal_mean``, 1 to 7).
 
     Rows whose photo is not present are left out and counted (part of OASIS is held back).
     """
@@ -289,8 +305,10 @@ def oasis(root: str | os.PathLike, cuts: tuple[float, float] = (3.5, 4.5)) -> Im
     root = Path(root)
     csv = root / "OASIS.csv"
     frame = read_csv_lines(csv, ["Theme"])
-    _require_columns(frame, ["Theme", "Valence_mean"], csv)
-    valence = _numbers(frame, ["Valence_mean"], csv, "Valence_mean values")["Valence_mean"]
+    _require_columns(frame, ["Theme", "Valence_mean", "Arousal_mean"], csv)
+    for rating, column in zip(RATINGS, ("Valence_mean", "Arousal_mean")):
+        frame[rating] = _ratings(frame, column, csv)
+    valence = frame["valence"]
     frame["label"] = np.where(valence < low, "negative", np.where(valence > high, "positive", "neutral"))
     paths, absent = resolve_paths(frame["Theme"].astype(str).str.strip() + ".jpg", root / "images",
                                   str(csv), missing="skip")

@@ -17,7 +17,7 @@ from ..runtime import keras, tf
 from ..data import DataError, ImageSet
 from ..data.shards import image_batches
 from .metrics import (METRICS_FILE, calibration_metrics, classification_metrics, plot_confusion_matrix, plot_curves,
-                      plot_reliability, ranking_metrics)
+                      plot_reliability, ranking_metrics, rating_metrics)
 from ..inference.predictors import KerasPredictor, Predictor
 from ..table.columns import answers
 
@@ -47,6 +47,27 @@ def as_predictor(model: keras.Model | Predictor, classes: Sequence[str] | None =
     return model if isinstance(model, Predictor) else KerasPredictor(model, classes)
 
 
+def rating_answers(predictor: Predictor, images: ImageSet, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Each rating ``predictor`` gives (none: ``{}``), for every image in one view (ratings take no test-time
+    views)."""
+    if not predictor.ratings:
+        return {}
+    parts = [predictor.scores(batch.numpy(), batch_size)
+             for batch, _ in image_batches(images, predictor.image_size, batch_size)]
+    return {name: np.concatenate([part[name] for part in parts]) for name in predictor.ratings}
+
+
+def judged_ratings(images: ImageSet, ratings: dict[str, np.ndarray]) -> dict:
+    """:func:`~.metrics.rating_metrics` of each rating on the images rated for it (none rated: ``{}``)."""
+    judged = {}
+    for name, predicted in ratings.items():
+        truth = images.frame[name].to_numpy(float) if name in images.frame else np.full(len(images), np.nan)
+        rated = ~np.isnan(truth)
+        if rated.sum() >= 3:
+            judged[name] = rating_metrics(truth[rated], predicted[rated])
+    return judged
+
+
 def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | os.PathLike | None = None,
                    flip_tta: bool = False, crop_tta: bool = False, data: str | None = None,
                    classes: Sequence[str] | None = None) -> dict:
@@ -55,7 +76,8 @@ def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | 
     a folder's classes come sorted, which need not be the model's output order); with ``out``, writes
     metrics.json, the confusion matrix (CSV and PNG), the curves, the reliability diagram and predictions.csv there (as ``predict``
     writes it, with ``true_label``: ``imagesentiment report`` shows it). ``flip_tta``, ``crop_tta``: see
-    test_time_views. ``data``: where the images came from, recorded in the metrics."""
+    test_time_views. ``data``: where the images came from, recorded in the metrics. A model that gives ratings is
+    also judged on the images rated for them (``ratings``: Pearson r, Spearman rho, mean absolute error)."""
     carried = classes is not None or not isinstance(model, keras.Model) or hasattr(model, "class_names")
     predictor = as_predictor(model, classes)
     classes = list(classes or predictor.class_names)
@@ -71,6 +93,8 @@ def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | 
     metrics = classification_metrics(images.label_ids.to_numpy(), y_pred, images.classes, groups)
     metrics["ranking"] = ranking_metrics(images.label_ids.to_numpy(), probabilities, images.classes)
     metrics["calibration"] = calibration_metrics(images.label_ids.to_numpy(), probabilities)
+    ratings = rating_answers(predictor, images)
+    metrics["ratings"] = judged_ratings(images, ratings)
     metrics["test_time_views"] = {"flip_tta": flip_tta, "crop_tta": crop_tta}
     if data is not None:
         metrics["data"] = data
@@ -86,6 +110,6 @@ def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | 
         plot_confusion_matrix(metrics, out / "confusion_matrix.png")
         plot_curves(images.label_ids.to_numpy(), probabilities, images.classes, metrics["ranking"], out / "curves.png")
         plot_reliability(metrics["calibration"], out / "reliability.png")
-        table = images.frame[["path"]].join(answers(probabilities, images.classes, images.frame.index))
+        table = images.frame[["path"]].join(answers(probabilities, images.classes, images.frame.index, ratings))
         table.assign(true_label=images.frame["label"]).to_csv(out / "predictions.csv", index=False)
     return metrics

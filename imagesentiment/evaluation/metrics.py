@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from scipy.stats import rankdata
 from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, precision_recall_curve,
                              precision_recall_fscore_support, roc_auc_score, roc_curve)
 
@@ -158,6 +159,27 @@ def calibration_metrics(y_true: np.ndarray, probabilities: np.ndarray, bins: int
                      "count": count[shown].tolist()}}
 
 
+def rating_metrics(truth: np.ndarray, predicted: np.ndarray, resamples: int = 1000, level: float = 0.95,
+                   seed: int = 0) -> dict:
+    """Pearson r, Spearman rho and mean absolute error of ``predicted`` ratings against rated ones (one rating:
+    valence, say), each with a percentile bootstrap interval over the photos."""
+    truth, predicted = np.asarray(truth, np.float64), np.asarray(predicted, np.float64)
+
+    def figures(rows: np.ndarray) -> tuple[float, float, float]:
+        t, p = truth[rows], predicted[rows]
+        ranks = [rankdata(v) for v in (t, p)]  # tied ratings share their mean rank
+        return (float(np.corrcoef(t, p)[0, 1]), float(np.corrcoef(*ranks)[0, 1]), float(np.abs(t - p).mean()))
+
+    rng = np.random.default_rng(seed)
+    draws = np.array([figures(rng.integers(0, len(truth), len(truth))) for _ in range(resamples)])
+    tails = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    point = figures(np.arange(len(truth)))
+    return {name: point[k] for k, name in enumerate(("pearson_r", "spearman_rho", "mae"))} | {
+        "intervals_95": {name: np.nanpercentile(draws[:, k], tails).tolist()
+                         for k, name in enumerate(("pearson_r", "spearman_rho", "mae"))},
+        "photos": len(truth)}
+
+
 def plot_reliability(calibration: dict, path: str | os.PathLike) -> None:
     """The reliability diagram of :func:`calibration_metrics`: each bin's accuracy against its confidence, the
     diagonal a perfectly calibrated model would follow."""
@@ -191,6 +213,10 @@ def summary(metrics: dict) -> str:
     if calibration:
         lines.append(f"calibration of the top probability: expected calibration error {calibration['ece']:.4f}, "
                      f"Brier score {calibration['brier']:.4f} (0 is best for both)")
+    for name, rating in (metrics.get("ratings") or {}).items():
+        spread = rating["intervals_95"]["spearman_rho"]
+        lines.append(f"{name}: Spearman rho {rating['spearman_rho']:.3f} ({spread[0]:.3f}-{spread[1]:.3f}), Pearson r "
+                     f"{rating['pearson_r']:.3f}, mean absolute error {rating['mae']:.3f} ({rating['photos']} rated photos)")
     ranking = (metrics.get("ranking") or {}).get("macro") or {}
     if ranking.get("roc_auc") is not None:
         lines.append(f"one class against the rest, macro: ROC AUC {ranking['roc_auc']:.4f}, "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 from ..runtime import keras, tf
-from ..models.build import LOGITS, ensemble_members, find_target_layer
+from ..models.build import LOGITS, ensemble_members, find_target_layer, rating_names
 from ..models.views import model_views
 
 EPSILON = 1e-7  # keras.backend.epsilon(), as tf-keras-vis's normalize uses
@@ -25,7 +25,8 @@ def normalize_maps(maps: tf.Tensor) -> tf.Tensor:
 
 
 class GradCamPredictor:
-    """``predictor(images)`` -> ``{"probabilities", "class_id", "heatmap"}`` for a float image batch.
+    """``predictor(images)`` -> ``{"probabilities", "class_id", "heatmap"}`` (and a model's ratings, ``valence``
+    and ``arousal``, from the same pass) for a float image batch.
 
     ``images`` are float32 ``(B, H, W, 3)`` in [0, 255] at the model's input size;
     ``target`` (int32 ``(B,)``, optional) names the class to explain per image,
@@ -41,9 +42,11 @@ class GradCamPredictor:
         self.graphs = []
         for member in ensemble_members(model):
             names = {l.name for l in member.layers}
-            score = member.get_layer(LOGITS).output if LOGITS in names else member.output
-            self.graphs.append(keras.Model(member.inputs, [member.get_layer(self.layer).output, score,
-                                                           member.output]))
+            classes = member.outputs[0]  # a model that also gives ratings: its class probabilities come first
+            score = member.get_layer(LOGITS).output if LOGITS in names else classes
+            self.graphs.append(keras.Model(member.inputs, [member.get_layer(self.layer).output, score, classes,
+                                                           *member.outputs[1:]]))  # and its ratings, if any
+        self.ratings = rating_names(model)
         self.views = model_views(model)[1:]  # besides the whole image
         self.image_size = tuple(model.input_shape[1:3])
         spec = [tf.TensorSpec([None, *self.image_size, 3], tf.float32, name="images"),
@@ -64,7 +67,7 @@ class GradCamPredictor:
         others = self._other_views(images)
         with tf.GradientTape() as tape:
             tape.watch(images)  # records every op to the score, whether or not the weights are variables it watches
-            features, scores, probabilities = zip(*(graph(images, training=False) for graph in self.graphs))
+            features, scores, probabilities, *rated = zip(*(graph(images, training=False) for graph in self.graphs))
             passes = len(probabilities) * (1 + len(self.views))
             probabilities = (tf.add_n(probabilities) + others) / passes  # as the predictions layer averages
             predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
@@ -77,7 +80,8 @@ class GradCamPredictor:
             cam = tf.raw_ops.ResizeBilinear(images=cam[..., None], size=self.image_size, align_corners=True)[..., 0]
             cams.append(normalize_maps(cam))
         heatmap = cams[0] if len(cams) == 1 else normalize_maps(tf.add_n(cams) / len(cams))
-        return {"probabilities": probabilities, "class_id": predicted, "heatmap": heatmap}
+        ratings = {name: rated[0][0][:, k] for k, name in enumerate(self.ratings)}  # a rated model is no ensemble
+        return {"probabilities": probabilities, "class_id": predicted, "heatmap": heatmap, **ratings}
 
     def __call__(self, images: tf.Tensor, target: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         images = tf.convert_to_tensor(images, tf.float32)

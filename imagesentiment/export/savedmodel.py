@@ -35,7 +35,7 @@ from ..contract import (BYTES_INPUT, CLASSES_ASSET, EXPLAIN, EXPLAIN_PIXELS, KER
 from ..data import decode_and_resize
 from ..data.pipeline import PIXEL_RANGE, refusal
 from ..data.checks import file_in_the_way
-from ..models.build import class_names as carried_names
+from ..models.build import class_names as carried_names, rating_names
 
 
 class ExportError(ValueError):
@@ -94,16 +94,19 @@ class PixelFunctions:
         from ..explain.onepass import GradCamPredictor
 
         self.model = model
+        self.ratings = rating_names(model)
         self.image_size = input_size(model)
         self.explainer = GradCamPredictor(model)
         self.spec = tf.TensorSpec([None, *self.image_size, 3], tf.float32, name=PIXELS_INPUT)
 
     def predict(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return summarize(self.model(images, training=False))
+        """The class answers and, where the model gives them, one output per rating (``valence``, ``arousal``)."""
+        probabilities, *rated = tf.nest.flatten(self.model(images, training=False))
+        return {**summarize(probabilities), **{name: rated[0][:, k] for k, name in enumerate(self.ratings)}}
 
     def explain(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         out = self.explainer.explain(images, tf.fill(tf.shape(images)[:1], -1))  # traced into each signature
-        return {**summarize(out["probabilities"]), "heatmap": out["heatmap"]}
+        return {**summarize(out["probabilities"]), "heatmap": out["heatmap"], **{n: out[n] for n in self.ratings}}
 
 
 def stored_weights(model: keras.Model, precision: str = "float32"

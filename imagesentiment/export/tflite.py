@@ -159,7 +159,8 @@ def convert(model: keras.Model, quantization: str = "float32", representative: n
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
-        metadata = {"classes": names, "image_size": list(functions.image_size), "quantization": quantization}
+        metadata = {"classes": names, "image_size": list(functions.image_size), "quantization": quantization,
+                    **({"ratings": list(functions.ratings)} if functions.ratings else {})}
         if quantization == "int8":
             samples = _representative(representative)
             converter.representative_dataset = lambda: iter(samples)

@@ -19,13 +19,13 @@ import PIL.Image
 
 from ..runtime import tf
 from ..contract import verify_savedmodel, verify_tflite
-from ..contract import (CHECKSUM_NAME, EXPLAIN, EXPLAIN_PIXELS, PIXELS, SERVING, ModelFileError,
+from ..contract import (CHECKSUM_NAME, EXPLAIN, EXPLAIN_PIXELS, PIXELS, RATINGS, SERVING, ModelFileError,
                        class_names_file, read_metadata, saved_class_names)
 from ..data import SENTIMENTS, decode_or_reason, rgb_array
 from ..data.constants import MAX_BYTES
 from ..data.imageset import file_problem, read_input
 from ..data.pipeline import chunks
-from ..models.build import class_names as carried
+from ..models.build import class_names as carried, rating_names
 from ..runtime import DECODER_NOISE, LITERT_NOISE, filtered, without
 from ..table.columns import answers
 from ..models.views import test_time_views
@@ -134,12 +134,13 @@ HeatmapFunction = Callable[[np.ndarray], Mapping[str, Any]]
 
 
 class Predictor:
-    """Class probabilities of image batches; subclasses say how one float batch is run, and their ``form``."""
+    """Class probabilities (and ratings) of image batches; subclasses say how one float batch is run
+    (:meth:`_outputs`, or :meth:`_run` alone), and their ``form``."""
 
     form = "model"
 
     def __init__(self, class_names: Sequence[str], image_size: Sequence[int], outputs: int,
-                 source: str = "(in memory)") -> None:
+                 source: str = "(in memory)", ratings: Sequence[str] = ()) -> None:
         names = [str(c) for c in class_names] if not isinstance(class_names, str) else [class_names]
         if len(names) != outputs or len(set(names)) != len(names) or not all(names):
             raise ValueError(f"class names {names} for a model with {outputs} outputs: give as many, "
@@ -147,23 +148,38 @@ class Predictor:
         self.class_names = names
         self.image_size = tuple(int(s) for s in image_size)
         self.source = source
+        self.ratings = tuple(ratings)  # valence and arousal, where the model gives them
 
     def __repr__(self) -> str:
         height, width = self.image_size
-        return (f"<{self.form} {self.source}: classes {', '.join(self.class_names)}; input {height}x{width} RGB "
-                "pixels>")
+        rated = f"; ratings {', '.join(self.ratings)}" if self.ratings else ""
+        return (f"<{self.form} {self.source}: classes {', '.join(self.class_names)}{rated}; input {height}x{width} "
+                "RGB pixels>")
+
+    def _outputs(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """``probabilities`` ``(B, classes)`` and each of :attr:`ratings` ``(B,)`` of one float32 batch at the
+        input size. A subclass overrides this, or only :meth:`_run` for a model without ratings."""
+        return {"probabilities": self._run(pixels)}
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities ``(B, classes)`` of one float32 batch at the input size."""
-        raise NotImplementedError
+        return self._outputs(pixels)["probabilities"]
+
+    def scores(self, images: Image | Sequence[Image], batch_size: int = 32,
+               max_bytes: int = MAX_BYTES) -> dict[str, np.ndarray]:
+        """``probabilities`` ``(N, classes)`` and each of :attr:`ratings` ``(N,)`` of images in any form
+        :func:`to_pixels` takes, ``batch_size`` at a time (files larger than ``max_bytes`` refused unread)."""
+        parts = [self._outputs(to_pixels(chunk, self.image_size, number * batch_size, max_bytes))
+                 for number, chunk in enumerate(chunks(as_list(images), batch_size))]
+        if not parts:
+            return {"probabilities": np.zeros([0, len(self.class_names)], np.float32),
+                    **{name: np.zeros([0], np.float32) for name in self.ratings}}
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
     def probabilities(self, images: Image | Sequence[Image], batch_size: int = 32,
                       max_bytes: int = MAX_BYTES) -> np.ndarray:
-        """Probabilities ``(N, classes)`` of images in any form :func:`to_pixels` takes, ``batch_size`` at a time
-        (files larger than ``max_bytes`` refused unread)."""
-        parts = [self._run(to_pixels(chunk, self.image_size, number * batch_size, max_bytes))
-                 for number, chunk in enumerate(chunks(as_list(images), batch_size))]
-        return np.concatenate(parts) if parts else np.zeros([0, len(self.class_names)], np.float32)
+        """Probabilities ``(N, classes)`` of images in any form :func:`to_pixels` takes (:meth:`scores`)."""
+        return self.scores(images, batch_size, max_bytes)["probabilities"]
 
     def view_probabilities(self, pixels: np.ndarray | tf.Tensor, flip_tta: bool = False,
                            crop_tta: bool = False) -> np.ndarray:
@@ -186,13 +202,14 @@ class Predictor:
 
         def explain(pixels: np.ndarray) -> dict[str, np.ndarray]:
             result = function(pixels)
-            return {key: np.asarray(result[key]) for key in ("probabilities", "heatmap")}
+            return {key: np.asarray(result[key]) for key in ("probabilities", "heatmap", *self.ratings)}
         return explain
 
     def predict(self, images: Image | Sequence[Image], batch_size: int = 32, errors: str = "raise",
                 max_bytes: int = MAX_BYTES) -> pd.DataFrame:
-        """A table with ``label``, ``confidence`` and one probability column per class, a row per image; for
-        a pandas Series, with its index (so that it joins back to the table the column came from).
+        """A table with ``label``, ``confidence``, one probability column per class and, where the model gives
+        them, ``valence`` and ``arousal``: a row per image; for a pandas Series, with its index (so that it joins
+        back to the table the column came from).
 
         ``errors="raise"``: an image that cannot be read or used is an error naming it, and nothing is
         returned; ``"keep"``: it gets a row without answers and an ``error`` column says why, as
@@ -205,9 +222,10 @@ class Predictor:
         items = as_list(images)
         reasons = [""] * len(items)
         if errors == "raise":
-            probabilities = self.probabilities(items, batch_size, max_bytes)
+            scores = self.scores(items, batch_size, max_bytes)
         else:
-            probabilities = np.full([len(items), len(self.class_names)], np.nan, np.float32)
+            scores = {"probabilities": np.full([len(items), len(self.class_names)], np.nan, np.float32),
+                      **{name: np.full(len(items), np.nan, np.float32) for name in self.ratings}}
             for rows in chunks(range(len(items)), batch_size):
                 usable = {}
                 for i in rows:  # one at a time: a failure names its image alone
@@ -216,8 +234,11 @@ class Predictor:
                     except (TypeError, ValueError) as exc:
                         reasons[i] = str(exc)
                 if usable:
-                    probabilities[list(usable)] = self._run(np.stack(list(usable.values())))
-        table = answers(probabilities, self.class_names, images.index if isinstance(images, pd.Series) else None)
+                    for key, values in self._outputs(np.stack(list(usable.values()))).items():
+                        scores[key][list(usable)] = values
+        table = answers(scores["probabilities"], self.class_names,
+                        images.index if isinstance(images, pd.Series) else None,
+                        {name: scores[name] for name in self.ratings})
         if errors == "keep":
             table["error"] = reasons
         return table
@@ -231,13 +252,14 @@ class KerasPredictor(Predictor):
 
     def __init__(self, model: keras.Model, class_names: Sequence[str] | None = None, source: str | None = None) -> None:
         super().__init__(carried(model, class_names), model.inputs[0].shape[1:3], model.outputs[0].shape[-1],
-                         source or f"{model.name!r} (in memory)")
+                         source or f"{model.name!r} (in memory)", rating_names(model))
         self.model = model
-        self.function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        self.function = tf.function(lambda x: tf.nest.flatten(model(x, training=False)), reduce_retracing=True)
         self.averaged: dict[tuple[bool, bool], Callable] = {}  # view_probabilities' graphs, by views
 
-    def _run(self, pixels: np.ndarray) -> np.ndarray:
-        return self.function(tf.constant(pixels)).numpy()
+    def _outputs(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        probabilities, *rated = [output.numpy() for output in self.function(tf.constant(pixels))]
+        return {"probabilities": probabilities, **{name: rated[0][:, k] for k, name in enumerate(self.ratings)}}
 
     def view_probabilities(self, pixels: np.ndarray | tf.Tensor, flip_tta: bool = False,
                            crop_tta: bool = False) -> np.ndarray:
@@ -248,7 +270,7 @@ class KerasPredictor(Predictor):
             @tf.function(input_signature=[tf.TensorSpec([None, *size, 3], tf.float32)], autograph=False)
             def forward(batch: tf.Tensor) -> tf.Tensor:
                 views = test_time_views(batch, flip_tta, crop_tta)
-                return tf.add_n([self.model(view, training=False) for view in views]) / len(views)
+                return tf.add_n([tf.nest.flatten(self.model(view, training=False))[0] for view in views]) / len(views)
             self.averaged[flip_tta, crop_tta] = forward
         return self.averaged[flip_tta, crop_tta](tf.convert_to_tensor(pixels, tf.float32)).numpy()
 
@@ -279,10 +301,11 @@ class SavedModelPredictor(Predictor):
         outputs = self.signature.structured_outputs["probabilities"].shape[-1]
         # the label asset is part of the graph: a version loads only with it
         super().__init__(override_names(class_names, saved_class_names(path), path), spec.shape[1:3], outputs,
-                         str(path))
+                         str(path), tuple(rating for rating in RATINGS if rating in self.signature.structured_outputs))
 
-    def _run(self, pixels: np.ndarray) -> np.ndarray:
-        return self.signature(images=tf.constant(pixels))["probabilities"].numpy()
+    def _outputs(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        result = self.signature(images=tf.constant(pixels))
+        return {key: result[key].numpy() for key in ("probabilities", *self.ratings)}
 
     def _heatmaps(self) -> HeatmapFunction | None:
         if EXPLAIN_PIXELS not in self.signatures:
@@ -332,7 +355,8 @@ class TFLitePredictor(Predictor):
         beside = None if isinstance(model, bytes) else class_names_file(Path(model))
         quantization = f" ({metadata['quantization']})" if "quantization" in metadata else ""
         super().__init__(override_names(class_names, metadata.get("classes") or beside, name) or SENTIMENTS,
-                         detail["shape"][1:3], outputs, name + quantization)
+                         detail["shape"][1:3], outputs, name + quantization,
+                         tuple(rating for rating in RATINGS if rating in self.runner.get_output_details()))
 
     @staticmethod
     def _call(runner: Any, pixels: np.ndarray) -> dict[str, np.ndarray]:
@@ -344,8 +368,9 @@ class TFLitePredictor(Predictor):
             pixels = np.clip(np.round(pixels / scale + zero_point), limits.min, limits.max)
         return runner(**{name: pixels.astype(detail["dtype"])})
 
-    def _run(self, pixels: np.ndarray) -> np.ndarray:
-        return self._call(self.runner, pixels)["probabilities"]
+    def _outputs(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        result = self._call(self.runner, pixels)
+        return {key: result[key] for key in ("probabilities", *self.ratings)}
 
     def _heatmaps(self) -> HeatmapFunction | None:
         if EXPLAIN not in self.interpreter.get_signature_list():

@@ -11,10 +11,13 @@ import itertools
 import os
 from typing import Sequence
 
+import numpy as np
+
 from ..runtime import keras
-from .backbones import BACKBONES, backbone_names, fusable, layer_choices
 from ..compat import layer_inputs
+from ..contract import RATINGS, RATINGS_OUTPUT
 from ..data import SENTIMENTS
+from .backbones import BACKBONES, backbone_names, fusable, layer_choices
 
 LAST_CONV = "last_conv"
 LOGITS = "logits"
@@ -36,7 +39,7 @@ def class_names(model: keras.Model, classes: Sequence[str] | None = None) -> tup
     """The model's class names in output order: ``classes`` if given, else those the model carries
     (``model.class_names``, set by training and :func:`imagesentiment.inference.load_keras` from the run's
     ``classes.json``), else the sentiments for a three-output model, else ``"0"``, ``"1"``, ..."""
-    count = int(require_keras(model).output_shape[-1])
+    count = int(require_keras(model).outputs[0].shape[-1])  # the class probabilities come first
     if classes is None:
         classes = getattr(model, "class_names", None)
     if classes is None:
@@ -61,6 +64,32 @@ def _head(features: keras.KerasTensor, num_classes: int, dropout: float) -> kera
     x = keras.layers.Dropout(dropout, name="dropout")(features)
     logits = keras.layers.Dense(num_classes, name=LOGITS)(x)
     return keras.layers.Softmax(name=PREDICTIONS)(logits)
+
+
+def pooled_features(model: keras.Model) -> keras.KerasTensor:
+    """The pooled feature vector the class head reads (the input of its ``dropout`` layer)."""
+    try:
+        return model.get_layer("dropout").input
+    except ValueError:
+        raise ValueError(f"{model.name}: no pooled features under a class head (a model this package built, not "
+                         "an ensemble or a model with test-time views)") from None
+
+
+def rating_names(model: keras.Model) -> tuple[str, ...]:
+    """The ratings a model gives beside its classes (:data:`~imagesentiment.contract.RATINGS`), or none."""
+    return RATINGS if any(layer.name == RATINGS_OUTPUT for layer in model.layers) else ()
+
+
+def with_ratings(model: keras.Model, kernel: np.ndarray, bias: np.ndarray) -> keras.Model:
+    """``model`` with a second output, ``ratings`` (valence and arousal): a linear layer on its pooled features
+    with the given weights (one it had before is replaced). It keeps the class names it carries."""
+    classes = model.outputs[0]
+    dense = keras.layers.Dense(len(RATINGS), name=RATINGS_OUTPUT)
+    rated = keras.Model(model.inputs, [classes, dense(pooled_features(model))], name=model.name)
+    dense.set_weights([np.asarray(kernel, np.float32), np.asarray(bias, np.float32)])
+    if hasattr(model, "class_names"):
+        rated.class_names = model.class_names
+    return rated
 
 
 def logits_model(model: keras.Model) -> keras.Model:

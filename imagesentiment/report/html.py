@@ -24,6 +24,7 @@ import pandas as pd
 from PIL import Image
 
 from ..data.imageset import read_input
+from ..contract import RATINGS
 from ..table.columns import BOX, FACE, model_record, photo_rows
 
 COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
@@ -107,7 +108,7 @@ def _classes(frame: pd.DataFrame) -> list[str]:
     columns = list(frame.columns)
     block = []
     for column in columns[columns.index("confidence") + 1:]:
-        if column in ("heatmap", "error", "true_label") or not pd.api.types.is_numeric_dtype(frame[column]):
+        if column in ("heatmap", "error", "true_label", *RATINGS) or not pd.api.types.is_numeric_dtype(frame[column]):
             break
         block.append(column)
     seen = set(frame["label"].dropna()) | (set(frame["true_label"].dropna()) if "true_label" in frame else set())
@@ -198,6 +199,8 @@ def _card(order: int, row: pd.Series, classes: Sequence[str], size: int, shown_p
     probabilities = " · ".join(f'<span class="prob">{html.escape(c)} {row[c]:.2f}</span>'
                                for c in classes if c in row and pd.notna(row[c]))
     truth = f"<div>true: {html.escape(str(row['true_label']))}</div>" if pd.notna(row.get("true_label")) else ""
+    rated = " · ".join(f"{name} {row[name]:.1f}" for name in RATINGS if pd.notna(row.get(name)))
+    probabilities += f'<div class="ratings">{rated} <span class="muted">(1–7)</span></div>' if rated else ""
     pictures = "".join(f'<img alt="{alt}" src="{src}">' for alt, src in (("image", image), ("heat map", heat)) if src)
     name, path = os.path.basename(str(row["path"])), html.escape(str(row["path"]))
     return (f'<div class="card{"" if correct else " wrong"}" data-order="{order}" data-label="{html.escape(str(row["label"]))}" '

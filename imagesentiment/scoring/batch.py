@@ -107,7 +107,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     # libjpeg's lines on a damaged file, which gets its error row anyway, kept off stderr; the bar goes there
     with held(out, wait), filtered(without(DECODER_NOISE)) as stderr:
         begin(out, model_stamp(predictor), resume, overwrite)
-        own = table_columns(predictor.class_names, faces is not None)
+        own = table_columns(predictor.class_names, faces is not None, predictor.ratings)
         carried = _carried_names(columns or {}, own)
         journal = Journal(journal_of(out), [*own, *carried.values()])
         earlier = journal.read()
@@ -210,16 +210,17 @@ def _score_chunk(predictor: Predictor, chunk: Sequence[str], pool: ThreadPoolExe
     and ``faces`` of the rows scored (the photo's pictures then show their boxes)."""
     loaded = list(pool.map(lambda p: _load(p, predictor.image_size, *limits), chunk))
     good = [i for i, (pixels, _) in enumerate(loaded) if pixels is not None]
-    probabilities = np.full([len(chunk), len(predictor.class_names)], np.nan, np.float32)
+    scores = {"probabilities": np.full([len(chunk), len(predictor.class_names)], np.nan, np.float32),
+              **{name: np.full(len(chunk), np.nan, np.float32) for name in predictor.ratings}}
     heatmaps = None
     if good:
         pixels = np.stack([loaded[i][0] for i in good])
-        if explainer is not None:
-            result = explainer(pixels)
-            probabilities[good], heatmaps = result["probabilities"], result["heatmap"]
-        else:
-            probabilities[good] = predictor.probabilities(pixels, batch_size)
-    rows = pd.DataFrame({"path": [shown(p) for p in chunk]}).join(answers(probabilities, predictor.class_names))
+        computed = predictor.scores(pixels, batch_size) if explainer is None else explainer(pixels)  # one pass
+        heatmaps = computed.pop("heatmap", None)
+        for key, values in computed.items():
+            scores[key][good] = values
+    rows = pd.DataFrame({"path": [shown(p) for p in chunk]}).join(
+        answers(scores["probabilities"], predictor.class_names, ratings={n: scores[n] for n in predictor.ratings}))
     rows["heatmap"] = pd.Series(np.nan, index=rows.index, dtype=object)
     found = faces(good) if faces is not None else {}
     if heatmaps is not None:  # the pictures written in parallel, a panel and an overlay each

@@ -5,16 +5,17 @@ Parquet) with, beside it, the record of the model that began it. ``predict``, ``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 
-def answers(probabilities: np.ndarray, classes: Sequence[str], index: Sequence | pd.Index | None = None
-            ) -> pd.DataFrame:
-    """``label``, ``confidence`` and one probability column per class, a row per image, from probabilities
-    ``(N, classes)``; a row of NaN (an image that could not be scored) gets no label and no confidence."""
+def answers(probabilities: np.ndarray, classes: Sequence[str], index: Sequence | pd.Index | None = None,
+            ratings: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """``label``, ``confidence``, one probability column per class and one per rating (``valence``,
+    ``arousal``: ``ratings``, where the model gives them), a row per image, from probabilities ``(N, classes)``;
+    a row of NaN (an image that could not be scored) gets no label and no confidence."""
     classes = list(classes)
     probabilities = np.asarray(probabilities, np.float32).reshape(-1, len(classes))
     scored = ~np.isnan(probabilities).any(axis=1)
@@ -23,6 +24,8 @@ def answers(probabilities: np.ndarray, classes: Sequence[str], index: Sequence |
     table.insert(0, "confidence", np.where(scored, probabilities.max(axis=1, initial=-np.inf), np.nan)
                     .astype(np.float32))
     table.insert(0, "label", [classes[k] if ok else None for k, ok in zip(top, scored)])
+    for name, values in (ratings or {}).items():
+        table[name] = np.asarray(values, np.float32).reshape(-1)
     return table
 
 
@@ -30,10 +33,11 @@ FACE = "face"  # a face's number in its photo (0: the one the detector is surest
 BOX = ("box_left", "box_top", "box_width", "box_height")  # the face's box, in pixels of the photo
 
 
-def columns(classes: Sequence[str], faces: bool = False) -> list[str]:
+def columns(classes: Sequence[str], faces: bool = False, ratings: Sequence[str] = ()) -> list[str]:
     """The columns ``predict`` writes before those carried from a CSV of inputs: ``path``, with ``faces``
-    :data:`FACE` and the :data:`BOX` columns, ``label``, ``confidence``, one per class, ``heatmap``, ``error``."""
-    return ["path", *((FACE, *BOX) if faces else ()), "label", "confidence", *classes, "heatmap", "error"]
+    :data:`FACE` and the :data:`BOX` columns, ``label``, ``confidence``, one per class, one per rating,
+    ``heatmap``, ``error``."""
+    return ["path", *((FACE, *BOX) if faces else ()), "label", "confidence", *classes, *ratings, "heatmap", "error"]
 
 
 def face_answers(probabilities: np.ndarray, classes: Sequence[str], boxes: Sequence[Sequence[int]]) -> pd.DataFrame:

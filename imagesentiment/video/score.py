@@ -24,6 +24,7 @@ from ..data.frames import FrameStream, VideoError, VideoInfo, open_video, sampli
 from ..data.pipeline import check_batch_size
 from ..explain.plots import overlay
 from ..atomic import replacing
+from ..contract import RATING_SCALE, RATINGS
 from ..faces.scorer import FaceScorer
 from ..inference.predictors import Predictor, to_pixels
 from ..table.columns import BOX, answers, face_answers, largest_faces
@@ -47,16 +48,17 @@ def annotate(frame: np.ndarray, heatmap: np.ndarray, text: str, opacity: float =
 
 
 def smooth(table: pd.DataFrame, classes: Sequence[str], window: int, by: str | None = None) -> pd.DataFrame:
-    """Adds ``smoothed_<class>`` (centred moving average over ``window`` samples; with ``by``, over the rows
-    of the same ``by`` value, such as a face track's) and ``smoothed_label``."""
-    probabilities = table[list(classes)]
+    """Adds ``smoothed_<class>`` and, where the table has them, ``smoothed_valence`` and ``smoothed_arousal``
+    (centred moving average over ``window`` samples; with ``by``, over the rows of the same ``by`` value, such as
+    a face track's) and ``smoothed_label``."""
+    probabilities = table[[*classes, *(name for name in RATINGS if name in table)]]
     if by is None:
         smoothed = probabilities.rolling(window, center=True, min_periods=1).mean()
     else:
         smoothed = (probabilities.groupby(table[by]).rolling(window, center=True, min_periods=1).mean()
                     .reset_index(level=0, drop=True).reindex(table.index))
     table = table.join(smoothed.add_prefix("smoothed_"))
-    table["smoothed_label"] = [classes[i] for i in smoothed.to_numpy().argmax(axis=1)]
+    table["smoothed_label"] = [classes[i] for i in smoothed[list(classes)].to_numpy().argmax(axis=1)]
     return table
 
 
@@ -81,6 +83,7 @@ class _Scorer:
         self.classes = predictor.class_names
         self.frames: list[int] = []
         self.probabilities: list[np.ndarray] = []
+        self.rated: dict[str, list[np.ndarray]] = {name: [] for name in predictor.ratings}  # valence, arousal
         self.best: dict[str, tuple[float, int, np.ndarray]] = {}
         self.latest = (np.zeros((2, 2), np.float32), "")
 
@@ -89,7 +92,8 @@ class _Scorer:
         with faces, how many and the largest one's box and answers (:func:`~imagesentiment.table.largest_faces`)."""
         frames = np.asarray(self.frames, np.int64)
         table = pd.DataFrame({"frame": frames, "time_s": frames / self.fps}).join(
-            answers(np.reshape(self.probabilities, (-1, len(self.classes))), self.classes))
+            answers(np.reshape(self.probabilities, (-1, len(self.classes))), self.classes,
+                    ratings={name: np.concatenate([np.zeros(0), *parts]) for name, parts in self.rated.items()}))
         return table.join(largest_faces(self.face_rows, self.classes)) if self.faces is not None else table
 
     def face_table(self) -> pd.DataFrame:
@@ -106,11 +110,11 @@ class _Scorer:
     def __call__(self, batch: list[tuple[int, np.ndarray, bool]]) -> None:
         sampled = [(i, f) for i, f, s in batch if s]
         pixels = to_pixels([f for _, f in sampled], self.predictor.image_size)
-        if self.explainer is not None and sampled:
-            result = self.explainer(pixels)
-            probabilities, heatmaps = np.asarray(result["probabilities"]), np.asarray(result["heatmap"])
-        else:
-            probabilities, heatmaps = self.predictor.probabilities(pixels), None
+        explaining = self.explainer is not None and len(sampled) > 0  # the heat maps' pass gives the scores too
+        scores = self.explainer(pixels) if explaining else self.predictor.scores(pixels)
+        probabilities, heatmaps = np.asarray(scores["probabilities"]), scores.get("heatmap")
+        for name, values in self.rated.items():
+            values.append(scores[name])
         if self.faces is not None:
             self.face_rows += [found.table for found in self.faces([(f"frame {i}", f) for i, f in sampled], self.notes)]
         marks = {}
@@ -321,7 +325,14 @@ def plot_timeline(table: pd.DataFrame, classes: Sequence[str], path: str | os.Pa
         column = f"smoothed_{c}" if f"smoothed_{c}" in table else c
         ax.plot(table["time_s"], table[column], label=c, color=colours.get(c))
     ax.set(ylabel="probability", ylim=(0, 1), title="sentiment over time")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper left")
+    if "valence" in table:  # the model's valence on its own scale, raw and smoothed
+        scale = ax.twinx()
+        scale.plot(table["time_s"], table["valence"], color="#8e44ad", alpha=0.35, linewidth=1)
+        if "smoothed_valence" in table:
+            scale.plot(table["time_s"], table["smoothed_valence"], color="#8e44ad", label="valence (smoothed)")
+        scale.set(ylabel="valence (1-7)", ylim=RATING_SCALE)
+        scale.legend(loc="upper right")
     times = table["time_s"].to_numpy()
     edges = np.append(times, times[-1] + (times[-1] - times[-2] if len(times) > 1 else 1.0))
     for band, (name, labels) in zip(rows, bands.items()):
