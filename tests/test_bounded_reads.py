@@ -224,7 +224,7 @@ def test_max_bytes_is_the_limit_in_predict_the_api_and_check(tmp_path, model_fil
     assert predictor.predict(paths[:1], errors="keep", max_bytes=100)["error"][0] == f"{paths[0]}: " + \
         check_image(paths[0], max_bytes=100).reason
     assert main(["predict", str(tmp_path / "photos"), "--model", str(model_file), "--classes", ",".join(CLASSES),
-                 "--out", str(tmp_path / "c.csv"), "--max-bytes", "100"]) == 0
+                 "--out", str(tmp_path / "c.csv"), "--max-bytes", "100"]) == 1  # none scored: a failure
     assert f"{paths[1]}: {reason}" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "photos"), "--model", str(model_file), "--classes", ",".join(CLASSES),
                  "--out", str(tmp_path / "d.csv"), "--max-bytes", str(max(p.stat().st_size for p in paths))]) == 0

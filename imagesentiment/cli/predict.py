@@ -51,6 +51,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.faces else ""
     print(f"{count(len(photos) - len(failed), 'image')} scored {counts}{found}, {len(failed)} unreadable{before}; "
           f"written to {args.out}")
+    if len(failed) == len(photos):  # a script must not take a table of error rows for a result
+        print(f"error: no input could be scored; {args.out} holds a row for each, with why", file=sys.stderr)
+        return 1
     return 0
 
 
