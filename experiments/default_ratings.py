@@ -33,7 +33,7 @@ from results import record  # noqa: E402
 
 from imagesentiment.contract import SHIPPED_MODELS, shipped_model, versions  # noqa: E402
 from imagesentiment.data import ImageSet  # noqa: E402
-from imagesentiment.evaluation.evaluate import rating_answers  # noqa: E402
+from imagesentiment.evaluation.evaluate import predict_scores  # noqa: E402
 from imagesentiment.evaluation.metrics import rating_metrics  # noqa: E402
 from imagesentiment.export import export_savedmodel, export_tflite, image_arrays  # noqa: E402
 from imagesentiment.inference import KerasPredictor, load_keras  # noqa: E402
@@ -50,8 +50,8 @@ def held_out_figures(model, oasis: ImageSet, test: ImageSet) -> dict:
     rated, head = add_ratings(model, oasis.subset(np.flatnonzero(inside.to_numpy())))
     predictor = KerasPredictor(rated)
     truth = oasis.frame.set_index("path").loc[test.frame["path"], list(RATINGS)]
-    answers = rating_answers(predictor, test)
-    classes = predictor.probabilities(test.frame["path"].tolist()).argmax(axis=1)
+    answers = predict_scores(predictor, test)  # the classes and the ratings from one pass
+    classes = answers["probabilities"].argmax(axis=1)
     return {"photos": len(test), "fitted_on": head.photos, "alpha": head.alpha,
             "accuracy": float((classes == test.label_ids.to_numpy()).mean()),
             **{name: rating_metrics(truth[name].to_numpy(), answers[name]) for name in RATINGS}}

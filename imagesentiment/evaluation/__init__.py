@@ -3,7 +3,7 @@
 from typing import Any
 
 METRICS = ("METRICS_FILE", "bootstrap_intervals", "classification_metrics", "ranking_metrics", "read_metrics", "summary")
-EVALUATE = ("evaluate_model", "predict_probabilities")
+EVALUATE = ("evaluate_model", "predict_probabilities", "predict_scores")
 __all__ = [*METRICS, *EVALUATE]
 
 

@@ -21,16 +21,17 @@ from .metrics import (METRICS_FILE, calibration_metrics, classification_metrics,
 from ..inference.predictors import KerasPredictor, Predictor
 from ..table.columns import answers
 
-def predict_probabilities(model: keras.Model | Predictor, images: ImageSet, batch_size: int = 64,
-                          flip_tta: bool = False, crop_tta: bool = False) -> np.ndarray:
-    """Class probabilities ``(N, C)`` for every image, averaged over its ``test_time_views``; ``model`` is
-    a Keras model or any loaded form (:func:`imagesentiment.load`: a SavedModel, a ``.tflite`` file).
-    An image that cannot be decoded is a DataError naming it (:func:`imagesentiment.data.check_set`
-    leaves such files out beforehand, as the commands do)."""
+def predict_scores(model: keras.Model | Predictor, images: ImageSet, batch_size: int = 64,
+                   flip_tta: bool = False, crop_tta: bool = False) -> dict[str, np.ndarray]:
+    """Class ``probabilities`` ``(N, C)`` for every image, averaged over its ``test_time_views``, and each
+    rating the model gives ``(N,)`` (of the whole image), from one pass; ``model`` is a Keras model or any
+    loaded form (:func:`imagesentiment.load`: a SavedModel, a ``.tflite`` file). An image that cannot be
+    decoded is a DataError naming it (:func:`imagesentiment.data.check_set` leaves such files out beforehand,
+    as the commands do)."""
     try:
         predictor = as_predictor(model)
-        return np.concatenate([predictor.view_probabilities(batch, flip_tta, crop_tta)
-                               for batch, _ in image_batches(images, predictor.image_size, batch_size)])
+        parts = [predictor.view_scores(batch, flip_tta, crop_tta)
+                 for batch, _ in image_batches(images, predictor.image_size, batch_size)]
     except tf.errors.InvalidArgumentError as exc:  # the pipeline's decoder names no file: find them
         from ..data import check_set
 
@@ -39,22 +40,19 @@ def predict_probabilities(model: keras.Model | Predictor, images: ImageSet, batc
         raise DataError(f"{len(skipped) or 'an'} image{'s' if len(skipped) > 1 else ''} cannot be used "
                         f"({named or exc.message.splitlines()[0]}); imagesentiment.data.check_set(images).images "
                         "leaves such files out") from None
+    return {key: np.concatenate([part[key] for part in parts]) for key in ("probabilities", *predictor.ratings)}
+
+
+def predict_probabilities(model: keras.Model | Predictor, images: ImageSet, batch_size: int = 64,
+                          flip_tta: bool = False, crop_tta: bool = False) -> np.ndarray:
+    """The class probabilities of :func:`predict_scores`."""
+    return predict_scores(model, images, batch_size, flip_tta, crop_tta)["probabilities"]
 
 
 def as_predictor(model: keras.Model | Predictor, classes: Sequence[str] | None = None) -> Predictor:
     """``model`` as the one type evaluation works with: a Keras model wrapped in a :class:`KerasPredictor`
     (one compiled graph; its class names ``classes``, else the ones it carries)."""
     return model if isinstance(model, Predictor) else KerasPredictor(model, classes)
-
-
-def rating_answers(predictor: Predictor, images: ImageSet, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Each rating ``predictor`` gives (none: ``{}``), for every image in one view (ratings take no test-time
-    views)."""
-    if not predictor.ratings:
-        return {}
-    parts = [predictor.scores(batch.numpy(), batch_size)
-             for batch, _ in image_batches(images, predictor.image_size, batch_size)]
-    return {name: np.concatenate([part[name] for part in parts]) for name in predictor.ratings}
 
 
 def judged_ratings(images: ImageSet, ratings: dict[str, np.ndarray]) -> dict:
@@ -71,7 +69,7 @@ def judged_ratings(images: ImageSet, ratings: dict[str, np.ndarray]) -> dict:
 def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | os.PathLike | None = None,
                    flip_tta: bool = False, crop_tta: bool = False, data: str | None = None,
                    classes: Sequence[str] | None = None) -> dict:
-    """Metrics of ``model`` (see :func:`predict_probabilities`) on ``images``, whose labels are matched to
+    """Metrics of ``model`` (see :func:`predict_scores`) on ``images``, whose labels are matched to
     the model's ``classes`` by name (default: the names it carries, :func:`imagesentiment.model.class_names`;
     a folder's classes come sorted, which need not be the model's output order); with ``out``, writes
     metrics.json, the confusion matrix (CSV and PNG), the curves, the reliability diagram and predictions.csv there (as ``predict``
@@ -87,13 +85,13 @@ def evaluate_model(model: keras.Model | Predictor, images: ImageSet, out: str | 
         raise DataError(f"{exc}" + ("" if carried else "; this Keras model carries no class names: pass "
                                     "classes=[...] in its output order, or load it with "
                                     "imagesentiment.inference.load_keras")) from None
-    probabilities = predict_probabilities(predictor, images, flip_tta=flip_tta, crop_tta=crop_tta)
+    scores = predict_scores(predictor, images, flip_tta=flip_tta, crop_tta=crop_tta)
+    probabilities, ratings = scores.pop("probabilities"), scores
     y_pred = probabilities.argmax(axis=1)
     groups = images.frame["group"] if "group" in images.frame else None  # a clip's frames are resampled together
     metrics = classification_metrics(images.label_ids.to_numpy(), y_pred, images.classes, groups)
     metrics["ranking"] = ranking_metrics(images.label_ids.to_numpy(), probabilities, images.classes)
     metrics["calibration"] = calibration_metrics(images.label_ids.to_numpy(), probabilities)
-    ratings = rating_answers(predictor, images)
     metrics["ratings"] = judged_ratings(images, ratings)
     metrics["test_time_views"] = {"flip_tta": flip_tta, "crop_tta": crop_tta}
     if data is not None:

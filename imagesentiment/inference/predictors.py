@@ -181,12 +181,19 @@ class Predictor:
         """Probabilities ``(N, classes)`` of images in any form :func:`to_pixels` takes (:meth:`scores`)."""
         return self.scores(images, batch_size, max_bytes)["probabilities"]
 
-    def view_probabilities(self, pixels: np.ndarray | tf.Tensor, flip_tta: bool = False,
-                           crop_tta: bool = False) -> np.ndarray:
-        """Probabilities ``(B, classes)`` of a float batch at the input size, averaged over its
-        :func:`test_time_views`."""
+    def view_scores(self, pixels: np.ndarray | tf.Tensor, flip_tta: bool = False,
+                    crop_tta: bool = False) -> dict[str, np.ndarray]:
+        """``probabilities`` ``(B, classes)`` of a float batch at the input size, averaged over its
+        :func:`test_time_views`, and each of :attr:`ratings` ``(B,)`` of the whole image (the first view: ratings
+        take no test-time views), from one pass."""
         views = test_time_views(tf.convert_to_tensor(pixels, tf.float32), flip_tta, crop_tta)
-        return np.mean([self._run(view.numpy()) for view in views], axis=0)
+        outputs = [self._outputs(view.numpy()) for view in views]
+        return {**outputs[0], "probabilities": np.mean([output["probabilities"] for output in outputs], axis=0)}
+
+    def _named(self, probabilities: np.ndarray, rated: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """The scores of one batch by name, from the probabilities and, where the model has them, its ratings
+        ``(B, len(ratings))``."""
+        return {"probabilities": probabilities, **{name: rated[0][:, k] for k, name in enumerate(self.ratings)}}
 
     def _heatmaps(self) -> HeatmapFunction | None:
         """This form's one-pass prediction-and-Grad-CAM function, or None where it has none."""
@@ -255,24 +262,27 @@ class KerasPredictor(Predictor):
                          source or f"{model.name!r} (in memory)", rating_names(model))
         self.model = model
         self.function = tf.function(lambda x: tf.nest.flatten(model(x, training=False)), reduce_retracing=True)
-        self.averaged: dict[tuple[bool, bool], Callable] = {}  # view_probabilities' graphs, by views
+        self.averaged: dict[tuple[bool, bool], Callable] = {}  # view_scores' graphs, by views
 
     def _outputs(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
         probabilities, *rated = [output.numpy() for output in self.function(tf.constant(pixels))]
-        return {"probabilities": probabilities, **{name: rated[0][:, k] for k, name in enumerate(self.ratings)}}
+        return self._named(probabilities, rated)
 
-    def view_probabilities(self, pixels: np.ndarray | tf.Tensor, flip_tta: bool = False,
-                           crop_tta: bool = False) -> np.ndarray:
-        """As :meth:`Predictor.view_probabilities`, the views made and averaged in one compiled graph."""
+    def view_scores(self, pixels: np.ndarray | tf.Tensor, flip_tta: bool = False,
+                    crop_tta: bool = False) -> dict[str, np.ndarray]:
+        """As :meth:`Predictor.view_scores`, the views made and averaged in one compiled graph."""
         if (flip_tta, crop_tta) not in self.averaged:
             size = tuple(self.image_size)
 
             @tf.function(input_signature=[tf.TensorSpec([None, *size, 3], tf.float32)], autograph=False)
-            def forward(batch: tf.Tensor) -> tf.Tensor:
+            def forward(batch: tf.Tensor) -> list[tf.Tensor]:
                 views = test_time_views(batch, flip_tta, crop_tta)
-                return tf.add_n([tf.nest.flatten(self.model(view, training=False))[0] for view in views]) / len(views)
+                outputs = [tf.nest.flatten(self.model(view, training=False)) for view in views]
+                return [tf.add_n([output[0] for output in outputs]) / len(views), *outputs[0][1:]]
             self.averaged[flip_tta, crop_tta] = forward
-        return self.averaged[flip_tta, crop_tta](tf.convert_to_tensor(pixels, tf.float32)).numpy()
+        probabilities, *rated = [t.numpy() for t in self.averaged[flip_tta, crop_tta](
+            tf.convert_to_tensor(pixels, tf.float32))]
+        return self._named(probabilities, rated)
 
     def _heatmaps(self) -> HeatmapFunction:
         from ..explain.onepass import GradCamPredictor
