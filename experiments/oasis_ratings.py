@@ -64,7 +64,6 @@ tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 
 import keras  # noqa: E402
-from scipy.optimize import minimize_scalar  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import StratifiedKFold, train_test_split  # noqa: E402
@@ -72,7 +71,8 @@ from sklearn.model_selection import StratifiedKFold, train_test_split  # noqa: E
 from imagesentiment.data import SENTIMENTS, ImageSet  # noqa: E402
 from imagesentiment.data.shards import image_batches  # noqa: E402
 from imagesentiment.data.sources import oasis, twitter  # noqa: E402
-from imagesentiment.evaluation.metrics import calibration_metrics  # noqa: E402
+from imagesentiment.evaluation.metrics import calibration_metrics, fit_temperature  # noqa: E402
+from imagesentiment.evaluation.metrics import tempered as probabilities  # noqa: E402
 from imagesentiment.models.backbones import BACKBONES  # noqa: E402
 from imagesentiment.models.build import build_transfer  # noqa: E402
 from imagesentiment.models.views import test_time_views  # noqa: E402
@@ -254,16 +254,6 @@ def ridge_path(x: np.ndarray, t: np.ndarray, alphas: np.ndarray) -> list[Affine]
     return [Affine(mean, scale, vt.T @ (projected * (s / (s ** 2 + a))[:, None]), centre) for a in alphas]
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Class probabilities of each photo: the mean over its views of softmax(logits / temperature)."""
-    return softmax(logits / temperature).mean(axis=1)
-
-
 def inner_folds(y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(y, y))
 
@@ -372,13 +362,6 @@ def tied(a: Scored, b: Scored, key: str) -> bool:
 
 def rounded(figure: list[float]) -> list[float]:
     return [round(float(v), 4) for v in figure]
-
-
-def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """The temperature that minimises the log-loss of the view-averaged probabilities."""
-    def loss(log_t: float) -> float:
-        return -np.log(probabilities(logits, np.exp(log_t))[np.arange(len(y)), y]).mean()
-    return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
 
 
 def calibration(logits: np.ndarray, y: np.ndarray, folds: np.ndarray) -> dict:

@@ -42,6 +42,17 @@ def test_the_api_keeps_tensorflows_start_up_lines_out_unless_a_log_level_is_set(
     assert bool(START_UP.search(done.stderr)) != quiet, done.stderr
 
 
+def test_a_model_with_half_precision_weights_answers_without_onednns_notice(trained_cnn, tmp_path):
+    """The shipped model stores float16 weights: its first answer made oneDNN write an error-level line."""
+    version = export_savedmodel(trained_cnn[0], tmp_path, "m", CLASSES, weight_precision="float16")
+    script = ("import numpy as np, imagesentiment; p = imagesentiment.load(%r); "
+              "print(p.predict([np.full((48, 48, 3), 128, np.uint8)])['label'][0])" % str(version))
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in CLASSES and not START_UP.search(done.stderr), done.stderr
+
+
 def test_a_loaded_model_says_its_form_path_classes_and_input_size(trained_cnn, exported):
     for form, path in exported.items():
         text = repr(imagesentiment.load(path))

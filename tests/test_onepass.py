@@ -5,7 +5,7 @@ from tf_keras_vis.utils.scores import CategoricalScore
 
 from imagesentiment.data import make_dataset
 from imagesentiment.explain import GradCamPredictor
-from imagesentiment.models.build import logits_model
+from imagesentiment.models.build import score_model
 
 
 def test_one_pass_matches_tf_keras_vis_gradcam(trained_cnn):
@@ -13,7 +13,7 @@ def test_one_pass_matches_tf_keras_vis_gradcam(trained_cnn):
     x, _ = next(iter(make_dataset(images.subset(range(0, 90, 6)), (48, 48), 32)))
     out = GradCamPredictor(model)(x)
     np.testing.assert_array_equal(out["class_id"].numpy(), np.argmax(model.predict(x, verbose=0), -1))
-    reference = Gradcam(logits_model(model), clone=False)(
+    reference = Gradcam(score_model(model), clone=False)(
         CategoricalScore(out["class_id"].numpy().tolist()), x.numpy(),
         penultimate_layer="last_conv", seek_penultimate_conv_layer=False)
     heatmap = out["heatmap"].numpy()

@@ -3,6 +3,7 @@ scores carried by every model form, the predictions table and the evaluation."""
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,8 @@ import pytest
 from imagesentiment.data import DataError, ImageSet, oasis
 from imagesentiment.evaluation.evaluate import evaluate_model
 from imagesentiment.evaluation.metrics import rating_metrics, summary
-from imagesentiment.inference import KerasPredictor, SavedModelPredictor, TFLitePredictor, to_pixels
+from imagesentiment.explain import explain_files
+from imagesentiment.inference import KerasPredictor, SavedModelPredictor, TFLitePredictor, load_keras, to_pixels
 from imagesentiment.scoring.batch import predict_files
 from imagesentiment.training.ratings import add_ratings, photo_folds
 
@@ -75,6 +77,11 @@ def test_every_model_form_and_the_table_carry_the_ratings(rated_model, tmp_path)
     table = predict_files(saved, paths, tmp_path / "scores.csv", progress=False)
     assert list(table.columns[6:8]) == ["valence", "arousal"]
     np.testing.assert_allclose(table["valence"], keras_scores["valence"], atol=1e-3)
+    rebuilt, _ = load_keras(version)  # what explain works on: a batch in, no warning of a structure mismatch
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explained = explain_files(rebuilt, paths[:3], tmp_path / "maps", CLASSES, progress=False)
+    np.testing.assert_allclose(explained["valence"], keras_scores["valence"][:3], atol=2e-3)
 
 
 def test_a_model_without_ratings_writes_no_rating_columns(trained_cnn, tmp_path):
@@ -151,6 +158,30 @@ def test_the_report_shows_the_ratings_and_keeps_them_out_of_the_classes(rated_mo
     assert page.count('<div class="ratings">valence ') == 6
 
 
+def test_the_report_sorts_by_valence_and_maps_every_photo_to_its_card(rated_model, tmp_path):
+    """An analyst ranks photos by how pleasant they are and sees them on the valence-arousal plane."""
+    import re
+
+    from imagesentiment.report import build_report
+
+    model, _, images = rated_model
+    paths = images.frame["path"].tolist()[:20]
+    table = pd.DataFrame({"path": paths}).join(KerasPredictor(model).predict(paths))
+    page = build_report(table, tmp_path / "report.html", gallery=8).read_text()
+    assert '<option value="valence-desc">' in page and '<option value="arousal-asc">' in page
+    cards = dict(re.findall(r'<div class="card" data-order="(\d+)".*? data-valence="([\d.]+)"', page))
+    assert len(cards) == 8
+    dots = re.findall(r'<circle cx="([\d.]+)" cy="[\d.]+" r="4.5" fill="#\w+" fill-opacity="0.75"( data-card="\d+")?',
+                      page)
+    assert len(dots) == 20 and sum(bool(card) for _, card in dots) == 8  # every photo a dot, 8 of them linked
+    linked = {card.split('"')[1]: float(x) for x, card in dots if card}
+    assert linked.keys() == cards.keys()
+    order = sorted(cards, key=lambda c: float(cards[c]))  # further right is more pleasant
+    assert [linked[c] for c in order] == sorted(linked.values())
+    without = build_report(table.drop(columns=["valence", "arousal"]), tmp_path / "plain.html").read_text()
+    assert '<svg id="ratings-map"' not in without and "valence-desc" not in without
+
+
 def test_a_video_gets_a_valence_curve_raw_and_smoothed(rated_model, tmp_path):
     from test_video import make_video
 
@@ -163,3 +194,18 @@ def test_a_video_gets_a_valence_curve_raw_and_smoothed(rated_model, tmp_path):
     assert {"valence", "arousal", "smoothed_valence", "smoothed_arousal"} <= set(table.columns)
     assert table["valence"].iloc[-3:].mean() > table["valence"].iloc[:3].mean() + 1  # the clip turns pleasant
     assert (tmp_path / "out" / "timeline.png").stat().st_size > 0
+
+
+def test_a_heat_map_explains_the_valence_as_it_explains_a_class(rated_model):
+    """What in the photo raises its predicted valence: the same Grad-CAM from tf-keras-vis and from the one
+    pass, and not the class's map."""
+    from imagesentiment.explain import GradCamPredictor, explain, load_images
+
+    model, _, images = rated_model
+    batch, _ = load_images(images.frame["path"].tolist()[:4], model.input_shape[1:3])
+    valence = explain(model, batch, "gradcam", target="valence")
+    onepass = GradCamPredictor(model)(batch, np.full(4, 3))  # three classes, then valence
+    np.testing.assert_allclose(onepass["heatmap"].numpy(), valence, atol=2e-3)
+    assert not np.allclose(valence, explain(model, batch, "gradcam", target="arousal"), atol=1e-2)
+    with pytest.raises(ValueError, match="ratings \\['valence', 'arousal'\\]"):
+        explain(model, batch, "gradcam", target="pleasure")

@@ -106,6 +106,17 @@ def test_report_in_a_real_browser(predictions, tmp_path):
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
 
 
+def test_the_label_colour_fades_with_the_confidence():
+    from imagesentiment.report.html import shade
+
+    def from_grey(colour: str) -> int:
+        return sum(abs(int(colour[i:i + 2], 16) - 0xAA) for i in (1, 3, 5))
+
+    sure, unsure, chance = (from_grey(shade("positive", c, 3)) for c in (0.99, 0.59, 1 / 3))
+    assert sure > unsure > chance > 0  # still green at chance, and greener the surer
+    assert shade("positive", 1.0, 3) == "#27ae60"  # a certain answer in the class's own colour
+
+
 def test_report_refuses_an_empty_table(tmp_path):
     with pytest.raises(ValueError, match="no scored images"):
         build_report(pd.DataFrame({"path": ["a.jpg"], "label": [np.nan], "confidence": [np.nan]}),
@@ -223,5 +234,6 @@ def test_the_header_names_the_model_and_when_it_scored(tmp_path, trained_cnn):
     predict_files(imagesentiment.load(run), images.frame["path"].tolist()[:6], table, progress=False)
     page = build_report(read_predictions(table), tmp_path / "r.html", source=table).read_text()
     header = re.search(r'<p class="muted" id="model">(.*?)</p>', page).group(1)
-    assert f"model: Keras model {run}" in header and "classes: negative, neutral, positive" in header
+    assert f'model: Keras model <span title="{run}">run</span>' in header  # its name, the whole path on hover
+    assert "classes: negative, neutral, positive" in header
     assert "input 48×48 px" in header and re.search(r"scored \d{4}-\d\d-\d\d \d\d:\d\d", header)

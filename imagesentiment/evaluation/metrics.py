@@ -159,6 +159,32 @@ def calibration_metrics(y_true: np.ndarray, probabilities: np.ndarray, bins: int
                      "count": count[shown].tolist()}}
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """The softmax over the last axis."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def tempered(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Class probabilities ``softmax(logits / temperature)``; ``logits`` ``(N, C)``, or ``(N, views, C)`` whose
+    views' probabilities are averaged. The logarithms of softmax probabilities serve as logits."""
+    probabilities = softmax(np.asarray(logits, np.float64) / temperature)
+    return probabilities.mean(axis=1) if probabilities.ndim == 3 else probabilities
+
+
+def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
+    """The one temperature (between 0.05 and 20) that minimises the log-loss of :func:`tempered` on labelled
+    answers: above 1 it softens an over-confident model's probabilities, below 1 it sharpens them; the
+    predicted classes never change."""
+    from scipy.optimize import minimize_scalar
+
+    rows, y_true = np.arange(len(y_true)), np.asarray(y_true)
+
+    def loss(log_t: float) -> float:
+        return float(-np.log(np.maximum(tempered(logits, np.exp(log_t))[rows, y_true], 1e-12)).mean())
+    return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
+
+
 def rating_metrics(truth: np.ndarray, predicted: np.ndarray, resamples: int = 1000, level: float = 0.95,
                    seed: int = 0) -> dict:
     """Pearson r, Spearman rho and mean absolute error of ``predicted`` ratings against rated ones (one rating:

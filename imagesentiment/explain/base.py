@@ -2,7 +2,7 @@
 
 A method is a subclass of :class:`Explainer` that names its tf-keras-vis class
 and the options of its call. tf-keras-vis gets the logits model
-(:func:`imagesentiment.model.logits_model`) with ``clone=False`` and, for the
+(:func:`imagesentiment.models.build.score_model`: the logits, then any ratings) with ``clone=False`` and, for the
 CAM methods, the target layer by name with ``seek_penultimate_conv_layer=False``
 (on Keras 3 a layer object or a model modifier fails). Maps come back at the
 model's input size, min-max normalised per image to [0, 1]; NaN become zeros,
@@ -23,17 +23,21 @@ from tf_keras_vis.utils.scores import CategoricalScore
 from ..data import check_pixel_range, decode_or_reason
 from ..data.constants import MAX_BYTES
 from ..data.imageset import read_input
-from ..models.build import class_names, find_target_layer, logits_model
+from ..models.build import class_names, find_target_layer, rating_names, score_model
 from .onepass import normalize_maps
 
 Target = Union[int, str, None, Sequence[Union[int, str, None]]]
 
 
-def class_index(target: int | str, classes: Sequence[str]) -> int:
-    """The output index of a class given by name or index."""
+def target_index(target: int | str, classes: Sequence[str], ratings: Sequence[str] = ()) -> int:
+    """The output index of a class given by name or index, or of a rating given by name (``valence``: its
+    classes first, then the ratings, as :func:`~imagesentiment.models.build.score_model` orders them)."""
     if isinstance(target, str):
+        if target in ratings:
+            return len(classes) + list(ratings).index(target)
         if target not in classes:
-            raise ValueError(f"unknown class {target!r}; the model's classes are {list(classes)}")
+            also = f", and its ratings {list(ratings)}" if ratings else ""
+            raise ValueError(f"unknown class {target!r}; the model's classes are {list(classes)}{also}")
         return list(classes).index(target)
     if not 0 <= int(target) < len(classes):
         raise ValueError(f"class index {target} is out of range; the model's classes are "
@@ -41,15 +45,17 @@ def class_index(target: int | str, classes: Sequence[str]) -> int:
     return int(target)
 
 
-def resolve_targets(target: Target, predicted: np.ndarray, classes: Sequence[str]) -> np.ndarray:
-    """The class to explain per image: the predicted one where ``target`` is None, else the
-    named class (a name or an index), one for the whole batch or one per image.
+def resolve_targets(target: Target, predicted: np.ndarray, classes: Sequence[str],
+                    ratings: Sequence[str] = ()) -> np.ndarray:
+    """What to explain per image: the predicted class where ``target`` is None, else the named class (a name or
+    an index) or rating (a name among ``ratings``), one for the whole batch or one per image.
     """
     if target is None or isinstance(target, (str, int, np.integer)):
         target = [target] * len(predicted)
     if len(target) != len(predicted):
         raise ValueError(f"{len(target)} targets given for {len(predicted)} images")
-    return np.array([p if t is None else class_index(t, classes) for t, p in zip(target, predicted)], np.int32)
+    return np.array([p if t is None else target_index(t, classes, ratings) for t, p in zip(target, predicted)],
+                    np.int32)
 
 
 def clean_maps(maps: np.ndarray, images: np.ndarray) -> np.ndarray:
@@ -113,13 +119,14 @@ class Explainer:
 
     def __init__(self, model: keras.Model, classes: Sequence[str] | None = None) -> None:
         self.classes = class_names(model, classes)
+        self.ratings = rating_names(model)
         self.image_size = tuple(int(s) for s in model.input_shape[1:3])
-        self.logits = logits_model(model)
+        self.scores = score_model(model)  # and the ratings after the logits, where the model gives them
 
     @cached_property
     def visualization(self) -> ModelVisualization:
         """The tf-keras-vis object on the logits model, built once."""
-        return self.visualization_class(self.logits, clone=False)
+        return self.visualization_class(self.scores, clone=False)
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments of the tf-keras-vis call besides the score and the images."""
@@ -127,10 +134,10 @@ class Explainer:
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities ``(B, classes)`` (softmax of the logits)."""
-        return tf.nn.softmax(self.logits([images], training=False)).numpy()
+        return tf.nn.softmax(self.scores([images], training=False)[:, :len(self.classes)]).numpy()
 
     def compute(self, images: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Raw maps ``(B, H, W)`` for class ``targets[i]`` of image ``i``."""
+        """Raw maps ``(B, H, W)`` for output ``targets[i]`` of image ``i`` (a class, or a rating after them)."""
         return self.visualization(CategoricalScore(targets.tolist()), images, **self.options())
 
     def __call__(self, images: np.ndarray, target: Target = None) -> np.ndarray:
@@ -140,7 +147,7 @@ class Explainer:
                              f"at the model's input size, not {images.shape}; read files with load_images()")
         for index, image in enumerate(images):
             check_pixel_range(image, f"image {index} of the batch")
-        targets = resolve_targets(target, self.probabilities(images).argmax(-1), self.classes)
+        targets = resolve_targets(target, self.probabilities(images).argmax(-1), self.classes, self.ratings)
         return clean_maps(self.compute(images, targets), images)
 
 

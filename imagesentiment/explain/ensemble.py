@@ -17,6 +17,7 @@ class EnsembleExplainer(Explainer):
     def __init__(self, members: Sequence[Explainer], views: Sequence[Callable]) -> None:  # no top-level logits
         self.members, self.views = list(members), list(views)
         self.name, self.classes, self.image_size = members[0].name, members[0].classes, members[0].image_size
+        self.ratings = members[0].ratings
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The mean of the members' probabilities over the views, as the model's ``predictions`` layer computes."""

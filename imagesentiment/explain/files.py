@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from ..runtime import keras
 from ..data.pipeline import chunks
+from ..models.build import rating_names
 from ..table.columns import answers
 from .base import load_images
 from .methods import get_explainer
@@ -42,7 +43,8 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
     with tqdm(total=len(paths) * len(methods), unit="map", disable=not progress) as bar:
         for number, (batch_paths, chunk) in enumerate(zip(chunks(paths, batch_size), chunks(names, batch_size))):
             batch, originals = load_images(batch_paths, model.input_shape[1:3])
-            probabilities = np.asarray(model(batch, training=False))
+            probabilities, *rated = keras.tree.flatten(model(batch, training=False))  # the classes, then ratings
+            probabilities = np.asarray(probabilities)
             labels, confidences = [classes[i] for i in probabilities.argmax(-1)], probabilities.max(-1)
             overlays: list[Path] = []  # per method, in turn: the first method's come first
             for method, explainer in explainers.items():
@@ -55,7 +57,8 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
                 bar.update(len(chunk))
             for name, image in zip(chunk, batch) if feature_maps else ():
                 save_figure(feature_maps_figure(model, image, feature_maps), out / f"{name}_features.png")
-            rows.append(pd.DataFrame({"path": list(batch_paths)}).join(answers(probabilities, classes))
+            ratings = {name: np.asarray(rated[0])[:, k] for k, name in enumerate(rating_names(model))}
+            rows.append(pd.DataFrame({"path": list(batch_paths)}).join(answers(probabilities, classes, ratings=ratings))
                         .assign(heatmap=[str(overlay) for overlay in overlays[:len(chunk)]]))
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     _merge_into(out / "predictions.csv", table)

@@ -9,6 +9,7 @@ with ``order=1``) and min-max normalised per image to [0, 1].
 """
 from __future__ import annotations
 
+import numpy as np
 
 from ..runtime import keras, tf
 from ..models.build import LOGITS, ensemble_members, find_target_layer, rating_names
@@ -29,8 +30,8 @@ class GradCamPredictor:
     and ``arousal``, from the same pass) for a float image batch.
 
     ``images`` are float32 ``(B, H, W, 3)`` in [0, 255] at the model's input size;
-    ``target`` (int32 ``(B,)``, optional) names the class to explain per image,
-    -1 meaning the predicted class. The traced function is built once and reused.
+    ``target`` (int32 ``(B,)``, optional) names the output to explain per image: a class, or for a model
+    that gives ratings ``C + k``, rating ``k`` (what raises its valence, say); -1 meaning the predicted class. The traced function is built once and reused.
     For an ensemble (:func:`imagesentiment.model.average_models`) the heat map is the mean of
     its members' maps for the class the ensemble predicts, renormalised. For a model with test-time
     views in its graph (:func:`imagesentiment.views.with_views`) the probabilities are the mean over its
@@ -62,6 +63,14 @@ class GradCamPredictor:
         probabilities = tf.add_n([graph(stacked, training=False)[2] for graph in self.graphs])
         return tf.reduce_sum(tf.reshape(probabilities, [len(self.views), tf.shape(images)[0], -1]), 0)
 
+    @staticmethod
+    def _side_by_side(logits: tf.Tensor, ratings: tf.Tensor) -> tf.Tensor:
+        """``[logits, ratings]`` along the last axis, made of two products and a sum: the gradients of a
+        concatenation or a select need ops that TFLite has not (the ``explain`` signature goes into the files)."""
+        classes, count = logits.shape[-1], logits.shape[-1] + ratings.shape[-1]
+        return tf.add_n([tf.matmul(logits, tf.eye(classes, count)),
+                         tf.matmul(ratings, np.eye(ratings.shape[-1], count, k=classes, dtype=np.float32))])
+
     def explain(self, images: tf.Tensor, target: tf.Tensor) -> dict[str, tf.Tensor]:
         """What :attr:`function` compiles, for a caller that traces it into its own graph."""
         others = self._other_views(images)
@@ -72,6 +81,8 @@ class GradCamPredictor:
             probabilities = (tf.add_n(probabilities) + others) / passes  # as the predictions layer averages
             predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
             chosen = tf.where(target >= 0, target, predicted)
+            if self.ratings:  # output C + k is rating k (a rated model is no ensemble)
+                scores = [self._side_by_side(scores[0], rated[0][0])]
             score = tf.add_n([tf.gather(s, chosen, batch_dims=1) for s in scores])  # a member's only its own
         cams = []
         for feature, grads in zip(features, tape.gradient(score, list(features))):

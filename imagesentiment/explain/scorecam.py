@@ -36,7 +36,7 @@ class ScoreCam(CamExplainer):
     def __init__(self, model: keras.Model, classes: Sequence[str] | None = None, layer: str | None = None,
                  max_N: int | None = None, batch_size: int = 32) -> None:
         super().__init__(model, classes, layer)
-        channels = int(self.logits.get_layer(self.layer).output.shape[-1])
+        channels = int(self.scores.get_layer(self.layer).output.shape[-1])
         self.max_N = None if max_N is None else min(max_N, channels)
         self.batch_size = batch_size
 

@@ -93,6 +93,8 @@ def rebuild_keras(version_dir: str | os.PathLike) -> keras.Model | None:
     weights = getattr(tf.saved_model.load(str(version_dir)), KERAS_WEIGHTS)
     for weight, value in zip(model.weights, weights, strict=True):
         weight.assign(tf.cast(value, weight.dtype))  # a version may store them in half precision
+    if isinstance(model.input, list) and len(model.input) == 1:  # a graph saved with its one input in a list:
+        model = keras.Model(model.input[0], model.output, name=model.name)  # called with a batch, as any other
     return model
 
 

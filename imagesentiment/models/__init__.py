@@ -3,7 +3,7 @@ the test-time views a model can carry into its export. Each name is imported whe
 from typing import Any
 
 BUILD = ("LOGITS", "PREDICTIONS", "average_models", "build_cnn", "build_transfer", "class_names", "ensemble_members",
-         "find_target_layer", "frozen_cut", "logits_model", "unfreeze_top")
+         "find_target_layer", "frozen_cut", "score_model", "unfreeze_top")
 VIEWS = ("model_views", "test_time_views", "with_views")
 __all__ = ["BACKBONES", "Backbone", *BUILD, *VIEWS]
 

@@ -85,16 +85,33 @@ def with_ratings(model: keras.Model, kernel: np.ndarray, bias: np.ndarray) -> ke
     with the given weights (one it had before is replaced). It keeps the class names it carries."""
     classes = model.outputs[0]
     dense = keras.layers.Dense(len(RATINGS), name=RATINGS_OUTPUT)
-    rated = keras.Model(model.inputs, [classes, dense(pooled_features(model))], name=model.name)
+    rated = keras.Model(model.input, [classes, dense(pooled_features(model))], name=model.name)
     dense.set_weights([np.asarray(kernel, np.float32), np.asarray(bias, np.float32)])
     if hasattr(model, "class_names"):
         rated.class_names = model.class_names
     return rated
 
 
-def logits_model(model: keras.Model) -> keras.Model:
-    """The same graph ending at the pre-softmax ``logits`` layer (what explanations differentiate)."""
-    return keras.Model(model.inputs, model.get_layer(LOGITS).output, name=f"{model.name}_logits")
+def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
+    """``model`` (changed in place) with its ``logits`` layer's weights divided by ``temperature``: its softmax is
+    that of the logits divided by it (:func:`~imagesentiment.evaluation.metrics.fit_temperature`), in every form
+    the model is exported to, with no layer added."""
+    try:
+        layer = model.get_layer(LOGITS)
+    except ValueError:
+        raise ValueError(f"{model.name}: no {LOGITS!r} layer to scale (a model this package built, not an "
+                         "ensemble)") from None
+    layer.set_weights([weight / np.float32(temperature) for weight in layer.get_weights()])
+    return model
+
+
+def score_model(model: keras.Model) -> keras.Model:
+    """The same graph ending at what explanations differentiate: the pre-softmax ``logits`` layer, followed by
+    the model's ratings where it gives them (output ``C + k`` is rating ``k`` of a model with ``C`` classes)."""
+    logits = model.get_layer(LOGITS).output
+    if rating_names(model):
+        logits = keras.layers.Concatenate(name="scores")([logits, model.get_layer(RATINGS_OUTPUT).output])
+    return keras.Model(model.inputs, logits, name=f"{model.name}_scores")
 
 
 def build_cnn(num_classes: int = 3, input_shape: Sequence[int] = (96, 96, 3),

@@ -26,8 +26,7 @@ from PIL import Image
 from ..data.imageset import read_input
 from ..contract import RATINGS
 from ..table.columns import BOX, FACE, model_record, photo_rows
-
-COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
+from .charts import COLOURS, histogram, valence_arousal
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
@@ -39,13 +38,16 @@ td,th{border:1px solid #ccc;padding:4px 10px;text-align:right} th{background:#ee
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:10px;margin-top:10px}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:6px;cursor:zoom-in}
 .card.wrong{border:2px solid #c0392b} .pictures{display:flex;gap:4px}
-.card img{width:calc(50% - 2px);aspect-ratio:1;object-fit:contain;background:#eee}
+.card img{width:calc(50% - 2px);height:auto;align-self:flex-start}
 .label{font-weight:bold} .path{font-size:11px;color:#666;word-break:break-all} .prob{white-space:nowrap}
 .legend{display:flex;align-items:center;gap:8px;margin:6px 0} .ramp{width:240px;height:12px;border:1px solid #ccc}
 dialog{border:none;border-radius:8px;max-width:96vw;padding:16px} dialog::backdrop{background:rgba(0,0,0,.6)}
-dialog img{width:min(44vw,520px);aspect-ratio:1;object-fit:contain;background:#eee} #viewer .pictures{gap:12px}
+dialog img{width:min(44vw,520px);height:auto} #viewer .pictures{gap:12px}
 .faces{display:flex;flex-wrap:wrap;gap:6px;margin-top:4px} .face{margin:0;font-size:11px;text-align:center}
 .card .face img,dialog .face img{width:72px;aspect-ratio:1;object-fit:cover}
+.overview{display:flex;flex-wrap:wrap;gap:16px 56px;align-items:flex-start}
+#ratings-map circle[data-card]{cursor:pointer} #peek{position:fixed;pointer-events:none;display:none;background:#fff;border:1px solid #ccc;border-radius:6px;padding:4px;font-size:12px;max-width:200px}
+#peek img{width:190px;height:auto;display:block}
 """
 
 SCRIPT = """
@@ -57,11 +59,12 @@ function update() {
   const wrongOnly = document.getElementById('wrong') && document.getElementById('wrong').checked;
   const order = document.getElementById('sort').value;
   document.getElementById('confidence-value').textContent = minConf.toFixed(2);
-  const key = c => order === 'name' ? c.dataset.name : parseFloat(c.dataset.confidence);
+  const [field, direction] = order.split('-');
+  const key = c => field === 'name' ? c.dataset.name : parseFloat(c.dataset[field]);
   cards.sort((a, b) => {
     if (order === 'default') return a.dataset.order - b.dataset.order;
     const x = key(a), y = key(b);
-    return (x < y ? -1 : x > y ? 1 : 0) * (order === 'confidence-desc' ? -1 : 1);
+    return (x < y ? -1 : x > y ? 1 : 0) * (direction === 'desc' ? -1 : 1);
   });
   let shown = 0;
   for (const c of cards) {
@@ -76,13 +79,26 @@ function update() {
 document.querySelectorAll('.controls select, .controls input').forEach(e => e.addEventListener('input', update));
 update();
 const viewer = document.getElementById('viewer');
-for (const c of cards) c.addEventListener('click', () => {
+function open(c) {
   viewer.querySelector('.pictures').innerHTML = c.querySelector('.pictures').innerHTML;
   viewer.querySelector('.about').innerHTML = c.querySelector('.about').innerHTML;
   viewer.querySelector('.full').textContent = c.dataset.path;
   viewer.showModal();
-});
+}
+for (const c of cards) c.addEventListener('click', () => open(c));
 viewer.addEventListener('click', () => viewer.close());
+const peek = document.getElementById('peek');
+const cardOf = dot => cards.find(c => c.dataset.order === dot.dataset.card);
+document.querySelectorAll('#ratings-map circle[data-card]').forEach(dot => {
+  dot.addEventListener('mouseenter', e => {
+    const c = cardOf(dot), img = c.querySelector('.pictures img');
+    peek.innerHTML = (img ? `<img src="${img.src}">` : '') + c.querySelector('.label').outerHTML;
+    peek.style.left = (e.clientX + 14) + 'px'; peek.style.top = (e.clientY + 14) + 'px';
+    peek.style.display = 'block';
+  });
+  dot.addEventListener('mouseleave', () => { peek.style.display = 'none'; });
+  dot.addEventListener('click', () => open(cardOf(dot)));
+});
 """
 
 
@@ -115,26 +131,6 @@ def _classes(frame: pd.DataFrame) -> list[str]:
     return block or sorted(seen)
 
 
-def _histogram(confidence: pd.Series, bins: int = 10) -> str:
-    """An SVG histogram of the confidences with both axes: images per bin against confidence."""
-    counts, edges = np.histogram(confidence.dropna(), bins=bins, range=(0, 1))
-    top, left, height = max(int(counts.max()), 1), 40, 100
-    bars = "".join(
-        f'<rect x="{left + i * 30}" y="{10 + height - height * c / top:.1f}" width="26" height="{height * c / top:.1f}" '
-        f'fill="#3b7dd8"><title>{edges[i]:.1f}–{edges[i + 1]:.1f}: {c}</title></rect>' for i, c in enumerate(counts))
-    x_ticks = "".join(f'<text x="{left + i * 30 - 2}" y="{height + 24}" font-size="9" text-anchor="middle">{e:.1f}</text>'
-                      for i, e in enumerate(edges))
-    y_ticks = "".join(f'<line x1="{left - 4}" x2="{left}" y1="{y:.1f}" y2="{y:.1f}" stroke="#333"/>'
-                      f'<text x="{left - 6}" y="{y + 3:.1f}" font-size="9" text-anchor="end">{v}</text>'
-                      for v, y in ((v, 10 + height - height * v / top) for v in sorted({0, top // 2, top})))
-    axes = (f'<line x1="{left}" x2="{left}" y1="10" y2="{10 + height}" stroke="#333"/>'
-            f'<line x1="{left}" x2="{left + bins * 30}" y1="{10 + height}" y2="{10 + height}" stroke="#333"/>'
-            f'<text x="{left + bins * 15}" y="{height + 40}" font-size="11" text-anchor="middle">confidence</text>'
-            f'<text x="10" y="{10 + height / 2}" font-size="11" text-anchor="middle" '
-            f'transform="rotate(-90 10 {10 + height / 2})">images</text>')
-    return f'<svg id="histogram" width="{left + bins * 30 + 10}" height="{height + 46}">{bars}{axes}{x_ticks}{y_ticks}</svg>'
-
-
 def heat_legend(cmap: str = "jet") -> str:
     """The heat maps' colour scale, as the overlays draw it (imagesentiment.explain.plots)."""
     from matplotlib import colormaps
@@ -152,7 +148,7 @@ def _summary(frame: pd.DataFrame, classes: Sequence[str]) -> str:
         f'<td style="text-align:left"><span class="bar" style="width:{300 * counts.get(c, 0) / max(len(frame), 1):.0f}px;'
         f'background:{COLOURS.get(c, "#3b7dd8")}"></span></td></tr>' for c in classes)
     return (f"<h2>Predictions</h2><table id='counts'><tr><th>sentiment</th><th>images</th><th></th></tr>{rows}"
-            f"</table><h3>Confidence</h3>{_histogram(frame['confidence'])}")
+            f"</table><h3>Confidence</h3>{histogram(frame['confidence'])}")
 
 
 def _metrics(frame: pd.DataFrame, classes: Sequence[str], scored: int) -> str:
@@ -191,6 +187,16 @@ def _faces(faces: pd.DataFrame | None) -> str:
     return f'<div class="faces" data-faces="{len(faces)}">{items}</div>'
 
 
+def shade(label: str, confidence: float, classes: int) -> str:
+    """The colour of ``label`` as sure as ``confidence`` is: the class's own colour for a certain answer, fading
+    towards grey as the confidence falls to chance (one in ``classes``)."""
+    colour = COLOURS.get(label, "#222222")
+    sure = min(max((confidence - 1 / classes) / (1 - 1 / classes), 0.0), 1.0) if classes > 1 else 1.0
+    weight = 0.3 + 0.7 * sure
+    mixed = (round(weight * int(colour[i:i + 2], 16) + (1 - weight) * 0xAA) for i in (1, 3, 5))
+    return "#" + "".join(f"{v:02x}" for v in mixed)
+
+
 def _card(order: int, row: pd.Series, classes: Sequence[str], size: int, shown_path: str,
           faces: pd.DataFrame | None = None) -> str:
     image = thumbnail(row["path"], size)
@@ -203,10 +209,11 @@ def _card(order: int, row: pd.Series, classes: Sequence[str], size: int, shown_p
     probabilities += f'<div class="ratings">{rated} <span class="muted">(1–7)</span></div>' if rated else ""
     pictures = "".join(f'<img alt="{alt}" src="{src}">' for alt, src in (("image", image), ("heat map", heat)) if src)
     name, path = os.path.basename(str(row["path"])), html.escape(str(row["path"]))
+    scores = "".join(f' data-{name}="{row[name]:.4f}"' for name in RATINGS if pd.notna(row.get(name)))
     return (f'<div class="card{"" if correct else " wrong"}" data-order="{order}" data-label="{html.escape(str(row["label"]))}" '
-            f'data-confidence="{row["confidence"]:.6f}" data-correct="{str(bool(correct)).lower()}" '
+            f'data-confidence="{row["confidence"]:.6f}" data-correct="{str(bool(correct)).lower()}"{scores} '
             f'data-name="{html.escape(name)}" data-path="{path}"><div class="pictures">{pictures}</div><div class="about">'
-            f'<div class="label" style="color:{COLOURS.get(row["label"], "#222")}">'
+            f'<div class="label" style="color:{shade(row["label"], row["confidence"], len(classes))}">'
             f'{html.escape(str(row["label"]))} {row["confidence"]:.2f}</div>{truth}<div>{probabilities}</div>'
             f'{_faces(faces)}</div><div class="path" title="{path}">{html.escape(shown_path)}</div></div>')
 
@@ -221,6 +228,17 @@ def short_paths(paths: Sequence[str]) -> list[str]:
     return [os.path.relpath(p, common) if common else p for p in paths]
 
 
+def _model_name(record: dict) -> str:
+    """The model of a scoring record as a reader knows it: its form and name (a SavedModel version with its
+    model's folder, ``imagesentiment/5``), the whole path on hover."""
+    if not record.get("source"):  # a record of a release that kept only the whole line
+        return html.escape(str(record["model"]))
+    path = Path(record["source"])
+    name = f"{path.parent.name}/{path.name}" if path.name.isdigit() else path.name
+    return (f'{html.escape(str(record.get("form", "")))} <span title="{html.escape(str(path))}">'
+            f'{html.escape(name)}</span>')
+
+
 def _scoring(source: str | os.PathLike | None, classes: Sequence[str]) -> str:
     """The header line on the model and the scoring: the record ``predict`` keeps beside the table
     (:func:`imagesentiment.table.model_record`) where there is one, and the table's date."""
@@ -230,7 +248,7 @@ def _scoring(source: str | os.PathLike | None, classes: Sequence[str]) -> str:
             record = json.loads(model_record(Path(source)).read_text())
         except (OSError, ValueError):
             record = {}
-    parts = [f"model: {html.escape(str(record['model']))}"] if record.get("model") else []
+    parts = [f"model: {_model_name(record)}"] if record.get("model") else []
     parts.append("classes: " + ", ".join(html.escape(c) for c in classes))
     if record.get("image_size"):
         parts.append("input {}×{} px".format(*record["image_size"]))
@@ -280,16 +298,38 @@ def _source_name(source: str | os.PathLike | None) -> str:
     return os.path.abspath(source) if source is not None else ""
 
 
-def _controls(classes: Sequence[str], has_truth: bool) -> str:
-    """The gallery's filters and sort orders (with true labels: mistakes first, and a filter for them)."""
+def _controls(classes: Sequence[str], has_truth: bool, rated: bool) -> str:
+    """The gallery's filters and sort orders (with true labels: mistakes first, and a filter for them; with
+    valence and arousal: by each)."""
     options = "".join(f'<option value="{html.escape(c)}">{html.escape(c)}</option>' for c in classes)
+    ratings = ('<option value="valence-desc">most pleasant (valence)</option><option value="valence-asc">least '
+               'pleasant</option><option value="arousal-desc">most intense (arousal)</option><option '
+               'value="arousal-asc">calmest</option>') if rated else ""
     wrong = '<label><input type="checkbox" id="wrong"> misclassified only</label>' if has_truth else ""
     return f"""<div class="controls">
 <label>sentiment <select id="label"><option value="all">all</option>{options}</select></label>
 <label>confidence ≥ <input type="range" id="confidence" min="0" max="1" step="0.01" value="0"> <span id="confidence-value">0.00</span></label>
 <label>sort <select id="sort"><option value="default">{"mistakes first" if has_truth else "as listed"}</option>
 <option value="confidence-desc">most confident</option><option value="confidence-asc">least confident</option>
-<option value="name">name</option></select></label>{wrong}<span><span id="shown"></span> shown</span></div>"""
+{ratings}<option value="name">name</option></select></label>{wrong}<span><span id="shown"></span> shown</span></div>"""
+
+
+def rated(frame: pd.DataFrame) -> bool:
+    """Whether the table gives every scored photo its valence and arousal."""
+    return set(RATINGS) <= set(frame.columns) and bool(frame[list(RATINGS)].notna().all(axis=None))
+
+
+def _overview(frame: pd.DataFrame, shown: pd.DataFrame, classes: Sequence[str], has_truth: bool) -> str:
+    """The figures above the gallery, side by side where the page is wide: the counts and the confidence
+    histogram, the metrics against the true labels, and the valence-arousal map of the photos."""
+    parts = [_summary(frame, classes)]
+    if has_truth:
+        parts.append(_metrics(frame[frame["true_label"].notna()], classes, len(frame)))
+    if rated(frame):
+        cards = pd.Series(shown.index, index=shown.index).reindex(frame.index)  # a card's number: its row's
+        parts.append("<section><h2>Valence and arousal</h2><p class='muted'>as predicted, on the 1–7 scale; "
+                     f"hover a dot for its photo, click it to open</p>{valence_arousal(frame, cards)}</section>")
+    return '<div class="overview">' + "".join(f"<div>{part}</div>" for part in parts) + "</div>"
 
 
 def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str = "Image sentiment report",
@@ -329,10 +369,10 @@ def build_report(predictions: pd.DataFrame, out: str | os.PathLike, title: str =
 <meta name="imagesentiment-predictions" content="{html.escape(_source_name(source))}"><title>{html.escape(title)}</title>
 <style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{_scoring(source, classes)}
 <p class="muted"><span id="total">{len(frame)}</span> images scored{f", {len(failed)} could not be read" if len(failed) else ""}{found}</p>
-{_summary(frame, classes)}{_metrics(frame[frame["true_label"].notna()], classes, len(frame)) if has_truth else ""}
-<h2>Gallery</h2>{drawn}{legend}<p class="muted">click an image for a larger view</p>{_controls(classes, has_truth)}
+{_overview(frame, shown, classes, has_truth)}
+<h2>Gallery</h2>{drawn}{legend}<p class="muted">click an image for a larger view</p>{_controls(classes, has_truth, rated(frame))}
 <div class="gallery" id="gallery">{cards}</div>
-<dialog id="viewer"><div class="pictures"></div><div class="about"></div><div class="path full"></div></dialog>
+<div id="peek"></div><dialog id="viewer"><div class="pictures"></div><div class="about"></div><div class="path full"></div></dialog>
 {f"<h2>Unreadable images</h2><ul id='errors'>{errors}</ul>" if errors else ""}
 <script>{SCRIPT}</script></body></html>"""
     out = Path(out)

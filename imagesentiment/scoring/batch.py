@@ -70,7 +70,8 @@ def _probe_images() -> np.ndarray:
 def model_stamp(predictor: Predictor) -> dict:
     """What identifies the model that writes a table: its classes, input size and probabilities on fixed images;
     with its form and file, and when the scoring began (a report's header shows them)."""
-    return {"model": f"{predictor.form} {predictor.source}", "scored": time.strftime("%Y-%m-%d %H:%M"),
+    return {"model": f"{predictor.form} {predictor.source}", "form": predictor.form, "source": str(predictor.source),
+            "scored": time.strftime("%Y-%m-%d %H:%M"),
             "classes": predictor.class_names, "image_size": list(predictor.image_size),
             "probe_probabilities": [[round(float(p), 6) for p in row]
                                     for row in predictor.probabilities(list(_probe_images()))]}

@@ -105,6 +105,9 @@ class TrainConfig:
     # default (one process), mirrored (the GPUs of this machine) or multi_worker (machines listed
     # in TF_CONFIG); batch_size is per replica (imagesentiment.distribute)
     strategy: str = "default"
+    # after training, one temperature fitted on the validation side divides the logits, so that the probabilities
+    # mean what they say (training.calibration; skipped under 30 validation images)
+    calibrate: bool = True
 
 
 @dataclass

@@ -19,6 +19,7 @@ import pandas as pd
 from ..runtime import keras, tf
 from .activations import ActivationStore, cached_dataset
 from ..atomic import replacing
+from .calibration import calibrate
 from .callbacks import phase_callbacks
 from ..compat import forget_restored_epoch
 from .config import Config, check_config, to_dict
@@ -240,6 +241,9 @@ def fit_member(config: Config, split: Split, run: Run, store: ActivationStore | 
         with replacing(done) as partial:  # renamed whole: never a torn file
             model.save_weights(str(partial))
         shutil.rmtree(run.backup_folder(phase), ignore_errors=True)  # only now: the phase's weights are kept
+    fitted = calibrate(model, split.validation) if config.train.calibrate else None
+    if fitted:
+        print(fitted)
     return model
 
 
