@@ -86,6 +86,25 @@ def shipped_model(name: str) -> Path:
     return SHIPPED_MODELS / name / str(found[-1])
 
 
+MODEL_SUFFIXES = (".keras", ".tflite")  # a model in one file; any folder may be a run directory or a version
+
+
+def missing_model(path: str | os.PathLike) -> str | None:
+    """Why nothing can be loaded from ``path``, where nothing is there (a shipped model's name counts where its
+    folder holds a version): that it is missing, and the nearest shipped name or model beside it; else None."""
+    import difflib
+
+    given = Path(path)
+    if "://" in str(path) or given.exists() or (str(path) in SHIPPED_NAMES and versions(SHIPPED_MODELS / str(path))):
+        return None
+    folder = given.parent if given.parent.is_dir() else None
+    beside = [p.name for p in folder.iterdir() if p.is_dir() or p.suffix.lower() in MODEL_SUFFIXES] if folder else []
+    near = difflib.get_close_matches(given.name, [*beside, *SHIPPED_NAMES], n=1, cutoff=0.6)
+    meant = f"; did you mean {given.parent / near[0] if near[0] in beside else near[0]}?" if near else ""
+    return (f"{path}: no such file or folder{meant} (a model is a run directory, a .keras file, a SavedModel "
+            f"version folder, a .tflite file or a shipped model's name: {', '.join(SHIPPED_NAMES)})")
+
+
 def read_metadata(content: bytes, name: str = METADATA_NAME) -> dict | None:
     """The ``imagesentiment`` metadata of a TFLite model (or its entry ``name``), or None where it has none."""
     from ai_edge_litert import schema_py_generated as schema

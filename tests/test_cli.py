@@ -119,6 +119,8 @@ def test_console_script_runs_the_demo(tmp_path):
                              "--per-class", "10"], capture_output=True, text=True, timeout=300, env=users_shell)
     assert result.returncode == 0, result.stderr
     assert "30 usable images" in result.stdout and "pipeline:" in result.stdout
+    assert f"images written to {tmp_path / 'images'}" in result.stdout  # where, and what to run next
+    assert f"imagesentiment train pipelines/folder.yaml --set data.source.path={tmp_path / 'images'}" in result.stdout
     assert "absl" not in result.stderr and not re.search(r"^[IWE]\d{4} ", result.stderr, re.M), result.stderr[:500]
 
 
@@ -172,6 +174,34 @@ def test_a_data_path_that_names_nothing_says_the_rule_and_the_path_it_meant(tmp_
     assert f"given with --set: read from the working folder {tmp_path / 'elsewhere'}" in err
     assert f"{tmp_path / 'conf' / 'photos'} exists: give that path" in err
     assert not (tmp_path / "elsewhere" / "runs").exists(), "nothing written"
+
+
+def test_a_message_names_the_option_alone_on_the_command_line():
+    from imagesentiment.cli.entry import options_only
+
+    assert options_only("x: exists; pass overwrite=True (--overwrite) to replace it, or resume=True (--resume)") \
+        == "x: exists; pass --overwrite to replace it, or --resume"
+    assert options_only("give a folder for the run (--out)") == "give a folder for the run (--out)"
+
+
+def test_a_missing_model_is_named_with_the_nearest_before_tensorflow_starts(tmp_path):
+    """--model facse said 'not a run directory ... or a .tflite file' after TensorFlow had started: not that
+    nothing is there, nor what was meant."""
+    (tmp_path / "runs" / "defualt").mkdir(parents=True)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"not read")
+    script = ("import sys; from imagesentiment.cli import main; "
+              f"codes = [main(['predict', {str(photo)!r}, '--model', 'facse']), "
+              f"main(['video', 'clip.mp4', '--model', {str(tmp_path / 'runs' / 'default')!r}]), "
+              f"main(['evaluate', 'nowhere/model', '--data', 'x'])]; "
+              "print(*codes, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "2", "2", "False"], done.stderr
+    errors = done.stderr.splitlines()
+    assert errors[0].startswith("error: facse: no such file or folder; did you mean faces?")
+    assert errors[1].startswith(f"error: {tmp_path / 'runs' / 'default'}: no such file or folder; did you mean "
+                                f"{tmp_path / 'runs' / 'defualt'}?")
+    assert errors[2].startswith("error: nowhere/model: no such file or folder (a model is")
 
 
 def test_a_missing_input_is_answered_before_tensorflow_starts(tmp_path):

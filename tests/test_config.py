@@ -120,3 +120,32 @@ def test_the_modules_that_read_plain_files_do_not_start_tensorflow():
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_every_problem_is_listed_at_once_each_at_its_line(tmp_path):
+    """A user fixing a configuration met one error a run: now each wrong key comes with the line it is on."""
+    path = _write(tmp_path, "data:\n  source: {path: x}\ntrain:\n  epochs: ten\n  batch_sise: 8\n"
+                            "model:\n  dropout: 1.5\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    lines = str(refused.value).splitlines()
+    assert lines[0] == f"{path}: 2 problems:"  # the types and names first: a value's range is checked after
+    assert lines[1].startswith("  line 5: unknown key train.batch_sise;")
+    assert lines[2] == "  line 4: train.epochs: expected int, got str 'ten'"
+    assert [key for key, _ in refused.value.problems] == ["train.batch_sise", "train.epochs"]
+    with pytest.raises(ConfigError) as refused:
+        load_config(_write(tmp_path, "data:\n  source: {path: x}\nsplit: {folds: 1}\nmodel:\n  dropout: 1.5\n"),
+                    {"train.epochs": 0})
+    assert str(refused.value).splitlines()[1:] == [
+        "  line 3: split.folds: expected at least 2 folds, got 1",
+        "  line 5: model.dropout: expected a rate in [0, 1), got 1.5",
+        "  train.epochs: expected at least 1 epoch, got 0 (given as an override: --set)"]
+
+
+def test_one_problem_names_its_line(tmp_path):
+    path = _write(tmp_path, "data: {source: {path: x}}\n\ntrain:\n  learning_rate: fast\n")
+    with pytest.raises(ConfigError, match="^" + str(path) + ", line 4: train.learning_rate: expected float"):
+        load_config(path)
+    missing = _write(tmp_path, "# no data section\nmodel:\n  kind: cnn\n")
+    with pytest.raises(ConfigError, match=f"^{missing}: missing key data$"):
+        load_config(missing)

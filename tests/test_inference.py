@@ -193,6 +193,8 @@ def test_bad_inputs_are_named(forms, tmp_path):
         predictor.predict(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         imagesentiment.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="gone: no such file or folder"):  # not 'not a run directory'
+        imagesentiment.load(tmp_path / "gone")
     # a folder that holds models (a SavedModel base, a cross-validation run) names them
     with pytest.raises(FileNotFoundError, match=f"it holds {forms['savedmodel']}: give one of them"):
         imagesentiment.load(forms["savedmodel"].parent)

@@ -156,7 +156,8 @@ def test_report_replaces_only_its_own_report_of_the_same_table(predictions, tmp_
     assert main(["report", str(predictions), "--out", out, "--title", "again"]) == 0  # same table: replaced
     assert "<title>again</title>" in Path(out).read_text()
     assert main(["report", str(other), "--out", out]) == 2
-    assert f"report.html: holds the report on {predictions}; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    said = capsys.readouterr().err  # the command line's option alone, not the Python argument beside it
+    assert f"report.html: holds the report on {predictions}; pass --overwrite to replace it" in said
     assert "<title>again</title>" in Path(out).read_text()
     assert main(["report", str(other), "--out", out, "--overwrite"]) == 0
     assert Path(out).read_text().count('class="card') == 10 < first.count('class="card')

@@ -380,3 +380,21 @@ def test_activation_store_computes_each_view_once_and_reuses_its_folder(tmp_path
     assert capsys.readouterr().out == "" and np.array_equal(from_disk, first)  # a later run: from the folder
     ActivationStore().activations(bottom, images, config, 1)
     assert "frozen part, view 0: 6 images" in capsys.readouterr().out  # a store of its own computes anew
+
+
+def test_a_phase_that_stops_early_says_so_and_which_epoch_is_kept():
+    import keras
+    import numpy as np
+
+    from imagesentiment.training.callbacks import stopping_note
+
+    x, y = np.random.default_rng(0).normal(size=(32, 4)), np.arange(32) % 2
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")  # nothing improves
+    callbacks = [keras.callbacks.EarlyStopping("val_loss", patience=2, restore_best_weights=True)]
+    model.fit(x, y, validation_split=0.25, epochs=10, callbacks=callbacks, verbose=0)
+    assert stopping_note(callbacks, "phase1", 10).startswith(
+        "phase1: stopped early after epoch 3 of 10: no better val_loss for 2 epochs; the weights of epoch 1 (val_loss ")
+    ran = [keras.callbacks.EarlyStopping("loss", patience=5)]
+    model.fit(x, y, epochs=2, callbacks=ran, verbose=0)
+    assert stopping_note(ran, "phase1", 2) is None

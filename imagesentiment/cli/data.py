@@ -51,6 +51,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for batch, _ in make_dataset(split.train, (args.size, args.size), 32, training=True, seed=args.seed):
         seen += int(batch.shape[0])
     print(f"pipeline: {seen} training images in {time.perf_counter() - start:.2f} s")
+    print(f"images written to {out / 'images'} (a folder per class); to train a small model on them:\n"
+          f"  imagesentiment train pipelines/folder.yaml --set data.source.path={out / 'images'} "
+          f"--out {out / 'run'}")
     return 0
 
 

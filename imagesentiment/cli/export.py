@@ -49,7 +49,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def add_export(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "export", cmd_export)
-    p.add_argument("model", help="a run directory (with model.keras) or a .keras file")
+    p.add_argument("model", help="a run directory (with model.keras), a .keras file, or an exported SavedModel "
+                   "version folder (rebuilt from the Keras graph it carries: a shipped model exported again, as "
+                   "TFLite say)")
     p.add_argument("--format", choices=["savedmodel", "tflite"], default="savedmodel", help="what to export")
     p.add_argument("--out", default="exported_models",
                    help="savedmodel: the base folder a server watches (BASE/NAME/VERSION); tflite: the output folder")

@@ -10,7 +10,7 @@ from .shared import COUNT, NON_NEGATIVE, UsageError, add_command, bounded, count
 
 def _config(args: argparse.Namespace):
     """The configuration ``args`` name, with their overrides, and the run directory (``--out``)."""
-    from ..training.config import load_overridden
+    from ..training.overrides import load_overridden
 
     config = load_overridden(args.config, parse_options(args.set), {
         "train.epochs": args.epochs, "train.batch_size": args.batch_size, "train.learning_rate": args.learning_rate,

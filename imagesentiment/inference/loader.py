@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from ..contract import (KERAS_CONFIG, KERAS_MODEL, KERAS_WEIGHTS, SHIPPED_MODELS, SHIPPED_NAMES, ModelFileError,
-                       class_names_file, saved_class_names, shipped_model)
+                       class_names_file, missing_model, saved_class_names, shipped_model)
 from ..models.build import class_names as carried
 from .predictors import (Image, KerasPredictor, Predictor, SavedModelPredictor, TFLitePredictor,
                         _first_line, override_names, to_pixels)
@@ -114,6 +114,9 @@ def resolve(path: str | os.PathLike | None) -> Path:
         return default_model()
     if str(path) in SHIPPED_NAMES and not Path(path).exists():
         return shipped_model(str(path))
+    problem = missing_model(path)
+    if problem:
+        raise FileNotFoundError(problem)
     return Path(path)
 
 

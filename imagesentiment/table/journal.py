@@ -81,7 +81,7 @@ def writing(path: Path) -> Iterator[None]:
         if exc.errno != errno.ENOSPC:
             raise
         raise OSError(errno.ENOSPC, "no space left on the device; the rows written before are kept: free some "
-                      "space, then run the same command with --resume (resume=True) to continue", str(path)) from exc
+                      "space, then run the same command with resume=True (--resume) to continue", str(path)) from exc
 
 
 class OutputInUseError(FileExistsError):

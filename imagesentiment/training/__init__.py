@@ -3,9 +3,9 @@ the activation cache, callbacks, strategies, fitting and cross-validation. Each 
 asked for."""
 from typing import Any
 
-CONFIG = ("Config", "ConfigError", "load_config", "load_overridden")
+CONFIG = ("Config", "ConfigError", "load_config")
 FIT = ("TrainingError", "build_model", "train")
-__all__ = [*CONFIG, *FIT, "Run", "assess", "cross_validate"]
+__all__ = [*CONFIG, *FIT, "Run", "assess", "cross_validate", "load_overridden"]
 
 
 def __getattr__(name: str) -> Any:
@@ -13,6 +13,8 @@ def __getattr__(name: str) -> Any:
         from . import config as module
     elif name in FIT:
         from . import fit as module
+    elif name == "load_overridden":
+        from . import overrides as module
     elif name == "Run":
         from . import run as module
     elif name == "cross_validate":

@@ -137,3 +137,14 @@ def phase_callbacks(model: keras.Model, run: Run, phase: str, train_ds: tf.data.
         keras.callbacks.CSVLogger(str(run.phase_history(phase)), append=True),
         keras.callbacks.TensorBoard(str(run.logs_folder(phase))),
     ]
+
+
+def stopping_note(callbacks: list[keras.callbacks.Callback], phase: str, epochs: int) -> str | None:
+    """What to say of a phase that early stopping ended before its last epoch: when, and which epoch's weights
+    are kept; None where it ran all ``epochs``."""
+    stop = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
+    if not stop.stopped_epoch:
+        return None
+    return (f"{phase}: stopped early after epoch {stop.stopped_epoch + 1} of {epochs}: no better {stop.monitor} "
+            f"for {stop.patience} epochs; the weights of epoch {stop.best_epoch + 1} ({stop.monitor} "
+            f"{stop.best:.4f}) are kept")

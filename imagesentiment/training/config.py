@@ -18,12 +18,33 @@ import yaml
 
 from ..data.constants import MAX_PIXELS, SENTIMENTS
 from ..models.backbones import BACKBONES, backbone_layers, backbone_names, fusable, layer_choices
+from .yaml_lines import key_lines, located, repeated_key
 
 STRATEGIES = ("default", "mirrored", "multi_worker")  # train.strategy (imagesentiment.distribute)
 
 
 class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the key."""
+    """A configuration that cannot be used; the message names the key. ``problems``: each wrong key with what is
+    wrong with it (all of them, where a configuration has several)."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [(key_of(message), message)]
+
+    @classmethod
+    def listing(cls, problems: list[tuple[str, str]]) -> ConfigError:
+        """One error for all of ``problems``: the one problem's text, or a line for each."""
+        texts = [text for _, text in problems]
+        return cls(texts[0] if len(texts) == 1 else f"{len(texts)} problems:\n  " + "\n  ".join(texts), problems)
+
+
+KEY = re.compile(r"(?:unknown key |missing key )?([A-Za-z_][\w.\[\]]*)")
+
+
+def key_of(message: str) -> str:
+    """The key a problem's text begins with (``train.epochs: ...``, ``unknown key train.epcohs; ...``)."""
+    found = KEY.match(message)
+    return found.group(1) if found else ""
 
 
 @dataclass
@@ -145,7 +166,7 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+        return list(_each({i: (v, args[0], f"{key}[{i}]") for i, v in enumerate(value)}, []).values())
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
@@ -168,15 +189,27 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     prefix = f"{where}." if where else ""
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown key {prefix}{unknown[0]}; valid keys here: {sorted(names)}")
-    required = [f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    absent = [k for k in required if k not in data]
-    if absent:
-        raise ConfigError(f"missing key {prefix}{absent[0]}")
-    return cls(**{k: _convert(v, hints[k], prefix + k) for k, v in data.items()})
+    problems = [(prefix + k, f"unknown key {prefix}{k}; valid keys here: {sorted(names)}")
+                for k in sorted(set(data) - names)]
+    problems += [(prefix + f.name, f"missing key {prefix}{f.name}") for f in dataclasses.fields(cls)
+                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                 and f.name not in data]
+    values = _each({k: (v, hints[k], prefix + k) for k, v in data.items() if k in names}, problems)
+    return cls(**values)
+
+
+def _each(items: dict, problems: list[tuple[str, str]]) -> dict:
+    """Each ``(value, kind, key)`` of ``items`` converted (:func:`_convert`); one ConfigError listing every
+    problem, ``problems`` (found already) first."""
+    converted = {}
+    for name, (value, kind, key) in items.items():
+        try:
+            converted[name] = _convert(value, kind, key)
+        except ConfigError as exc:
+            problems = [*problems, *exc.problems]
+    if problems:
+        raise ConfigError.listing(problems)
+    return converted
 
 
 def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
@@ -221,27 +254,26 @@ def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
 def check_config(config: Config) -> Config:
     """``config`` with each value of its annotated type (a Config built in Python is checked as a YAML file
     is: nested mappings become sections, whole numbers floats where floats are wanted) if every value is
-    usable, else a ConfigError naming the first key that is not."""
+    usable, else a ConfigError naming each key that is not."""
     config = from_dict(Config, dataclasses.asdict(config))
-    if config.model.kind not in ("cnn", "transfer"):
-        raise ConfigError(f"model.kind: expected 'cnn' or 'transfer', got {config.model.kind!r}")
-    if len(set(config.data.classes)) < 2:
-        raise ConfigError(f"data.classes: need at least two distinct classes, got {config.data.classes}")
-    for key, value, usable, want in _ranges(config):
-        if not usable:
-            raise ConfigError(f"{key}: expected {want}, got {value!r}")
-    if config.train.cached_views < 0 or (config.train.cached_views and config.model.kind != "transfer"):
-        raise ConfigError(f"train.cached_views: a count >= 0, above 0 only for a transfer model; "
-                          f"got {config.train.cached_views} with model.kind {config.model.kind!r}")
-    for key, source in (("data.source", config.data.source), ("data.test", config.data.test)):
-        if source is not None and source.weight != 1.0:
-            raise ConfigError(f"{key}.weight: only data.extra_training sources take a weight")
-    for i, source in enumerate(config.data.extra_training):
-        if not source.weight > 0:
-            raise ConfigError(f"data.extra_training[{i}].weight: a positive number, got {source.weight}")
-    if config.train.strategy not in STRATEGIES:
-        raise ConfigError(f"train.strategy: expected one of {', '.join(map(repr, STRATEGIES))}, "
-                          f"got {config.train.strategy!r}")
+    t, data = config.train, config.data
+    checks = [("model.kind", config.model.kind in ("cnn", "transfer"),
+               f"expected 'cnn' or 'transfer', got {config.model.kind!r}"),
+              ("data.classes", len(set(data.classes)) >= 2,
+               f"need at least two distinct classes, got {data.classes}"),
+              *((key, usable, f"expected {want}, got {value!r}") for key, value, usable, want in _ranges(config)),
+              ("train.cached_views", t.cached_views >= 0 and not (t.cached_views and config.model.kind != "transfer"),
+               f"a count >= 0, above 0 only for a transfer model; got {t.cached_views} with model.kind "
+               f"{config.model.kind!r}"),
+              *((f"{key}.weight", source is None or source.weight == 1.0, "only data.extra_training sources take "
+                 "a weight") for key, source in (("data.source", data.source), ("data.test", data.test))),
+              *((f"data.extra_training[{i}].weight", source.weight > 0, f"a positive number, got {source.weight}")
+                for i, source in enumerate(data.extra_training)),
+              ("train.strategy", t.strategy in STRATEGIES,
+               f"expected one of {', '.join(map(repr, STRATEGIES))}, got {t.strategy!r}")]
+    problems = [(key, f"{key}: {want}") for key, usable, want in checks if not usable]
+    if problems:
+        raise ConfigError.listing(problems)
     return config
 
 
@@ -271,17 +303,6 @@ def set_key(raw: dict, dotted: str, value: Any) -> None:
     node[last] = value
 
 
-def _repeated_key(node: yaml.Node | None) -> yaml.Node | None:
-    """The first key given twice in one mapping of a composed YAML document (loading keeps the last)."""
-    if isinstance(node, yaml.MappingNode):
-        keys = [key.value for key, _ in node.value]
-        repeated = next((key for index, (key, _) in enumerate(node.value) if key.value in keys[:index]), None)
-        return repeated or next(filter(None, (_repeated_key(value) for _, value in node.value)), None)
-    if isinstance(node, yaml.SequenceNode):
-        return next(filter(None, map(_repeated_key, node.value)), None)
-    return None
-
-
 def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> Config:
     """Read a YAML configuration; data paths in it are relative to the file's folder."""
     path = Path(path)
@@ -289,7 +310,7 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
         loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
         try:  # one parse: the node tree shows keys given twice, and the safe constructor turns it into data
             node = loader.get_single_node()
-            raw, repeated = (loader.construct_document(node), _repeated_key(node)) if node else (None, None)
+            raw, repeated = (loader.construct_document(node), repeated_key(node)) if node else (None, None)
         finally:
             loader.dispose()
     except FileNotFoundError:
@@ -310,10 +331,8 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
         for key, value in overrides.items():
             set_key(raw, key, value)
         return _resolve_paths(check_config(from_dict(Config, raw)), path.resolve().parent)
-    except ConfigError as exc:  # say where the value was given: the file, or the command line
-        if any(key in str(exc) for key in overrides):
-            raise ConfigError(f"{exc} (given as an override: --set)") from None
-        raise ConfigError(f"{path}: {exc}") from None
+    except ConfigError as exc:  # say where each value was given: the file and its line, or the command line
+        raise ConfigError(located(exc.problems, path, key_lines(node), overrides), exc.problems) from None
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:
@@ -339,43 +358,3 @@ def _resolve_paths(config: Config, base: Path) -> Config:
 def to_dict(config: Config) -> dict[str, Any]:
     """The configuration as plain data (for ``config.yaml`` in a run directory)."""
     return dataclasses.asdict(config)
-
-
-def _absolute(value: object) -> object:
-    """A path given on the command line made absolute against the working folder (each of a list)."""
-    if isinstance(value, list):
-        return [_absolute(v) for v in value]
-    return os.path.abspath(value) if isinstance(value, str) and value != "imagenet" and "://" not in value else value
-
-
-def load_overridden(path: str | os.PathLike, given: dict[str, Any], settings: dict[str, Any] | None = None) -> Config:
-    """The configuration at ``path`` with the overrides ``given`` on the command line (``--set KEY=VALUE``: a path
-    among them is read from the working folder) and ``settings`` (``--epochs`` and the like; None: not given),
-    each data path checked to name something (:func:`check_data_paths`)."""
-    overrides = {key: _absolute(value) if key.endswith((".path", ".weights", ".shards")) else value
-                 for key, value in given.items()}
-    overrides.update({key: value for key, value in (settings or {}).items() if value is not None})
-    config = load_config(path, overrides)
-    check_data_paths(config, given, Path(path))
-    return config
-
-
-def check_data_paths(config: Config, given: dict[str, Any], yaml_file: Path) -> None:
-    """A data path that names nothing, refused with the one rule: a relative path is read from the folder of
-    where it was written (the configuration file's folder; the working folder for --set), and the path it
-    would name the other way when something is there (a line copied from the file to --set)."""
-    data = config.data
-    named = [("data.source", data.source), ("data.test", data.test),
-             *((f"data.extra_training[{i}]", s) for i, s in enumerate(data.extra_training))]
-    for key, source in named:
-        if source is None or "://" in source.path or os.path.exists(source.path):
-            continue
-        typed = given.get(f"{key}.path")
-        if isinstance(typed, str):
-            where = f"given with --set: read from the working folder {os.getcwd()}"
-            other = yaml_file.resolve().parent / typed
-        else:
-            where, other = f"written in {yaml_file}: read from its folder {yaml_file.resolve().parent}", None
-        hint = f"; {other.resolve()} exists: give that path" if other is not None and other.exists() else ""
-        raise ConfigError(f"{key}.path: no such file or folder {source.path} (a relative path is read from the "
-                          f"folder of where it is written; {where}){hint}")

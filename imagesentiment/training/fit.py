@@ -20,7 +20,7 @@ from ..runtime import keras, tf
 from .activations import ActivationStore, cached_dataset
 from ..atomic import replacing
 from .calibration import calibrate
-from .callbacks import phase_callbacks
+from .callbacks import phase_callbacks, stopping_note
 from ..compat import forget_restored_epoch
 from .config import Config, check_config, to_dict
 from ..data import ImageSet, Split
@@ -109,6 +109,9 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run: Run, phase:
     forget_restored_epoch(model)  # else phase 2 would start at the epoch phase 1 resumed at
     result = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                        callbacks=callbacks, shuffle=False, verbose=2)
+    note = stopping_note(callbacks, phase, epochs)
+    if note:
+        print(note)
     losses = result.history.get("loss", [])
     if any(not math.isfinite(v) for v in losses):
         raise TrainingError(f"the loss became NaN in phase {phase!r} at epoch {len(losses)}; training "
