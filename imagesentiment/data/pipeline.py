@@ -177,6 +177,7 @@ def decode_or_reason(data: bytes, image_size: Sequence[int] | None,
 
 
 PIXEL_RANGE = (-0.5, 255.5)  # RGB on the 8-bit scale, with half a step for rounding
+UNIT_SCALE = "look like the [0, 1] scale; the model reads RGB on the 8-bit scale [0, 255]: multiply by 255"
 
 
 def check_pixel_range(pixels: np.ndarray, name: str) -> None:
@@ -187,8 +188,7 @@ def check_pixel_range(pixels: np.ndarray, name: str) -> None:
         raise ValueError(f"{name}: pixel values must lie in [0, 255] (RGB on the 8-bit scale); this array "
                          f"holds values from {low} to {high}")
     if np.issubdtype(np.asarray(pixels).dtype, np.floating) and 0 < high <= 1:
-        raise ValueError(f"{name}: float pixel values from {low} to {high} look like the [0, 1] scale; the "
-                         "model reads RGB on the 8-bit scale [0, 255]: multiply by 255 (or pass uint8)")
+        raise ValueError(f"{name}: float pixel values from {low} to {high} {UNIT_SCALE} (or pass uint8)")
 
 
 def rgb_array(image: np.ndarray, name: str = "an image array") -> np.ndarray:
