@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Sequence
 
 SERVING = "serving_default"
 PIXELS = "predict_images"
@@ -64,6 +65,25 @@ def class_names_file(path: Path) -> list[str] | None:
         raise ModelFileError(f"{candidate}: not a JSON list of class names ({exc})") from None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ModelFileError(f"{candidate}: not a JSON list of class names")
+    return names
+
+
+def override_names(given: Sequence[str] | None, stored: Sequence[str] | None, model: object) -> Sequence[str] | None:
+    """The class names for a model: ``given`` (they override the names stored with ``model``, to rename its
+    outputs), else ``stored``. A stored name given for another output (in any case) is refused: the outputs
+    keep their order, so a class would get another's scores, a campaign's positive photos reported as
+    negative."""
+    if given is None:
+        return None if stored is None else list(stored)
+    if isinstance(given, str):  # "abc" would be read as three classes a, b, c
+        raise ValueError(f"class names given as one string {given!r}: give a list of names")
+    names = [str(c) for c in given]
+    own = [str(c).lower() for c in stored or ()]
+    moved = [n for i, n in enumerate(names) if n.lower() in own and own.index(n.lower()) != i]
+    if moved:
+        raise ValueError(f"class names {names} put {', '.join(moved)} where {model} has another class: its outputs "
+                         f"are {list(stored)}, in that order, so these names would give a class another's scores; "
+                         "leave the names out (--classes) to use the model's")
     return names
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from ..contract import (KERAS_CONFIG, KERAS_MODEL, KERAS_WEIGHTS, MAX_CONFIG_BYTES, SHIPPED_MODELS, SHIPPED_NAMES,
-                       ModelFileError, class_names_file, saved_class_names, shipped_model, unverified,
-                       verify_savedmodel)
+                       ModelFileError, class_names_file, override_names, saved_class_names, shipped_model,
+                       unverified, verify_savedmodel)
 from ..models.build import class_names as carried
 from .predictors import (Image, KerasPredictor, Predictor, SavedModelPredictor, TFLitePredictor,
-                        _first_line, override_names, to_pixels)
+                        _first_line, to_pixels)
 
 if TYPE_CHECKING:
     import keras

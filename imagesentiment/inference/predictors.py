@@ -16,15 +16,14 @@ import numpy as np
 import pandas as pd
 import PIL.Image
 
-
 from ..runtime import tf
 from ..contract import unverified, verify_savedmodel, verify_tflite
 from ..contract import (CHECKSUM_NAME, EXPLAIN, EXPLAIN_PIXELS, LIMITS, PIXELS, RATINGS, SERVING, ModelFileError,
-                       class_names_file, read_metadata, saved_class_names)
+                       class_names_file, override_names, read_metadata, saved_class_names)
 from ..data import SENTIMENTS, decode_or_reason, rgb_array
 from ..data.constants import MAX_BYTES
 from ..data.imageset import file_problem, read_input
-from ..data.pipeline import check_pixel_range, chunks
+from ..data.pipeline import checked_batch, chunks
 from ..models.build import class_names as carried, rating_names
 from ..runtime import DECODER_NOISE, LITERT_NOISE, filtered, without
 from ..table.columns import answers
@@ -55,17 +54,6 @@ def as_list(images: Image | Sequence[Image]) -> Sequence[Image]:
         raise TypeError("images must be one image (a path, encoded bytes, a pixel array or a PIL image) or a "
                         f"sequence of them, not {type(images).__name__}")
     return images if isinstance(images, Sequence) else list(images)
-
-
-def checked_batch(pixels: np.ndarray) -> np.ndarray:
-    """A float batch as the exported pixel signatures take it, else a ``ValueError`` naming the check, as they
-    refuse it: ``(B, H, W, 3)``, each image's values as :func:`check_pixel_range` takes them."""
-    pixels = np.asarray(pixels)
-    if pixels.ndim != 4 or pixels.shape[-1] != 3:
-        raise ValueError(f"images must have 3 channels (RGB), (batch, height, width, 3), not {pixels.shape}")
-    for index, image in enumerate(pixels):
-        check_pixel_range(image, f"image {index} of the batch")
-    return pixels
 
 
 def to_pixels(images: Image | Sequence[Image], image_size: Sequence[int], first: int = 0,
@@ -119,25 +107,6 @@ def _pixels(image: Image, size: list[int] | None, index: int, max_bytes: int) ->
             name = image if isinstance(image, (str, os.PathLike)) else f"{len(data)} bytes given as an image"
             raise ValueError(f"{name}: not a readable image ({reason})")
     return pixels
-
-
-def override_names(given: Sequence[str] | None, stored: Sequence[str] | None, model: object) -> Sequence[str] | None:
-    """The class names for a model: ``given`` (they override the names stored with ``model``, to rename its
-    outputs), else ``stored``. A stored name given for another output (in any case) is refused: the outputs
-    keep their order, so a class would get another's scores, a campaign's positive photos reported as
-    negative."""
-    if given is None:
-        return None if stored is None else list(stored)
-    if isinstance(given, str):  # "abc" would be read as three classes a, b, c
-        raise ValueError(f"class names given as one string {given!r}: give a list of names")
-    names = [str(c) for c in given]
-    own = [str(c).lower() for c in stored or ()]
-    moved = [n for i, n in enumerate(names) if n.lower() in own and own.index(n.lower()) != i]
-    if moved:
-        raise ValueError(f"class names {names} put {', '.join(moved)} where {model} has another class: its outputs "
-                         f"are {list(stored)}, in that order, so these names would give a class another's scores; "
-                         "leave the names out (--classes) to use the model's")
-    return names
 
 
 # float pixels (B, H, W, 3) -> "probabilities" (B, classes) and "heatmap" (B, H, W), as tensors or arrays

@@ -26,7 +26,7 @@ from ..faces.scorer import FaceAnswers, FaceScorer, draw_boxes, with_face_rows
 from ..inference.predictors import Predictor
 from ..table.columns import answers, columns as table_columns, path_key, photo_rows
 from ..table.formats import table_format
-from ..table.journal import Journal, begin, finish, held, journal_of
+from ..table.journal import Journal, begin, finish, held, journal_of, writing
 
 
 class Limits(NamedTuple):
@@ -108,7 +108,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     # libjpeg's lines on a damaged file, which gets its error row anyway, kept off stderr; the bar goes there
     with held(out, wait), filtered(without(DECODER_NOISE)) as stderr:
         begin(out, model_stamp(predictor), resume, overwrite)
-        own = table_columns(predictor.class_names, faces is not None, predictor.ratings)
+        own = table_columns(predictor.class_names, faces is not None, predictor.ratings, explain_dir is not None)
         carried = _carried_names(columns or {}, own)
         journal = Journal(journal_of(out), [*own, *carried.values()])
         earlier = journal.read()
@@ -163,9 +163,12 @@ def _left_to_score(out: Path, journal: Journal, earlier: pd.DataFrame, finished:
     last row is an error is tried again (a photo still downloading then, a file replaced since); its new row
     supersedes that one once written (Journal.keep_last), so a stop loses neither."""
     begun = list((finished if finished is not None else earlier).columns)
+    if [c for c in begun if c != "heatmap"] == journal.columns:  # begun with --explain, resumed without it: the
+        journal.columns = begun                                  # column kept, empty on the rows scored now
     if begun != journal.columns:
         raise ValueError(f"{out} was begun with the columns {begun}; these inputs give {journal.columns}: "
-                         "resume with the same inputs (and --faces, if it was given), or write to another file")
+                         "resume with the same inputs (and --faces and --explain, if they were given), or write to "
+                         "another file")
     before = [t for t in (finished, earlier) if t is not None and len(t)]
     last = pd.concat(before) if before else earlier
     last = last[photo_rows(last)].drop_duplicates("path", keep="last")  # a photo's own row holds its error
@@ -196,7 +199,8 @@ def _picture_writer(explain_dir: str | os.PathLike, max_bytes: int) -> Pictures:
         if picture is None:
             picture = draw_boxes(_original(path, max_bytes), boxes) if boxes else _original(path, max_bytes)
         stem = Path(explain_dir) / (_figure_name(path_key(path)) + suffix)  # as unique as the row's path
-        return path_key(save_explanation(stem, picture, heatmap, label, confidence)[1])
+        with writing(stem):  # a full disk: the picture named, none left half-written, --resume said
+            return path_key(save_explanation(stem, picture, heatmap, label, confidence)[1])
     return write
 
 

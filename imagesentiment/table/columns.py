@@ -35,11 +35,13 @@ FACE = "face"  # a face's number in its photo (0: the one the detector is surest
 BOX = ("box_left", "box_top", "box_width", "box_height")  # the face's box, in pixels of the photo
 
 
-def columns(classes: Sequence[str], faces: bool = False, ratings: Sequence[str] = ()) -> list[str]:
+def columns(classes: Sequence[str], faces: bool = False, ratings: Sequence[str] = (),
+            heatmap: bool = False) -> list[str]:
     """The columns ``predict`` writes before those carried from a CSV of inputs: ``path``, with ``faces``
     :data:`FACE` and the :data:`BOX` columns, ``label``, ``confidence``, one per class, one per rating,
-    ``heatmap``, ``error``."""
-    return ["path", *((FACE, *BOX) if faces else ()), "label", "confidence", *classes, *ratings, "heatmap", "error"]
+    with ``heatmap`` (``--explain``) ``heatmap``, then ``error``."""
+    return ["path", *((FACE, *BOX) if faces else ()), "label", "confidence", *classes, *ratings,
+            *(("heatmap",) if heatmap else ()), "error"]
 
 
 def face_answers(probabilities: np.ndarray, classes: Sequence[str], boxes: Sequence[Sequence[int]]) -> pd.DataFrame:
