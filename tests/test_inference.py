@@ -219,7 +219,7 @@ def test_cli_predict_writes_a_csv(forms, files, tmp_path, capsys):
     assert shown[-1].startswith("5 images scored") and "(3 of these rows from before, 2 now)" in shown[-1]
     assert shown[:5] == [f"{os.path.abspath(p)}: {label} ({confidence:.2f})"
                          for p, label, confidence in zip(paths, table["label"], table["confidence"])]
-    assert list(table.columns) == ["path", "label", "confidence", *CLASSES, "heatmap", "error"]
+    assert list(table.columns) == ["path", "label", "confidence", *CLASSES, "error"]  # heatmap with --explain only
     assert table["path"].tolist() == [os.path.abspath(p) for p in paths[:5]]
     np.testing.assert_allclose(table[CLASSES].to_numpy(), expected[:5], atol=1e-5)
     assert main(["predict", paths[0], "--model", str(forms["int8"]), "--out", str(tmp_path / "one.jsonl")]) == 0
