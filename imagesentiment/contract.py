@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Sequence
 
 SERVING = "serving_default"
 PIXELS = "predict_images"
@@ -44,6 +45,9 @@ MAX_ACCURACY_LOSS = 0.01   # quantized models: accuracy points lost against the 
 MAX_LAYER_ERROR = 0.4
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")  # the TFLite files an export may write, one per choice
 WEIGHT_PRECISIONS = ("float32", "float16")  # how a SavedModel version may store its weights (read back as float32)
+MAX_BATCH = 256  # the most images a served request may hold by default (export --max-batch)
+LIMITS = "imagesentiment_limits"  # a version's variable collection holding its max batch; also the mark, in its
+# saved_model.pb, of a version this release exported (one that must carry its checksum record)
 
 
 class ModelFileError(ValueError):
@@ -61,6 +65,25 @@ def class_names_file(path: Path) -> list[str] | None:
         raise ModelFileError(f"{candidate}: not a JSON list of class names ({exc})") from None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ModelFileError(f"{candidate}: not a JSON list of class names")
+    return names
+
+
+def override_names(given: Sequence[str] | None, stored: Sequence[str] | None, model: object) -> Sequence[str] | None:
+    """The class names for a model: ``given`` (they override the names stored with ``model``, to rename its
+    outputs), else ``stored``. A stored name given for another output (in any case) is refused: the outputs
+    keep their order, so a class would get another's scores, a campaign's positive photos reported as
+    negative."""
+    if given is None:
+        return None if stored is None else list(stored)
+    if isinstance(given, str):  # "abc" would be read as three classes a, b, c
+        raise ValueError(f"class names given as one string {given!r}: give a list of names")
+    names = [str(c) for c in given]
+    own = [str(c).lower() for c in stored or ()]
+    moved = [n for i, n in enumerate(names) if n.lower() in own and own.index(n.lower()) != i]
+    if moved:
+        raise ValueError(f"class names {names} put {', '.join(moved)} where {model} has another class: its outputs "
+                         f"are {list(stored)}, in that order, so these names would give a class another's scores; "
+                         "leave the names out (--classes) to use the model's")
     return names
 
 
@@ -123,7 +146,10 @@ def read_metadata(content: bytes, name: str = METADATA_NAME) -> dict | None:
 DIGEST = "sha256"
 PLACEHOLDER = "0" * 64  # the digest's place while the digest of a TFLite file is computed
 RECORD = Path("assets.extra") / "imagesentiment.json"
-TRUST = "the file is damaged or was altered: export it again, or load it with verify=False if you trust it"
+CHECKED = "checksum"  # in a TFLite file's metadata (this release on): the name of its checksum entry, which it must have
+TRUST = ("the file is damaged or was altered: export it again, or load it with verify=False (--trust-unverified) "
+         "if you trust it")
+MAX_CONFIG_BYTES = 16 * 2**20  # a .keras file's config.json, inflated: a model's description, not its weights
 
 
 def _digest(data: bytes) -> str:
@@ -143,9 +169,13 @@ def record_savedmodel(version_dir: str | os.PathLike) -> None:
 
 
 def verify_savedmodel(version_dir: str | os.PathLike) -> None:
-    """Refuse (:class:`ModelFileError`) a version whose files differ from the digests
-    recorded at export, naming them; a version without the record gets a note on stderr."""
-    record = Path(version_dir) / RECORD
+    """Refuse (:class:`ModelFileError`) a version whose files differ from the digests recorded at export, naming
+    them, and one this release exported (its graph holds :data:`LIMITS`) without the record; a version of an
+    earlier release or from elsewhere without the record gets a warning on stderr."""
+    record, graph = Path(version_dir) / RECORD, Path(version_dir) / "saved_model.pb"
+    if not record.is_file() and graph.is_file() and LIMITS.encode() in graph.read_bytes():
+        raise ModelFileError(f"{version_dir}: its checksum record {RECORD} is missing, though the version was "
+                             f"exported with one; {TRUST}")
     if not record.is_file():
         _note(version_dir)
         return
@@ -166,9 +196,13 @@ def stamp_tflite(content: bytes) -> bytes:
     return content.replace(_entry(PLACEHOLDER), _entry(digest), 1)
 
 
-def verify_tflite(content: bytes, record: dict | None, name: str) -> None:
+def verify_tflite(content: bytes, record: dict | None, name: str, metadata: dict | None = None) -> None:
     """Refuse a TFLite model whose bytes differ from the digest in its checksum ``record`` (its metadata entry),
-    or whose record is there without a readable digest; a note on stderr where it has no record."""
+    whose record is there without a readable digest, or missing where its ``metadata`` names it (:data:`CHECKED`);
+    a warning on stderr where it has neither (an earlier release's file, another tool's)."""
+    if record is None and isinstance(metadata, dict) and metadata.get(CHECKED) == CHECKSUM_NAME:
+        raise ModelFileError(f"{name}: its checksum record (the metadata entry {CHECKSUM_NAME}) is missing, though "
+                             f"its metadata names it; {TRUST}")
     if record is None:
         _note(name)
         return
@@ -187,5 +221,11 @@ def _entry(digest: str) -> bytes:
 
 
 def _note(name: str | os.PathLike) -> None:
-    print(f"note: {name}: no checksum recorded (not exported by imagesentiment, or by an earlier release): "
+    print(f"warning: {name}: no checksum recorded (not exported by imagesentiment, or by an earlier release): "
           "loaded without checking that it is intact", file=sys.stderr)
+
+
+def unverified(name: str | os.PathLike) -> None:
+    """The warning for a model loaded with ``verify=False`` (``--trust-unverified``)."""
+    print(f"warning: {name}: loaded without verifying its checksum (verify=False, --trust-unverified): trusted "
+          "as it is, damaged or altered or not", file=sys.stderr)

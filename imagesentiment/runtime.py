@@ -22,6 +22,9 @@ from typing import Any, Callable, Iterator, TextIO
 LITERT_NOISE = re.compile(r"fully_quantize: \d|INFO: Created TensorFlow Lite XNNPACK delegate")
 # What the JPEG decoder says of a file that gets its error row or its answer anyway: libjpeg's own lines and
 # TensorFlow's error-level log of them (a level no TF_CPP_MIN_LOG_LEVEL hides).
+# What FFmpeg (inside OpenCV) says of a video that gets its VideoError anyway: its demuxer's and decoders' lines,
+# "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d0...] moov atom not found".
+VIDEO_NOISE = re.compile(r"^\[[\w,]+ @ 0x[0-9a-f]+\] ")
 DECODER_NOISE = re.compile(r"Premature end of JPEG data|Corrupt JPEG data|Improper call to JPEG library|"
                            r"jpeg_mem\.cc:\d+\] Image too large")
 # What TensorFlow's C++ side writes while it starts, before its logging is set up (so TF_CPP_MIN_LOG_LEVEL cannot

@@ -44,7 +44,7 @@ def test_local_runner_scores_like_predict(collection, tmp_path):
     root, version = collection
     images = root / "images"
     assert main(["predict", str(images), "--model", str(version), "--out", str(tmp_path / "predict.parquet")]) == 0
-    predicted = pd.read_parquet(tmp_path / "predict.parquet").drop(columns="heatmap")
+    predicted = pd.read_parquet(tmp_path / "predict.parquet")  # no heatmap column: no --explain
     assert len(predicted) == 302 and (predicted["error"] != "").sum() == 2
 
     files = score([str(images)], str(version), str(tmp_path / "beam" / "scores"))
@@ -65,7 +65,7 @@ def test_csv_through_the_command_line_and_tfrecords_in(collection, tmp_path):
     predicted = pd.read_csv(tmp_path / "predict.csv", keep_default_na=False, na_values=[""])
     assert main(["score-beam", str(images), "--model", str(version), "--out", str(tmp_path / "csv" / "scores"),
                  "--format", "csv", "--direct_num_workers=1"]) == 0
-    assert_same_scores(read_scores(str(tmp_path / "csv" / "scores"), "csv"), predicted.drop(columns="heatmap"),
+    assert_same_scores(read_scores(str(tmp_path / "csv" / "scores"), "csv"), predicted,
                        atol=2e-6)  # both rounded to 6 decimals
 
     write_shards(from_folder(images), str(tmp_path / "shards" / "all"), shard_size=128)  # the bad files too
@@ -73,7 +73,7 @@ def test_csv_through_the_command_line_and_tfrecords_in(collection, tmp_path):
           tfrecords=True)
     from_records = read_scores(str(tmp_path / "records" / "scores"))
     assert len(from_records) == 302
-    assert_same_scores(from_records, predicted.drop(columns="heatmap"), atol=2e-6)
+    assert_same_scores(from_records, predicted, atol=2e-6)
 
 
 def test_a_model_that_is_not_an_exported_version_is_refused_by_name(collection, tmp_path, capsys):

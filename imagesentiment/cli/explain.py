@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .shared import (COUNT, NON_NEGATIVE, UsageError, add_command, bounded, collect_images, count, names,
+from .shared import (COUNT, NON_NEGATIVE, UsageError, add_command, add_trust, bounded, collect_images, count, names,
                      parse_options, scoped)
 
 METHOD = "gradcam"  # without --method
@@ -55,7 +55,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     scoped(args, {"with --evaluate": (args.evaluate, EVALUATE_ONLY),
                   "without --evaluate": (not args.evaluate, PICTURES_ONLY)})
-    model, args.classes = load_keras(args.model or default_model(), args.classes)
+    model, args.classes = load_keras(args.model or default_model(), args.classes, not args.trust_unverified)
     if args.target is not None and args.target.lstrip("-").isdigit():
         args.target = int(args.target)
     return _explain_evaluate(model, args) if args.evaluate else _explain_images(model, args)
@@ -63,6 +63,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def add_explain(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "explain", cmd_explain)
+    add_trust(p)
     p.add_argument("images", nargs="+", help="image files or folders of them (with --evaluate: one data set)")
     p.add_argument("--model", help="a run directory, a .keras file or an exported SavedModel version "
                    "(default: the shipped model)")

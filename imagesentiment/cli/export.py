@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..contract import MAX_LAYER_ERROR, QUANTIZATIONS, WEIGHT_PRECISIONS
-from .shared import COUNT, NON_NEGATIVE, add_command, bounded, names, parse_options, scoped
+from ..contract import MAX_BATCH, MAX_LAYER_ERROR, QUANTIZATIONS, WEIGHT_PRECISIONS
+from .shared import COUNT, NON_NEGATIVE, add_command, add_trust, bounded, names, parse_options, scoped
 
 INT8 = {"representative_images": 200, "max_layer_error": None, "all_integer": False}  # the options of int8
 TFLITE = {"quantize": ["float32"], "data": None, "data_format": None, "option": [], "check_images": None, **INT8}
+SAVEDMODEL = {"version": None, "weight_precision": WEIGHT_PRECISIONS[0], "max_batch": MAX_BATCH, "allow_unit_scale": False}
 
 
 def _max_layer_error(args: argparse.Namespace) -> float | None:
@@ -23,16 +24,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..models.views import with_views
 
     scoped(args, {"to --format tflite": (args.format == "tflite", TFLITE),
-                  "to --format savedmodel": (args.format == "savedmodel",
-                                             {"version": None, "weight_precision": WEIGHT_PRECISIONS[0]}),
+                  "to --format savedmodel": (args.format == "savedmodel", SAVEDMODEL),
                   "to --quantize int8": ("int8" in (args.quantize or []), INT8),
                   "with --data": (bool(args.data), {"data_format": None, "option": []})})
     check_destination(args.out, args.name)
-    model, classes = load_keras(args.model, args.classes)
+    model, classes = load_keras(args.model, args.classes, not args.trust_unverified)
     model = with_views(model, args.flip_tta, args.crop_tta)
     if args.format == "savedmodel":
         folder = export_savedmodel(model, args.out, args.name, classes, args.version, args.overwrite,
-                                   weight_precision=args.weight_precision)
+                                   weight_precision=args.weight_precision, max_batch=args.max_batch,
+                                   refuse_unit_scale=not args.allow_unit_scale)
         print(f"SavedModel written to {folder}")
         return 0
     check_files(args.out, args.name, args.quantize, classes, args.overwrite)  # before the images are read
@@ -58,6 +59,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="imagesentiment", help="the model's name (serving) or file name prefix (tflite)")
     p.add_argument("--classes", type=names, help="class names in output order, comma-separated (default: the run's "
                    "classes.json, else negative,neutral,positive)")
+    add_trust(p)
     p.add_argument("--flip-tta", action="store_true", help="put the mirrored image in the exported graph: "
                    "every signature answers with the mean of both views, in one call (twice the computation)")
     p.add_argument("--crop-tta", action="store_true", help="put the centre and four corner crops in the exported "
@@ -67,6 +69,11 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-precision", choices=WEIGHT_PRECISIONS,
                    help=f"savedmodel: how the weights are stored (default {WEIGHT_PRECISIONS[0]}); float16 takes half "
                    "the space on disk and in a server's memory, and computes in float32 with the weights rounded")
+    p.add_argument("--max-batch", type=COUNT, help="savedmodel: the most images one request may hold (default "
+                   f"{MAX_BATCH}); a larger request is refused before any image is decoded")
+    p.add_argument("--allow-unit-scale", action="store_true", help="savedmodel: let predict_images and "
+                   "explain_images answer images whose pixels all lie within (0, 1] (refused by default: the "
+                   "model reads [0, 255], and a photo divided by 255 gets a confident wrong answer)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing version (savedmodel) or existing files (tflite)")
     p.add_argument("--quantize", nargs="+", choices=QUANTIZATIONS,

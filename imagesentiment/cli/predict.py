@@ -9,8 +9,8 @@ from typing import Any
 from ..contract import RATINGS
 from ..data.constants import MAX_PIXELS
 from ..table.formats import NAMES as FORMAT_NAMES, SHARDED
-from .shared import (COUNT, FACES_ONLY, NON_NEGATIVE, UsageError, add_command, add_faces, add_max_bytes, collect_images,
-                     count, names, not_an_input, scoped)
+from .shared import (COUNT, FACES_ONLY, NON_NEGATIVE, UsageError, add_command, add_faces, add_max_bytes, add_trust,
+                     collect_images, count, names, not_an_input, scoped)
 
 SHOWN_ROWS = 20  # predict prints each answer for at most this many photos
 
@@ -28,8 +28,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ..faces.scorer import face_scorer
     from ..table.columns import photo_rows
 
-    predictor = load(args.model, args.classes)
-    faces = face_scorer(predictor, load(args.faces_model), bool(args.explain)) if args.faces else None
+    predictor = load(args.model, args.classes, verify=not args.trust_unverified)
+    faces = (face_scorer(predictor, load(args.faces_model, verify=not args.trust_unverified), bool(args.explain))
+             if args.faces else None)
     table = predict_files(predictor, paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size,
                           max_pixels=args.max_pixels, columns=columns, wait=args.wait, faces=faces,
@@ -68,6 +69,7 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="predictions.csv", help=f"the table to write: {FORMAT_NAMES}")
     p.add_argument("--explain", metavar="DIR", help="also write a heat-map figure and overlay per image here")
     add_faces(p, "a row per face after the photo's")
+    add_trust(p)
     continuing = p.add_mutually_exclusive_group()
     continuing.add_argument("--resume", action="store_true", help="continue a stopped run: skip the images in --out")
     continuing.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

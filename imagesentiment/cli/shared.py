@@ -23,6 +23,12 @@ def add_faces(parser: argparse.ArgumentParser, what: str) -> None:
                         f"{FACES_ONLY['faces_model']}, the shipped faces model in exported_models/faces)")
 
 
+def add_trust(parser: argparse.ArgumentParser) -> None:
+    """``--trust-unverified``: load a model whose checksum record is missing or does not match (``verify=False``)."""
+    parser.add_argument("--trust-unverified", action="store_true", help="load an exported model whose checksum "
+                        "record is missing or does not match its files, with a warning (default: refused)")
+
+
 def add_max_bytes(parser: argparse.ArgumentParser, what: str) -> None:
     """``--max-bytes``: the largest input file read (``check``, ``predict``); ``what``: what a larger one gets."""
     parser.add_argument("--max-bytes", type=COUNT, default=MAX_BYTES, metavar="BYTES", help=f"a larger file {what}, "

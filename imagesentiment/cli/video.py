@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .shared import COUNT, FACES_ONLY, NON_NEGATIVE, add_command, add_faces, bounded, count, scoped
+from .shared import COUNT, FACES_ONLY, NON_NEGATIVE, add_command, add_faces, add_trust, bounded, count, scoped
 
 
 def cmd_video(args: argparse.Namespace) -> int:
@@ -16,8 +16,8 @@ def cmd_video(args: argparse.Namespace) -> int:
     scoped(args, {"with --faces": (args.faces, FACES_ONLY)})
     out = Path(args.out or Path("runs") / "video" / Path(args.file).stem)
     check_outputs(args.file, out, args.overlay, args.overwrite)  # before the model loads
-    predictor = load(args.model)
-    faces = face_scorer(predictor, load(args.faces_model)) if args.faces else None
+    predictor = load(args.model, verify=not args.trust_unverified)
+    faces = face_scorer(predictor, load(args.faces_model, verify=not args.trust_unverified)) if args.faces else None
     result = score_video(args.file, predictor, out, args.every, args.per_second, args.batch_size,
                          args.smooth, args.overlay, overwrite=args.overwrite, faces=faces)
     smoothed = "smoothed_share_of_time" in result.summary
@@ -46,6 +46,7 @@ def add_video(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlay", metavar="OUT.mp4", help="write a copy with heat maps and labels drawn in")
     add_faces(p, "how many in each frame, and the largest one's box and answers, as face_ columns; "
               "each face's row, with its track, in faces.csv")
+    add_trust(p)
     p.add_argument("--batch-size", type=COUNT, default=32, help="frames per batch")
     p.add_argument("--out", help="output folder (default: runs/video/<name>)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run's results in --out and "

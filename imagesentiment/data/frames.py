@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..runtime import VIDEO_NOISE, filtered, without
 from .constants import SENTIMENTS, VIDEO_EXTENSIONS
 from .imageset import DataError, ImageSet, file_problem, is_number
 
@@ -44,7 +45,8 @@ def open_video(path: str | os.PathLike) -> tuple[cv2.VideoCapture, VideoInfo]:
         raise VideoError(f"{path}: {problem}")
     if os.path.getsize(path) == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
-    capture = cv2.VideoCapture(path)
+    with filtered(without(VIDEO_NOISE)):  # FFmpeg's own lines on a file that gets its error ("moov atom not found")
+        capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise VideoError(f"{path}: not a video, or one that cannot be decoded (truncated container?)")
     info = VideoInfo(path, max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))), capture.get(cv2.CAP_PROP_FPS) or 0.0,

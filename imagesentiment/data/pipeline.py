@@ -117,6 +117,18 @@ def is_jpeg_xl(data: tf.Tensor) -> tf.Tensor:
             | (tf.strings.substr(data, 0, 12) == b"\0\0\0\x0cJXL \r\n\x87\n"))
 
 
+ANIMATED_WEBP = "unsupported image: an animated WebP (TensorFlow decodes none; save a frame of it as JPEG or PNG)"
+
+
+def is_animated_webp(data: tf.Tensor) -> tf.Tensor:
+    """Whether ``data`` is an animated WebP (its VP8X header's animation flag set), which the decoder refuses with
+    a message of its own (``WebP Animation must be 4 channel RGBA``): refused by name, everywhere alike."""
+    padded = tf.strings.join([data, tf.constant(b"\0" * 21)])
+    flags = tf.io.decode_raw(tf.strings.substr(padded, 20, 1), tf.uint8)[0]
+    return (_formats(data)["WebP"] & (tf.strings.substr(padded, 12, 4) == b"VP8X")
+            & (tf.bitwise.bitwise_and(flags, 2) > 0))
+
+
 def decode_and_resize(data: tf.Tensor, image_size: Sequence[int] | None, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
     """Encoded bytes (JPEG, PNG, GIF, BMP, WebP) to a ``(H, W, 3)`` uint8 image at ``image_size`` (None: its own).
 
@@ -137,7 +149,8 @@ def decode_and_resize(data: tf.Tensor, image_size: Sequence[int] | None, max_pix
         tf.debugging.assert_less_equal(tf.where(jpeg, declared, none), tf.constant(JPEG_DECODER_PIXELS, tf.int64),
                                        message=f"image too large: TensorFlow's JPEG decoder takes at most "
                                        f"{JPEG_DECODER_PIXELS} pixels"),
-        tf.debugging.Assert(~is_jpeg_xl(data), [UNSUPPORTED_JPEG_XL])]
+        tf.debugging.Assert(~is_jpeg_xl(data), [UNSUPPORTED_JPEG_XL]),
+        tf.debugging.assert_equal(is_animated_webp(data), False, message=ANIMATED_WEBP)]
     checks = [c for c in checks if c is not None]
     with tf.control_dependencies(checks):  # in a graph: check, then decode
         data = tf.identity(data)
@@ -160,6 +173,7 @@ def refusal(data: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
     return tf.case([
         (tf.strings.length(data) == 0, lambda: tf.constant("empty (0 bytes)")),
         (is_jpeg_xl(data), lambda: tf.constant(UNSUPPORTED_JPEG_XL)),
+        (is_animated_webp(data), lambda: tf.constant(ANIMATED_WEBP)),
         (header > max_pixels, lambda: tf.strings.format("image too large: its header declares {} pixels, more than {}",
                                                         (header, max_pixels))),
         *damaged], default=lambda: tf.constant("Unknown image file format: not JPEG, PNG, GIF, BMP or WebP"))
@@ -177,6 +191,7 @@ def decode_or_reason(data: bytes, image_size: Sequence[int] | None,
 
 
 PIXEL_RANGE = (-0.5, 255.5)  # RGB on the 8-bit scale, with half a step for rounding
+UNIT_SCALE = "look like the [0, 1] scale; the model reads RGB on the 8-bit scale [0, 255]: multiply by 255"
 
 
 def check_pixel_range(pixels: np.ndarray, name: str) -> None:
@@ -187,8 +202,18 @@ def check_pixel_range(pixels: np.ndarray, name: str) -> None:
         raise ValueError(f"{name}: pixel values must lie in [0, 255] (RGB on the 8-bit scale); this array "
                          f"holds values from {low} to {high}")
     if np.issubdtype(np.asarray(pixels).dtype, np.floating) and 0 < high <= 1:
-        raise ValueError(f"{name}: float pixel values from {low} to {high} look like the [0, 1] scale; the "
-                         "model reads RGB on the 8-bit scale [0, 255]: multiply by 255 (or pass uint8)")
+        raise ValueError(f"{name}: float pixel values from {low} to {high} {UNIT_SCALE} (or pass uint8)")
+
+
+def checked_batch(pixels: np.ndarray) -> np.ndarray:
+    """A float batch as the exported pixel signatures take it, else a ``ValueError`` naming the check, as they
+    refuse it: ``(B, H, W, 3)``, each image's values as :func:`check_pixel_range` takes them."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 4 or pixels.shape[-1] != 3:
+        raise ValueError(f"images must have 3 channels (RGB), (batch, height, width, 3), not {pixels.shape}")
+    for index, image in enumerate(pixels):
+        check_pixel_range(image, f"image {index} of the batch")
+    return pixels
 
 
 def rgb_array(image: np.ndarray, name: str = "an image array") -> np.ndarray:

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..runtime import keras
 from ..data.pipeline import chunks
 from ..models.build import rating_names
-from ..table.columns import answers
+from ..table.columns import answers, path_key
 from .base import load_images
 from .methods import get_explainer
 from .plots import feature_maps_figure, filters_figure, grid_figure, save_explanation, save_figure
@@ -58,8 +58,9 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
             for name, image in zip(chunk, batch) if feature_maps else ():
                 save_figure(feature_maps_figure(model, image, feature_maps), out / f"{name}_features.png")
             ratings = {name: np.asarray(rated[0])[:, k] for k, name in enumerate(rating_names(model))}
-            rows.append(pd.DataFrame({"path": list(batch_paths)}).join(answers(probabilities, classes, ratings=ratings))
-                        .assign(heatmap=[str(overlay) for overlay in overlays[:len(chunk)]]))
+            rows.append(pd.DataFrame({"path": [path_key(p) for p in batch_paths]})
+                        .join(answers(probabilities, classes, ratings=ratings))
+                        .assign(heatmap=[path_key(overlay) for overlay in overlays[:len(chunk)]]))
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     _merge_into(out / "predictions.csv", table)
     return table

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..runtime import keras
+from ..atomic import replacing
 from ..models.build import ensemble_members
 from .base import choices, feature_layers, layer_choices
 
@@ -110,11 +111,23 @@ def save_explanation(stem: str | os.PathLike, image: np.ndarray, heatmap: np.nda
 
     panel, blended = Path(f"{stem}.jpg"), Path(f"{stem}_overlay.jpg")
     panel.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(overlay(image, heatmap, cmap, alpha)).save(blended, quality=90)
+    _save_jpeg(overlay(image, heatmap, cmap, alpha), blended)
     width = max(1, round(image.shape[1] * height / image.shape[0]))
     small = np.asarray(Image.fromarray(_uint8(image)).resize((width, height), Image.BILINEAR))
-    Image.fromarray(explanation_panel(small, heatmap, label, confidence, cmap, alpha, height)).save(panel, quality=90)
+    _save_jpeg(explanation_panel(small, heatmap, label, confidence, cmap, alpha, height), panel)
     return panel, blended
+
+
+def _save_jpeg(picture: np.ndarray, path: Path) -> None:
+    """``picture`` as a JPEG (quality 90) at ``path``, whole or not at all (a full disk leaves no half-written
+    file); an error writing it names ``path``."""
+    from PIL import Image
+
+    with replacing(path) as partial:
+        try:
+            Image.fromarray(picture).save(partial, "JPEG", quality=90)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def explanation_figure(image: np.ndarray, heatmap: np.ndarray, label: str, confidence: float,

@@ -4,9 +4,13 @@
                      in the graph exactly as in training) -> ``label``, ``class_id``,
                      ``probabilities``, ``confidence``
 ``predict_images``   ``images`` (float32 RGB in [0, 255] at the model's input size) -> the same;
-                     other sizes, NaN or infinite values and values outside [0, 255] are refused
-                     (InvalidArgument naming the check), not resized or clipped
-``explain``          ``image_bytes`` -> the same plus ``heatmap`` (Grad-CAM of the predicted class)
+                     other sizes, another channel count, NaN or infinite values, values outside [0, 255]
+                     and images all within (0, 1] (the [0, 1] scale; unless exported with
+                     ``refuse_unit_scale=False``) are refused (InvalidArgument naming the check and the
+                     signature), not resized or clipped
+``explain``          ``image_bytes`` -> the same plus ``heatmap`` (Grad-CAM of the predicted class);
+                     ``explain_images`` alike on pixels
+Every signature refuses a request of more than ``max_batch`` images (256 by default) before decoding it.
 
 The class names travel as ``assets/classes.txt`` (one per line, in output order), from which
 the ``label`` output is looked up; each version also carries a TF Serving warm-up file.
@@ -23,6 +27,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -30,10 +35,10 @@ import numpy as np
 
 from ..runtime import keras, tf
 from ..contract import record_savedmodel
-from ..contract import (BYTES_INPUT, CLASSES_ASSET, EXPLAIN, EXPLAIN_PIXELS, KERAS_CONFIG, KERAS_WEIGHTS, PIXELS,
-                        PIXELS_INPUT, SERVING, WEIGHT_PRECISIONS, versions)
+from ..contract import (BYTES_INPUT, CLASSES_ASSET, EXPLAIN, EXPLAIN_PIXELS, KERAS_CONFIG, KERAS_WEIGHTS, LIMITS,
+                        MAX_BATCH, PIXELS, PIXELS_INPUT, SERVING, WEIGHT_PRECISIONS, versions)
 from ..data import decode_and_resize
-from ..data.pipeline import PIXEL_RANGE, refusal
+from ..data.pipeline import PIXEL_RANGE, UNIT_SCALE, refusal
 from ..data.checks import file_in_the_way
 from ..models.build import class_names as carried_names, rating_names
 
@@ -154,26 +159,61 @@ def decode_batch(image_bytes: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor
         return tf.cast(pixels, tf.float32)
 
 
-def checked_pixels(images: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
-    """``images`` as the pixel signatures take them, else InvalidArgument naming the check that failed: their
-    size the model's input size (they are not resized), every value finite and in [0, 255]."""
-    height, width = (int(s) for s in image_size)
-    low, high = PIXEL_RANGE
-    values = f"{PIXELS}: pixel values must be finite numbers in [0, 255]"
-    checks = [
-        tf.debugging.assert_equal(tf.shape(images)[1:3], tf.constant([height, width]), message=(
-            f"{PIXELS}: images must be {height}x{width} pixels, (batch, {height}, {width}, 3): resize them, or send "
-            f"the encoded images to {SERVING}, which resizes them")),
-        tf.debugging.assert_greater_equal(images, low, message=values),
-        tf.debugging.assert_less_equal(images, high, message=values)]
-    with tf.control_dependencies([c for c in checks if c is not None]):
-        return tf.debugging.check_numerics(images, values)
+@dataclass(frozen=True)
+class Requests:
+    """What the signatures take of a request, checked in the graph (InvalidArgument naming the signature and
+    the check): at most ``max_batch`` images, counted before any is decoded; pixels at ``image_size`` with 3
+    channels, finite, in [0, 255] and, with ``refuse_unit_scale``, no image all within (0, 1]."""
+
+    image_size: tuple[int, int]
+    max_batch: int = MAX_BATCH
+    refuse_unit_scale: bool = True
+
+    def counted(self, batch: tf.Tensor, name: str) -> tf.Tensor:
+        """``batch`` once it is known to hold at most :attr:`max_batch` items."""
+        count = tf.shape(batch)[0]
+        limit = tf.debugging.Assert(count <= self.max_batch, [tf.strings.format(
+            f"{name}: a request holds {{}} images, more than the {self.max_batch} this model takes (its export's "
+            "max_batch, --max-batch): send them in smaller requests", count)])
+        with tf.control_dependencies([limit]):
+            return tf.identity(batch)
+
+    def encoded(self, image_bytes: tf.Tensor, name: str) -> tf.Tensor:
+        """Encoded images ``(B,)`` decoded (:func:`decode_batch`) once they are counted."""
+        return decode_batch(self.counted(image_bytes, name), self.image_size)
+
+    def pixels(self, images: tf.Tensor, name: str) -> tf.Tensor:
+        """``images`` once every check holds: they are not resized or clipped."""
+        height, width = self.image_size
+        values = f"{name}: pixel values must be finite numbers in [0, 255]"
+        images = self.counted(images, name)
+        checks = [
+            tf.debugging.assert_equal(tf.shape(images)[3], 3, message=(
+                f"{name}: images must have 3 channels (RGB), (batch, {height}, {width}, 3): drop an alpha channel, "
+                "repeat a grey one")),
+            tf.debugging.assert_equal(tf.shape(images)[1:3], tf.constant([height, width]), message=(
+                f"{name}: images must be {height}x{width} pixels, (batch, {height}, {width}, 3): resize them, or "
+                f"send the encoded images to {SERVING}, which resizes them")),
+            tf.debugging.assert_greater_equal(images, PIXEL_RANGE[0], message=values),
+            tf.debugging.assert_less_equal(images, PIXEL_RANGE[1], message=values)]
+        if self.refuse_unit_scale:  # as the API: an image all within (0, 1] is a photo divided by 255
+            highest = tf.reduce_max(images, axis=[1, 2, 3])
+            unit = (highest > 0) & (highest <= 1)
+            first_unit = tf.argmax(tf.concat([tf.cast(unit, tf.int32), [1]], 0))  # an empty batch has none
+            checks.append(tf.debugging.Assert(~tf.reduce_any(unit), [tf.strings.format(
+                f"{name}: image {{}} of the batch: pixel values all within (0, 1] {UNIT_SCALE} (or export with "
+                "refuse_unit_scale=False, --allow-unit-scale, to take them)", first_unit)]))
+        with tf.control_dependencies([c for c in checks if c is not None]):
+            return tf.debugging.check_numerics(images, values)
 
 
 def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes_file: Path,
-                  weight_precision: str = "float32") -> keras.export.ExportArchive:
-    """The serving signatures of ``model``, its weights stored in ``weight_precision`` (:func:`stored_weights`);
-    ``classes_file`` (written here) becomes the label asset."""
+                  weight_precision: str = "float32", max_batch: int = MAX_BATCH,
+                  refuse_unit_scale: bool = True) -> keras.export.ExportArchive:
+    """The serving signatures of ``model``, its weights stored in ``weight_precision`` (:func:`stored_weights`),
+    taking requests as :class:`Requests` says; ``classes_file`` (written here) becomes the label asset."""
+    if int(max_batch) < 1:
+        raise ExportError(f"max_batch must be at least 1, not {max_batch}")
     names = check_classes(model, class_names)
     weights, reading = stored_weights(model, weight_precision)
     functions = PixelFunctions(model)
@@ -193,22 +233,21 @@ def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes
         outputs = {key: value[:count] for key, value in compute(tf.concat([images, blank], 0)).items()}
         return {**outputs, "label": table.lookup(tf.cast(outputs["class_id"], tf.int64))}
 
-    def decoded(image_bytes: tf.Tensor) -> tf.Tensor:
-        return decode_batch(image_bytes, functions.image_size)
-
-    def checked(images: tf.Tensor) -> tf.Tensor:
-        return checked_pixels(images, functions.image_size)
-
+    requests = Requests(functions.image_size, int(max_batch), refuse_unit_scale)
     bytes_spec = tf.TensorSpec([None], tf.string, name=BYTES_INPUT)
     archive = keras.export.ExportArchive()
     # The endpoints capture the model's variables themselves; archive.track(model) would store every
     # weight a second time (keras-team/keras#23553: twice the size on disk and in TF Serving's memory).
     archive.track(table)
     archive.add_variable_collection(KERAS_WEIGHTS, weights)
-    archive.add_endpoint(SERVING, lambda image_bytes: answer(predict, decoded(image_bytes)), [bytes_spec])
-    archive.add_endpoint(PIXELS, lambda images: answer(predict, checked(images)), [functions.spec])
-    archive.add_endpoint(EXPLAIN, lambda image_bytes: answer(explain, decoded(image_bytes)), [bytes_spec])
-    archive.add_endpoint(EXPLAIN_PIXELS, lambda images: answer(explain, checked(images)), [functions.spec])
+    archive.add_variable_collection(LIMITS, [tf.Variable(int(max_batch), trainable=False)])
+    archive.add_endpoint(SERVING, lambda image_bytes: answer(predict, requests.encoded(image_bytes, SERVING)),
+                         [bytes_spec])
+    archive.add_endpoint(PIXELS, lambda images: answer(predict, requests.pixels(images, PIXELS)), [functions.spec])
+    archive.add_endpoint(EXPLAIN, lambda image_bytes: answer(explain, requests.encoded(image_bytes, EXPLAIN)),
+                         [bytes_spec])
+    archive.add_endpoint(EXPLAIN_PIXELS, lambda images: answer(explain, requests.pixels(images, EXPLAIN_PIXELS)),
+                         [functions.spec])
     return archive
 
 
@@ -248,10 +287,13 @@ def write_version(model_dir: str | os.PathLike, write: Callable[[Path], None], v
 def export_savedmodel(model: keras.Model, base: str | os.PathLike, name: str = "imagesentiment",
                       class_names: Sequence[str] | None = None, version: int | None = None,
                       overwrite: bool = False, warmup_images: Sequence[bytes] | None = None,
-                      weight_precision: str = "float32") -> Path:
+                      weight_precision: str = "float32", max_batch: int = MAX_BATCH,
+                      refuse_unit_scale: bool = True) -> Path:
     """Write ``model`` as ``BASE/<name>/<version>/`` for TF Serving; return the version folder.
     ``class_names``: in output order (default: those the model carries, see :func:`check_classes`).
     ``weight_precision``: ``"float16"`` stores the weights in half the space (:func:`stored_weights`).
+    ``max_batch``: the most images a request may hold; ``refuse_unit_scale``: the pixel signatures refuse an
+    image all within (0, 1] (:class:`Requests`).
 
     ``warmup_images`` (encoded) go into the warm-up requests; by default two small
     generated images, one JPEG and one PNG.
@@ -262,7 +304,8 @@ def export_savedmodel(model: keras.Model, base: str | os.PathLike, name: str = "
 
     def write(folder: Path) -> None:
         with tempfile.TemporaryDirectory() as scratch:
-            archive = build_archive(model, class_names, Path(scratch) / CLASSES_ASSET, weight_precision)
+            archive = build_archive(model, class_names, Path(scratch) / CLASSES_ASSET, weight_precision, max_batch,
+                                    refuse_unit_scale)
             archive.write_out(str(folder), verbose=False)
         write_warmup(folder, name, warmup_images)
         (folder / "assets.extra" / KERAS_CONFIG).write_text(model.to_json(), encoding="utf-8")

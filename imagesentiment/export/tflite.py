@@ -40,7 +40,7 @@ from ..runtime import keras, tf
 from ..data import ImageSet, make_dataset
 from ..runtime import LITERT_NOISE, filtered, without
 from ..atomic import write_atomically
-from ..contract import DIGEST, PLACEHOLDER, stamp_tflite
+from ..contract import CHECKED, DIGEST, PLACEHOLDER, stamp_tflite
 from ..compat import quantize_calibrated
 from ..contract import (CHECKSUM_NAME, CLASSES_FILE, EXPLAIN, MAX_ACCURACY_LOSS, MAX_LAYER_ERROR, METADATA_NAME,
                         MIN_AGREEMENT, OUTPUT_ORDER, PIXELS_INPUT, QUANTIZATIONS, SERVING, read_metadata)
@@ -268,14 +268,14 @@ def _serving_first(model: ModelT) -> None:
 
 def with_metadata(content: bytes, metadata: dict) -> bytes:
     """``content`` with ``serving_default`` first (:func:`_serving_first`) and a model metadata entry
-    ``imagesentiment`` holding ``metadata`` as JSON, and one ``imagesentiment.checksum`` with the SHA-256 of
-    the file (:mod:`.checksum`)."""
+    ``imagesentiment`` holding ``metadata`` as JSON (with ``checksum``, the name of the next entry: a file
+    holding it must have that entry), and one ``imagesentiment.checksum`` with the SHA-256 of the file."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
     _serving_first(model)
-    for name, value in ((METADATA_NAME, metadata), (CHECKSUM_NAME, {DIGEST: PLACEHOLDER})):
+    for name, value in ((METADATA_NAME, {**metadata, CHECKED: CHECKSUM_NAME}), (CHECKSUM_NAME, {DIGEST: PLACEHOLDER})):
         buffer = schema.BufferT()
         buffer.data = np.frombuffer(json.dumps(value).encode("utf-8"), np.uint8)
         model.buffers.append(buffer)

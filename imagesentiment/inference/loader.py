@@ -12,11 +12,12 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from ..contract import (KERAS_CONFIG, KERAS_MODEL, KERAS_WEIGHTS, SHIPPED_MODELS, SHIPPED_NAMES, ModelFileError,
-                       class_names_file, missing_model, saved_class_names, shipped_model)
+from ..contract import (KERAS_CONFIG, KERAS_MODEL, KERAS_WEIGHTS, MAX_CONFIG_BYTES, SHIPPED_MODELS, SHIPPED_NAMES,
+                       ModelFileError, class_names_file, missing_model, override_names, saved_class_names,
+                       shipped_model, unverified, verify_savedmodel)
 from ..models.build import class_names as carried
 from .predictors import (Image, KerasPredictor, Predictor, SavedModelPredictor, TFLitePredictor,
-                        _first_line, override_names, to_pixels)
+                        _first_line, to_pixels)
 
 if TYPE_CHECKING:
     import keras
@@ -37,16 +38,22 @@ def _not_a_model(path: Path, message: str, keras_only: bool = False) -> FileNotF
     return FileNotFoundError(message)
 
 
-def load_keras(path: str | os.PathLike, class_names: Sequence[str] | None = None) -> tuple[keras.Model, list[str]]:
-    """A Keras model from a run directory, a ``.keras`` file (safe mode: no code runs) or an exported
-    SavedModel version (rebuilt from the graph and weights it stores), and its class
-    names: ``class_names`` if given (see :func:`override_names`), else from ``classes.json`` in the run
+def load_keras(path: str | os.PathLike, class_names: Sequence[str] | None = None,
+               verify: bool = True) -> tuple[keras.Model, list[str]]:
+    """A Keras model from a run directory, a ``.keras`` file (safe mode: no code runs; one whose ``config.json``
+    inflates past :data:`MAX_CONFIG_BYTES` refused before it is parsed) or an exported SavedModel version
+    (checked as :func:`load` checks it, ``verify``, and rebuilt from the graph and weights it stores), and its
+    class names: ``class_names`` if given (see :func:`override_names`), else from ``classes.json`` in the run
     directory (where absent: the three sentiments for three outputs, else "0", "1", ...); the model
     carries them too (``model.class_names``), for evaluation, explanations and export."""
     from ..runtime import keras
 
     path = resolve(path)
     if (path / "saved_model.pb").is_file():
+        if verify:
+            verify_savedmodel(path)
+        else:
+            unverified(path)
         return _rebuilt(path, class_names)
     if path.suffix.lower() == ".tflite" and path.is_file():
         raise ModelFileError(f"{path}: a TFLite file; this needs the Keras model it came from: a run "
@@ -57,6 +64,7 @@ def load_keras(path: str | os.PathLike, class_names: Sequence[str] | None = None
                            + (" (a run directory holds model.keras)" if path.is_dir() else ""), keras_only=True)
     if not zipfile.is_zipfile(file):
         raise ModelFileError(f"{file}: not a Keras model file (a .keras file is a zip archive)")
+    _check_config_size(file)
     try:  # safe mode: a Python lambda or a function from outside Keras in the file is refused, never run
         model = keras.models.load_model(file, safe_mode=True)
     except Exception as exc:
@@ -65,6 +73,20 @@ def load_keras(path: str | os.PathLike, class_names: Sequence[str] | None = None
     fits = names is None or len(names) == model.output_shape[-1]  # else the error comes where they are used
     model.class_names = carried(model, names if fits else None)
     return model, names if names is not None else list(model.class_names)
+
+
+def _check_config_size(file: Path) -> None:
+    """Refuse a ``.keras`` file whose ``config.json`` inflates past :data:`MAX_CONFIG_BYTES`, read no further
+    than that (its declared size may lie); Keras would read and parse it whole."""
+    try:
+        with zipfile.ZipFile(file) as archive, archive.open("config.json") as config:
+            size = len(config.read(MAX_CONFIG_BYTES + 1))
+            size = max(size, archive.getinfo("config.json").file_size)
+    except (KeyError, zipfile.BadZipFile, OSError):
+        return  # none, or unreadable: Keras says what is wrong
+    if size > MAX_CONFIG_BYTES:
+        raise ModelFileError(f"{file}: its config.json holds {size:,} bytes once inflated, more than the "
+                             f"{MAX_CONFIG_BYTES // 2**20} MB a model's description takes; not a model file to load")
 
 
 def _rebuilt(version: Path, class_names: Sequence[str] | None) -> tuple[keras.Model, list[str]]:
@@ -126,8 +148,9 @@ def load(path: str | os.PathLike | None = None, class_names: Sequence[str] | Non
     (the shipped default model when ``path`` is None; ``"faces"``: the shipped faces model, :func:`resolve`).
 
     ``class_names`` overrides the names stored with the model. An exported model (SavedModel or ``.tflite``)
-    whose content differs from the checksum recorded at export is refused unless ``verify`` is False; one
-    without the record loads with a note.
+    whose content differs from the checksum recorded at export, or that this release exported and has lost its
+    record, is refused unless ``verify`` is False (then loaded with a warning); one of an earlier release or
+    another tool, without the record, loads with a warning.
     """
     path = resolve(path)
     if path.is_dir() and (path / "saved_model.pb").is_file():

@@ -16,15 +16,14 @@ import numpy as np
 import pandas as pd
 import PIL.Image
 
-
 from ..runtime import tf
-from ..contract import verify_savedmodel, verify_tflite
-from ..contract import (CHECKSUM_NAME, EXPLAIN, EXPLAIN_PIXELS, PIXELS, RATINGS, SERVING, ModelFileError,
-                       class_names_file, read_metadata, saved_class_names)
+from ..contract import unverified, verify_savedmodel, verify_tflite
+from ..contract import (CHECKSUM_NAME, EXPLAIN, EXPLAIN_PIXELS, LIMITS, PIXELS, RATINGS, SERVING, ModelFileError,
+                       class_names_file, override_names, read_metadata, saved_class_names)
 from ..data import SENTIMENTS, decode_or_reason, rgb_array
 from ..data.constants import MAX_BYTES
 from ..data.imageset import file_problem, read_input
-from ..data.pipeline import chunks
+from ..data.pipeline import checked_batch, chunks
 from ..models.build import class_names as carried, rating_names
 from ..runtime import DECODER_NOISE, LITERT_NOISE, filtered, without
 from ..table.columns import answers
@@ -108,25 +107,6 @@ def _pixels(image: Image, size: list[int] | None, index: int, max_bytes: int) ->
             name = image if isinstance(image, (str, os.PathLike)) else f"{len(data)} bytes given as an image"
             raise ValueError(f"{name}: not a readable image ({reason})")
     return pixels
-
-
-def override_names(given: Sequence[str] | None, stored: Sequence[str] | None, model: object) -> Sequence[str] | None:
-    """The class names for a model: ``given`` (they override the names stored with ``model``, to rename its
-    outputs), else ``stored``. A stored name given for another output (in any case) is refused: the outputs
-    keep their order, so a class would get another's scores, a campaign's positive photos reported as
-    negative."""
-    if given is None:
-        return None if stored is None else list(stored)
-    if isinstance(given, str):  # "abc" would be read as three classes a, b, c
-        raise ValueError(f"class names given as one string {given!r}: give a list of names")
-    names = [str(c) for c in given]
-    own = [str(c).lower() for c in stored or ()]
-    moved = [n for i, n in enumerate(names) if n.lower() in own and own.index(n.lower()) != i]
-    if moved:
-        raise ValueError(f"class names {names} put {', '.join(moved)} where {model} has another class: its outputs "
-                         f"are {list(stored)}, in that order, so these names would give a class another's scores; "
-                         "leave the names out (--classes) to use the model's")
-    return names
 
 
 # float pixels (B, H, W, 3) -> "probabilities" (B, classes) and "heatmap" (B, H, W), as tensors or arrays
@@ -299,28 +279,40 @@ class SavedModelPredictor(Predictor):
     def __init__(self, path: str | os.PathLike, class_names: Sequence[str] | None = None, verify: bool = True) -> None:
         if verify:
             verify_savedmodel(path)
+        else:
+            unverified(path)
         try:
-            self.signatures = tf.saved_model.load(str(path)).signatures
+            loaded = tf.saved_model.load(str(path))
+            self.signatures = loaded.signatures
         except Exception as exc:  # a damaged file raises OSError, ValueError, DecodeError, ...
             raise ModelFileError(f"{path}: not a readable SavedModel ({_first_line(exc)})") from exc
         if PIXELS not in self.signatures:
             raise ModelFileError(f"{path}: a SavedModel without the {PIXELS!r} signature (it has "
                                  f"{sorted(self.signatures)}): not one exported by imagesentiment")
         self.signature = self.signatures[PIXELS]
+        limits = getattr(loaded, LIMITS, None)  # none in a version exported by an earlier release
+        self.max_batch = int(limits[0].numpy()) if limits else None
         spec = next(iter(self.signature.structured_input_signature[1].values()))
         outputs = self.signature.structured_outputs["probabilities"].shape[-1]
         # the label asset is part of the graph: a version loads only with it
         super().__init__(override_names(class_names, saved_class_names(path), path), spec.shape[1:3], outputs,
                          str(path), tuple(rating for rating in RATINGS if rating in self.signature.structured_outputs))
 
+    def _requests(self, signature: Callable, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """``signature``'s answers on ``pixels``, sent in requests of at most the version's ``max_batch`` images."""
+        step = self.max_batch or max(len(pixels), 1)
+        parts = [signature(images=tf.constant(pixels[first:first + step], tf.float32))
+                 for first in range(0, max(len(pixels), 1), step)]
+        return {key: np.concatenate([part[key].numpy() for part in parts]) for key in parts[0]}
+
     def _outputs(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
-        result = self.signature(images=tf.constant(pixels))
-        return {key: result[key].numpy() for key in ("probabilities", *self.ratings)}
+        result = self._requests(self.signature, pixels)
+        return {key: result[key] for key in ("probabilities", *self.ratings)}
 
     def _heatmaps(self) -> HeatmapFunction | None:
         if EXPLAIN_PIXELS not in self.signatures:
             return None
-        return lambda pixels: self.signatures[EXPLAIN_PIXELS](images=tf.constant(pixels, tf.float32))
+        return lambda pixels: self._requests(self.signatures[EXPLAIN_PIXELS], pixels)
 
 
 class TFLitePredictor(Predictor):
@@ -349,7 +341,9 @@ class TFLitePredictor(Predictor):
         except Exception as exc:  # a damaged flatbuffer or JSON raises many types: said once the interpreter has
             metadata, record, unreadable = {}, None, exc  # said what it finds (a truncated file: where it ends)
         if verify and unreadable is None:  # before the interpreter reads the flatbuffer
-            verify_tflite(content, record, name)
+            verify_tflite(content, record, name, metadata)
+        elif not verify:
+            unverified(name)
         try:
             with filtered(without(LITERT_NOISE)):  # XNNPACK's notice comes when the tensors are allocated
                 self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
@@ -370,7 +364,9 @@ class TFLitePredictor(Predictor):
 
     @staticmethod
     def _call(runner: Any, pixels: np.ndarray) -> dict[str, np.ndarray]:
-        """``runner`` (a signature) on float pixels, quantized to its input's type where it has one."""
+        """``runner`` (a signature) on float pixels (:func:`checked_batch`: a TFLite model checks nothing),
+        quantized to its input's type where it has one."""
+        pixels = checked_batch(pixels)
         (name, detail), = runner.get_input_details().items()
         scale, zero_point = detail["quantization"]
         if scale:

@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..data.imageset import read_input
 from ..contract import RATINGS
-from ..table.columns import BOX, FACE, model_record, photo_rows
+from ..table.columns import BOX, FACE, key_path, model_record, photo_rows
 from .charts import COLOURS, histogram, valence_arousal
 
 STYLE = """
@@ -181,7 +181,7 @@ def _faces(faces: pd.DataFrame | None) -> str:
         return ""
     items = "".join(
         f'<figure class="face" data-face="{int(face[FACE])}"><img alt="face {int(face[FACE])}" '
-        f'src="{thumbnail(face["path"], 96, [int(face[c]) for c in BOX]) or ""}"><figcaption style="color:'
+        f'src="{thumbnail(key_path(face["path"]), 96, [int(face[c]) for c in BOX]) or ""}"><figcaption style="color:'
         f'{COLOURS.get(face["label"], "#222")}">{int(face[FACE])}: {html.escape(str(face["label"]))} '
         f'{face["confidence"]:.2f}</figcaption></figure>' for _, face in faces.iterrows())
     return f'<div class="faces" data-faces="{len(faces)}">{items}</div>'
@@ -199,8 +199,8 @@ def shade(label: str, confidence: float, classes: int) -> str:
 
 def _card(order: int, row: pd.Series, classes: Sequence[str], size: int, shown_path: str,
           faces: pd.DataFrame | None = None) -> str:
-    image = thumbnail(row["path"], size)
-    heat = thumbnail(row["heatmap"], size) if isinstance(row.get("heatmap"), str) else None
+    image = thumbnail(key_path(row["path"]), size)
+    heat = thumbnail(key_path(row["heatmap"]), size) if isinstance(row.get("heatmap"), str) else None
     correct = not row.get("_wrong", False)
     probabilities = " · ".join(f'<span class="prob">{html.escape(c)} {row[c]:.2f}</span>'
                                for c in classes if c in row and pd.notna(row[c]))

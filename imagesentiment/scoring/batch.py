@@ -24,10 +24,9 @@ from ..data.pipeline import MAX_PIXELS, check_batch_size, decode_or_reason
 from ..faces.detect import Face
 from ..faces.scorer import FaceAnswers, FaceScorer, draw_boxes, with_face_rows
 from ..inference.predictors import Predictor
-from ..table.columns import answers, columns as table_columns, photo_rows
+from ..table.columns import answers, columns as table_columns, path_key, photo_rows
 from ..table.formats import table_format
-from ..table.journal import Journal, begin, finish, held, journal_of
-from .inputs import shown
+from ..table.journal import Journal, begin, finish, held, journal_of, writing
 
 
 class Limits(NamedTuple):
@@ -56,8 +55,9 @@ def _load(path: str, size: Sequence[int], max_pixels: int, max_bytes: int) -> tu
     return decode_pixels(data, size, max_pixels)
 
 
-def _figure_name(path: str) -> str:
-    return f"{Path(path).stem}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+def _figure_name(key: str) -> str:
+    """The name of a file's heat-map pictures, from its row's ``path`` (:func:`path_key`): its stem and a hash."""
+    return f"{Path(key).stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
 def _probe_images() -> np.ndarray:
@@ -94,7 +94,8 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     (those with an error are tried again: a file replaced since), and ``out`` must have been begun by the same
     model (``OUT.model.json`` records it); with ``overwrite`` it is replaced; otherwise it is an error, so
     nothing done is lost by accident. One run writes ``out`` at a time (:func:`~imagesentiment.table.journal.held`; ``wait``: wait for the
-    other). A file name that is not UTF-8 is written with its bytes escaped (:func:`shown`). With ``faces``
+    other). ``path`` is the file's name with a backslash doubled and a byte that is not UTF-8 escaped
+    (:func:`~imagesentiment.table.columns.path_key`): one row per file, whatever its name. With ``faces``
     (:func:`~imagesentiment.faces.scorer.face_scorer`), a row per face found follows its photo's: ``face`` (0, 1, ...), its
     ``box_`` columns, the faces model's answers, with ``explain_dir`` its heat map (boxes drawn on the photo's);
     a face left out (too small) is said on stderr.
@@ -108,7 +109,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str], out: str | os.Path
     # libjpeg's lines on a damaged file, which gets its error row anyway, kept off stderr; the bar goes there
     with held(out, wait), filtered(without(DECODER_NOISE)) as stderr:
         begin(out, model_stamp(predictor), resume, overwrite)
-        own = table_columns(predictor.class_names, faces is not None, predictor.ratings)
+        own = table_columns(predictor.class_names, faces is not None, predictor.ratings, explain_dir is not None)
         carried = _carried_names(columns or {}, own)
         journal = Journal(journal_of(out), [*own, *carried.values()])
         earlier = journal.read()
@@ -163,16 +164,19 @@ def _left_to_score(out: Path, journal: Journal, earlier: pd.DataFrame, finished:
     last row is an error is tried again (a photo still downloading then, a file replaced since); its new row
     supersedes that one once written (Journal.keep_last), so a stop loses neither."""
     begun = list((finished if finished is not None else earlier).columns)
+    if [c for c in begun if c != "heatmap"] == journal.columns:  # begun with --explain, resumed without it: the
+        journal.columns = begun                                  # column kept, empty on the rows scored now
     if begun != journal.columns:
         raise ValueError(f"{out} was begun with the columns {begun}; these inputs give {journal.columns}: "
-                         "resume with the same inputs (and --faces, if it was given), or write to another file")
+                         "resume with the same inputs (and --faces and --explain, if they were given), or write to "
+                         "another file")
     before = [t for t in (finished, earlier) if t is not None and len(t)]
     last = pd.concat(before) if before else earlier
     last = last[photo_rows(last)].drop_duplicates("path", keep="last")  # a photo's own row holds its error
     done = {path for path, error in zip(last["path"], last["error"]) if not (isinstance(error, str) and error)}
-    todo = [p for p in paths if shown(p) not in done]
+    todo = [p for p in paths if path_key(p) not in done]
     return todo, bool(earlier["path"][photo_rows(earlier)].duplicated().any()
-                      or not set(map(shown, todo)).isdisjoint(last["path"]))
+                      or not set(map(path_key, todo)).isdisjoint(last["path"]))
 
 
 def _original(path: str, max_bytes: int) -> np.ndarray:
@@ -195,8 +199,9 @@ def _picture_writer(explain_dir: str | os.PathLike, max_bytes: int) -> Pictures:
               picture: np.ndarray | None = None, suffix: str = "") -> str:
         if picture is None:
             picture = draw_boxes(_original(path, max_bytes), boxes) if boxes else _original(path, max_bytes)
-        return shown(save_explanation(Path(explain_dir) / (_figure_name(shown(path)) + suffix), picture, heatmap,
-                                      label, confidence)[1])
+        stem = Path(explain_dir) / (_figure_name(path_key(path)) + suffix)  # as unique as the row's path
+        with writing(stem):  # a full disk: the picture named, none left half-written, --resume said
+            return path_key(save_explanation(stem, picture, heatmap, label, confidence)[1])
     return write
 
 
@@ -220,7 +225,7 @@ def _score_chunk(predictor: Predictor, chunk: Sequence[str], pool: ThreadPoolExe
         heatmaps = computed.pop("heatmap", None)
         for key, values in computed.items():
             scores[key][good] = values
-    rows = pd.DataFrame({"path": [shown(p) for p in chunk]}).join(
+    rows = pd.DataFrame({"path": [path_key(p) for p in chunk]}).join(
         answers(scores["probabilities"], predictor.class_names, ratings={n: scores[n] for n in predictor.ratings}))
     rows["heatmap"] = pd.Series(np.nan, index=rows.index, dtype=object)
     found = faces(good) if faces is not None else {}
@@ -240,7 +245,7 @@ def _face_finder(faces: FaceScorer, chunk: Sequence[str], pool: ThreadPoolExecut
     scored in one batch; a note on each face left out goes to ``bar``."""
     def find(good: Sequence[int]) -> Found:
         notes: list[str] = []
-        crops = list(pool.map(lambda i: faces.crops(shown(chunk[i]), _original(chunk[i], max_bytes), notes), good))
+        crops = list(pool.map(lambda i: faces.crops(path_key(chunk[i]), _original(chunk[i], max_bytes), notes), good))
         for note in notes:
             bar.write(note, file=sys.stderr)
         return dict(zip(good, faces.score(crops)))

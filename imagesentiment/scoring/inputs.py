@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from ..data.constants import IMAGE_EXTENSIONS
 from ..data.imageset import DataError, unread_images
 from ..data.sources import read_csv_lines
-from ..table.columns import model_record
+from ..table.columns import model_record, path_key
 
 
 def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str] = IMAGE_EXTENSIONS,
@@ -52,14 +52,8 @@ def collect_images(inputs: Sequence[str | os.PathLike], extensions: Sequence[str
     unique = list(dict.fromkeys(os.path.abspath(p) for p in found))
     if not unique:
         said = f" ({'; '.join(notes)})" if notes else ""  # a folder that cannot be read, say
-        raise DataError(f"no images found in {', '.join(map(shown, inputs))}{said}")
+        raise DataError(f"no images found in {', '.join(map(path_key, inputs))}{said}")
     return unique
-
-
-def shown(path: str | os.PathLike) -> str:
-    """``path`` as text that can be written anywhere: bytes of a file name that are not UTF-8 (kept by
-    Python as surrogates, which no UTF-8 file takes) written as ``\\xe9`` escapes; other names as they are."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _matches(pattern: str) -> list[Path]:
@@ -80,7 +74,7 @@ def _folder_files(folder: str, extensions: Sequence[str], notes: list[str]) -> l
     top = Path(os.path.realpath(folder))
 
     def unreadable(error: OSError) -> None:
-        notes.append(f"{shown(error.filename)}: a folder that cannot be read ({error.strerror}); "
+        notes.append(f"{path_key(error.filename)}: a folder that cannot be read ({error.strerror}); "
                      "the images in it are left out")
 
     for root, folders, names in os.walk(folder, onerror=unreadable, followlinks=True):
@@ -90,7 +84,7 @@ def _folder_files(folder: str, extensions: Sequence[str], notes: list[str]) -> l
             continue
         seen.add(real)
         if Path(root).suffix.lower() in extensions:
-            notes.append(f"{shown(root)}: a folder named like an image, not an image; the images in it are used")
+            notes.append(f"{path_key(root)}: a folder named like an image, not an image; the images in it are used")
         files += [Path(root, name) for name in names]
     return files
 

@@ -4,6 +4,8 @@ Parquet) with, beside it, the record of the model that began it. ``predict``, ``
 ``video`` and the Beam pipeline write it and ``report`` reads it; no TensorFlow here."""
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -33,11 +35,13 @@ FACE = "face"  # a face's number in its photo (0: the one the detector is surest
 BOX = ("box_left", "box_top", "box_width", "box_height")  # the face's box, in pixels of the photo
 
 
-def columns(classes: Sequence[str], faces: bool = False, ratings: Sequence[str] = ()) -> list[str]:
+def columns(classes: Sequence[str], faces: bool = False, ratings: Sequence[str] = (),
+            heatmap: bool = False) -> list[str]:
     """The columns ``predict`` writes before those carried from a CSV of inputs: ``path``, with ``faces``
     :data:`FACE` and the :data:`BOX` columns, ``label``, ``confidence``, one per class, one per rating,
-    ``heatmap``, ``error``."""
-    return ["path", *((FACE, *BOX) if faces else ()), "label", "confidence", *classes, *ratings, "heatmap", "error"]
+    with ``heatmap`` (``--explain``) ``heatmap``, then ``error``."""
+    return ["path", *((FACE, *BOX) if faces else ()), "label", "confidence", *classes, *ratings,
+            *(("heatmap",) if heatmap else ()), "error"]
 
 
 def face_answers(probabilities: np.ndarray, classes: Sequence[str], boxes: Sequence[Sequence[int]]) -> pd.DataFrame:
@@ -60,6 +64,23 @@ def largest_faces(per_frame: Sequence[pd.DataFrame], classes: Sequence[str]) -> 
                                                                      ["confidence", *classes]}}).add_prefix("face_")
     table.insert(0, "faces", [len(faces) for faces in per_frame])
     return table
+
+
+def path_key(path: str | os.PathLike) -> str:
+    """A file's ``path`` in the table: its name as text, one to one with the name's bytes, so that each file
+    has its own row and heat-map files: a backslash is written ``\\\\``, a byte that is not UTF-8 (kept by
+    Python as a surrogate, which no UTF-8 file takes) ``\\xe9``; other names as they are. :func:`key_path`
+    reverses it."""
+    return os.fsencode(path).replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+
+
+_ESCAPED = re.compile(rb"\\(\\|x[0-9a-f]{2})")
+
+
+def key_path(key: str) -> str:
+    """The file a :func:`path_key` names, as Python names it (a byte that is not UTF-8 as a surrogate)."""
+    return os.fsdecode(_ESCAPED.sub(lambda m: b"\\" if m[1] == b"\\" else bytes([int(m[1][1:], 16)]),
+                                    key.encode("utf-8", "surrogateescape")))
 
 
 def photo_rows(table: pd.DataFrame) -> np.ndarray:

@@ -96,7 +96,12 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
                          "show; its report is the timeline.png and summary.json beside it")
     if missing:
         raise ValueError(f"{path}: a predictions table needs the columns {sorted(missing)}")
-    return frame
+    confidence = pd.to_numeric(frame["confidence"], errors="coerce")
+    text = frame["confidence"][confidence.isna() & frame["confidence"].notna()].unique()
+    if len(text):
+        raise ValueError(f"{path}: the column confidence holds text, not numbers ({', '.join(map(repr, text[:3]))}"
+                         f"{' ...' if len(text) > 3 else ''}): give the table predict wrote, or correct those cells")
+    return frame.assign(confidence=confidence)
 
 
 def csv_line(row: dict[str, Any], columns: Sequence[str]) -> str:

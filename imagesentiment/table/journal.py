@@ -73,15 +73,16 @@ class Journal:
 
 @contextlib.contextmanager
 def writing(path: Path) -> Iterator[None]:
-    """A full disk while writing ``path`` said with the file's name and what to do: the rows written
-    before are kept (a torn last line is cut off on resuming)."""
+    """A full disk while writing ``path`` said with the file's name (the one the error names, where it names one)
+    and what to do: the rows written before are kept (a torn last line is cut off on resuming)."""
     try:
         yield
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
         raise OSError(errno.ENOSPC, "no space left on the device; the rows written before are kept: free some "
-                      "space, then run the same command with resume=True (--resume) to continue", str(path)) from exc
+                      "space, then run the same command with resume=True (--resume) to continue",
+                      exc.filename or str(path)) from exc
 
 
 class OutputInUseError(FileExistsError):
@@ -113,10 +114,11 @@ def held(out: Path, wait: bool = False) -> Iterator[None]:
             break
         handle.close()  # the run before removed the file as it ended: lock the one there now
     try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        with writing(lock):
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
         yield
     finally:
         lock.unlink(missing_ok=True)
@@ -155,7 +157,8 @@ def _continue_with(stamp: dict, stamp_path: Path, out: Path, resume: bool, begun
             raise ValueError(f"{out} was begun by another model ({'; '.join(differ)}; see {stamp_path.name}): "
                              "resume it with that model, or write to another file")
         stamp["scored"] = before.get("scored", stamp["scored"])  # when the table was begun
-    stamp_path.write_text(json.dumps(stamp) + "\n")
+    with writing(stamp_path):  # whole or not at all: a torn record would stop every --resume
+        write_atomically(stamp_path, (json.dumps(stamp) + "\n").encode("utf-8"))
 
 
 def finish(out: Path, finished: pd.DataFrame | None, table: pd.DataFrame) -> pd.DataFrame:
