@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from imagesentiment.cli import main
+from imagesentiment.explain.plots import PANEL_BAR, PANEL_TOP
 from imagesentiment.explain import (explain, explanation_figure, explanation_panel, feature_maps_figure, filters_figure,
                                     grid_figure, load_images, overlay, resize_map, save_explanation, save_figure)
 
@@ -51,18 +52,24 @@ def test_overlay_is_drawn_at_the_original_resolution():
 def test_panel_shows_image_heat_map_and_overlay_under_a_caption(tmp_path):
     image = np.full((80, 100, 3), 100, np.uint8)
     panel = explanation_panel(image, hot_spot(), "positive", 0.87, cmap="jet", alpha=0.5, height=160)
-    assert panel.shape == (20 + 160, 3 * 200 + 2 * 4, 3) and panel.dtype == np.uint8
+    assert panel.shape == (PANEL_TOP + 160 + PANEL_BAR, 3 * 200 + 2 * 8, 3) and panel.dtype == np.uint8
     red, blue = (np.array(matplotlib.colormaps["jet"](v)[:3]) * 255 for v in (1.0, 0.0))
-    body = panel[20:]
+    body = panel[PANEL_TOP:PANEL_TOP + 160]
     np.testing.assert_allclose(body[20, 20], [100, 100, 100], atol=1)  # the image, scaled to 160 px high
-    np.testing.assert_allclose(body[20, 204 + 20], red, atol=2)  # the heat map: the hot quarter
-    np.testing.assert_allclose(body[140, 204 + 180], blue, atol=2)
-    np.testing.assert_allclose(body[20, 408 + 20], 0.5 * 100 + 0.5 * red, atol=2)  # the overlay
-    caption = panel[:20]
+    np.testing.assert_allclose(body[20, 208 + 20], red, atol=2)  # the heat map: the hot quarter
+    np.testing.assert_allclose(body[140, 208 + 180], blue, atol=2)
+    np.testing.assert_allclose(body[20, 416 + 20], 0.5 * 100 + 0.5 * red, atol=2)  # the overlay
+    caption = panel[:PANEL_TOP]
     assert (caption < 128).any() and (caption == 255).mean() > 0.8  # dark caption text on white
+    scale = panel[PANEL_TOP + 160 + 6, 208:408]  # under the heat map: its colour bar, blue to red
+    np.testing.assert_allclose(scale[1], blue, atol=12) and np.testing.assert_allclose(scale[-2], red, atol=12)
+    layercam = explanation_panel(image, hot_spot(), "positive", 0.87, cmap="jet", alpha=0.5, height=160,
+                                 title="layercam")  # the method is named: only the caption differs
+    assert (layercam[:30] != panel[:30]).any() and (layercam[30:] == panel[30:]).all()
     panel_path, overlay_path = save_explanation(tmp_path / "a" / "photo", image, hot_spot(), "positive", 0.87)
     with Image.open(panel_path) as written, Image.open(overlay_path) as jpeg:
-        assert (written.format, written.size, jpeg.format, jpeg.size) == ("JPEG", (3 * 280 + 2 * 4, 20 + 224), "JPEG", (100, 80))
+        assert (written.format, written.size, jpeg.format, jpeg.size) == (
+            "JPEG", (3 * 280 + 2 * 8, PANEL_TOP + 224 + PANEL_BAR), "JPEG", (100, 80))
 
 
 def test_overlay_refuses_bad_opacity_and_colour_map():
@@ -81,13 +88,16 @@ def test_figures_show_image_map_overlay_label_and_grid(tmp_path, trained_cnn, la
     maps = explain(model, batch)
     figure = explanation_figure(originals[0], maps[0], "positive", 0.87)
     assert [a.get_title() for a in figure.axes] == ["image", "heat map", "overlay"]
-    assert figure.texts[0].get_text() == "positive (87%)"
+    assert figure.texts[0].get_text() == "positive (0.87)"  # as predict prints it
     assert figure.axes[2].images[0].get_array().shape == (80, 100, 3)  # the overlay at full resolution
-    grid = grid_figure(originals, maps, ["positive", "negative"], [0.9, 0.6], columns=4)
-    assert [a.get_title() for a in grid.axes] == ["positive (90%)", "negative (60%)"]
+    grid = grid_figure(originals, maps, ["positive", "negative"], [0.9, 0.6], columns=4, title="gradcam")
+    assert [a.get_title() for a in grid.axes[:2]] == ["positive (0.90)", "negative (0.60)"]
+    assert grid.get_suptitle() == "gradcam" and grid.axes[-1].get_xlabel() == "heat map: low → high"  # colour bar
     for name, fig in (("figure.png", figure), ("grid.png", grid)):
         with Image.open(save_figure(fig, tmp_path / "pictures" / name)) as png:
             assert png.format == "PNG"
+    with Image.open(tmp_path / "pictures" / "grid.png") as png:
+        assert png.width >= 800, png.size  # was 221 px wide for one photo
 
 
 def test_first_layer_filters_and_chosen_feature_maps(trained_cnn):
@@ -121,6 +131,9 @@ def test_cli_writes_figures_overlays_and_grid(tmp_path, model_file, large_images
     assert list(predictions["label"]) == ["positive", "negative"]
     assert [Path(p).name for p in predictions["heatmap"]] == ["positive_gradcam_overlay.jpg",
                                                               "negative_gradcam_overlay.jpg"]
+    assert [Path(p).name for p in predictions["heatmap_layercam"]] == ["positive_layercam_overlay.jpg",
+                                                                       "negative_layercam_overlay.jpg"]
+    assert list(predictions["heatmap_gradcam"]) == list(predictions["heatmap"])
     np.testing.assert_allclose(predictions[["negative", "neutral", "positive"]].max(axis=1), predictions["confidence"])
     assert "2 images explained with gradcam, layercam" in capsys.readouterr().out
     assert main(["report", str(out / "predictions.csv"), "--out", str(tmp_path / "report.html")]) == 0

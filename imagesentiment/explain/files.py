@@ -27,8 +27,9 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
     """Write ``NAME_METHOD.jpg`` (the panel) and ``NAME_METHOD_overlay.jpg`` per image and method,
     ``grid_METHOD_NNN.png`` per batch (``filters.png``, ``NAME_features.png`` on request) and
     ``predictions.csv`` (kept with an earlier run's rows for other images); returns this run's predictions
-    as ``imagesentiment predict`` writes them (path, label, confidence, one probability per class, and
-    ``heatmap``: the first method's overlay), so that ``imagesentiment report`` shows them.
+    as ``imagesentiment predict`` writes them (path, label, confidence, one probability per class, the ratings
+    where the model gives them, and ``heatmap``: the first method's overlay, with ``heatmap_METHOD`` for each
+    of several methods), so that ``imagesentiment report`` shows them.
 
     NAME is the file's stem, numbered when two files share one.
     """
@@ -46,24 +47,31 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
             probabilities, *rated = keras.tree.flatten(model(batch, training=False))  # the classes, then ratings
             probabilities = np.asarray(probabilities)
             labels, confidences = [classes[i] for i in probabilities.argmax(-1)], probabilities.max(-1)
-            overlays: list[Path] = []  # per method, in turn: the first method's come first
+            overlays = {}  # per method, each image's overlay
             for method, explainer in explainers.items():
                 maps = explainer(batch, target)
-                for name, image, heatmap, label, confidence in zip(chunk, originals, maps, labels, confidences):
-                    overlays.append(save_explanation(out / f"{name}_{method}", image, heatmap, label, confidence,
-                                                     cmap, alpha)[1])
-                save_figure(grid_figure(originals, maps, labels, confidences, cmap=cmap, alpha=alpha),
+                overlays[method] = [path_key(save_explanation(out / f"{name}_{method}", image, heatmap, label,
+                                                              confidence, cmap, alpha, title=method)[1])
+                                    for name, image, heatmap, label, confidence
+                                    in zip(chunk, originals, maps, labels, confidences)]
+                save_figure(grid_figure(originals, maps, labels, confidences, cmap=cmap, alpha=alpha, title=method),
                             out / f"grid_{method}_{number:03d}.png")
                 bar.update(len(chunk))
             for name, image in zip(chunk, batch) if feature_maps else ():
                 save_figure(feature_maps_figure(model, image, feature_maps), out / f"{name}_features.png")
             ratings = {name: np.asarray(rated[0])[:, k] for k, name in enumerate(rating_names(model))}
             rows.append(pd.DataFrame({"path": [path_key(p) for p in batch_paths]})
-                        .join(answers(probabilities, classes, ratings=ratings))
-                        .assign(heatmap=[path_key(overlay) for overlay in overlays[:len(chunk)]]))
+                        .join(answers(probabilities, classes, ratings=ratings)).assign(**_heatmap_columns(overlays)))
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     _merge_into(out / "predictions.csv", table)
     return table
+
+
+def _heatmap_columns(overlays: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The table's heat-map columns: ``heatmap``, the first method's overlays (what ``report`` shows), and with
+    several methods ``heatmap_METHOD`` for each."""
+    first = next(iter(overlays.values()))
+    return {"heatmap": first, **({f"heatmap_{m}": o for m, o in overlays.items()} if len(overlays) > 1 else {})}
 
 
 def _merge_into(path: Path, table: pd.DataFrame) -> None:
@@ -73,6 +81,9 @@ def _merge_into(path: Path, table: pd.DataFrame) -> None:
         earlier = pd.read_csv(path) if path.is_file() else None
     except (ValueError, UnicodeDecodeError):  # not a table of ours: replaced
         earlier = None
-    if earlier is not None and list(earlier.columns) == list(table.columns):
-        table = pd.concat([earlier[~earlier["path"].isin(table["path"])], table], ignore_index=True)
+    same_model = earlier is not None and [c for c in earlier.columns if not c.startswith("heatmap")] == \
+        [c for c in table.columns if not c.startswith("heatmap")]  # other methods' columns may come and go
+    if same_model:
+        kept = earlier[~earlier["path"].isin(table["path"])]
+        table = pd.concat([kept, table], ignore_index=True)[[*table.columns, *(c for c in kept if c not in table)]]
     table.to_csv(path, index=False)

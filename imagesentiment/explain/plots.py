@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import matplotlib
 import numpy as np
@@ -20,6 +20,12 @@ from ..runtime import keras
 from ..atomic import replacing
 from ..models.build import ensemble_members
 from .base import choices, feature_layers, layer_choices
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
+
+
+PANEL_TOP, PANEL_BAR = 52, 30  # a panel's caption and picture names above, its colour bar below
 
 
 def _uint8(image: np.ndarray) -> np.ndarray:
@@ -78,32 +84,50 @@ def explanation_pictures(image: np.ndarray, heatmap: np.ndarray, cmap: str = "je
 
 
 def _caption(label: str, confidence: float) -> str:
-    return f"{label} ({confidence:.0%})"
+    """An answer as ``predict`` prints it: ``positive (0.97)``."""
+    return f"{label} ({confidence:.2f})"
 
 
-def _panel(pictures: Sequence[np.ndarray], label: str, confidence: float, height: int = 224) -> np.ndarray:
-    """:func:`explanation_pictures` side by side, ``height`` pixels high, under the caption."""
+def _font(size: int) -> "ImageFont.FreeTypeFont":
+    """Pillow's own font at ``size`` pixels (no font file needed)."""
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def _panel(pictures: Sequence[np.ndarray], label: str, confidence: float, height: int = 224, cmap: str = "jet",
+           title: str = "gradcam") -> np.ndarray:
+    """:func:`explanation_pictures` side by side, ``height`` pixels high, each named above it, under a caption
+    with the method and the answer, and a colour bar of the heat map's scale under the heat map."""
     from PIL import Image, ImageDraw
 
     width = max(1, round(pictures[0].shape[1] * height / pictures[0].shape[0]))
-    gap, top = 4, 20
-    canvas = Image.new("RGB", (len(pictures) * (width + gap) - gap, height + top), "white")
-    for i, picture in enumerate(pictures):
+    gap, top, bar = 8, PANEL_TOP, PANEL_BAR
+    canvas = Image.new("RGB", (len(pictures) * (width + gap) - gap, top + height + bar), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((4, 4), f"{title}: {_caption(label, confidence)}", fill="black", font=_font(18))
+    for i, (picture, name) in enumerate(zip(pictures, ("image", "heat map", "overlay"))):
         canvas.paste(Image.fromarray(picture).resize((width, height), Image.BILINEAR), (i * (width + gap), top))
-    ImageDraw.Draw(canvas).text((4, 4), f"{_caption(label, confidence)}  image | heat map | overlay", fill="black")
+        draw.text((i * (width + gap) + 2, top - 18), name, fill="#444444", font=_font(14))
+    scale = coloured(np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (8, 1)), (8, width), cmap)
+    canvas.paste(Image.fromarray(scale), (width + gap, top + height + 4))
+    for text, x, anchor in (("low", width + gap, "la"), ("high", 2 * width + gap, "ra")):
+        draw.text((x, top + height + 14), text, fill="#444444", font=_font(12), anchor=anchor)
     return np.asarray(canvas)
 
 
 def explanation_panel(image: np.ndarray, heatmap: np.ndarray, label: str, confidence: float,
-                      cmap: str = "jet", alpha: float = 0.4, height: int = 224) -> np.ndarray:
-    """Image, heat map and overlay side by side, ``height`` pixels high, under a caption with the
-    label and its confidence: one uint8 RGB picture (:func:`explanation_figure` without matplotlib)."""
-    return _panel(explanation_pictures(image, heatmap, cmap, alpha), label, confidence, height)
+                      cmap: str = "jet", alpha: float = 0.4, height: int = 224, title: str = "gradcam") -> np.ndarray:
+    """Image, heat map and overlay side by side, ``height`` pixels high, under a caption with the method
+    (``title``), the label and its confidence, and the heat map's colour bar below: one uint8 RGB picture
+    (:func:`explanation_figure` without matplotlib)."""
+    return _panel(explanation_pictures(image, heatmap, cmap, alpha), label, confidence, height, cmap, title)
 
 
 def save_explanation(stem: str | os.PathLike, image: np.ndarray, heatmap: np.ndarray, label: str,
-                     confidence: float, cmap: str = "jet", alpha: float = 0.4, height: int = 224) -> tuple[Path, Path]:
-    """Write ``STEM.jpg`` (:func:`explanation_panel`, ``height`` pixels high) and ``STEM_overlay.jpg`` (the
+                     confidence: float, cmap: str = "jet", alpha: float = 0.4, height: int = 224,
+                     title: str = "gradcam") -> tuple[Path, Path]:
+    """Write ``STEM.jpg`` (:func:`explanation_panel`, ``height`` pixels high, captioned with ``title``) and ``STEM_overlay.jpg`` (the
     overlay at the image's resolution), both JPEG at quality 90; returns both paths. The panel is drawn
     from the image scaled to its height: drawing at full size, or writing it as PNG (8 times the JPEG's
     time), took longer than scoring the image."""
@@ -114,7 +138,7 @@ def save_explanation(stem: str | os.PathLike, image: np.ndarray, heatmap: np.nda
     _save_jpeg(overlay(image, heatmap, cmap, alpha), blended)
     width = max(1, round(image.shape[1] * height / image.shape[0]))
     small = np.asarray(Image.fromarray(_uint8(image)).resize((width, height), Image.BILINEAR))
-    _save_jpeg(explanation_panel(small, heatmap, label, confidence, cmap, alpha, height), panel)
+    _save_jpeg(explanation_panel(small, heatmap, label, confidence, cmap, alpha, height, title), panel)
     return panel, blended
 
 
@@ -144,17 +168,27 @@ def explanation_figure(image: np.ndarray, heatmap: np.ndarray, label: str, confi
 
 
 def grid_figure(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray], labels: Sequence[str],
-                confidences: Sequence[float], columns: int = 4, cmap: str = "jet", alpha: float = 0.4) -> Figure:
-    """Overlays of a batch in a grid, each titled with its predicted label and confidence."""
+                confidences: Sequence[float], columns: int = 4, cmap: str = "jet", alpha: float = 0.4,
+                title: str | None = None) -> Figure:
+    """Overlays of a batch in a grid, each titled with its predicted label and confidence, under ``title`` (the
+    method) and over the heat map's colour bar; at least 8 inches (800 pixels at :func:`save_figure`'s
+    resolution) wide."""
+    from matplotlib.cm import ScalarMappable
+
     columns = max(1, min(columns, len(images)))
     rows = math.ceil(len(images) / columns)
-    figure = Figure(figsize=(2.6 * columns, 2.8 * rows))
+    side, ratio = max(3.2, 8 / columns), max(image.shape[0] / image.shape[1] for image in images)
+    figure = Figure(figsize=(side * columns, (side * ratio + 0.4) * rows + 1.2), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for axis in axes:
         axis.axis("off")
     for axis, image, heatmap, label, confidence in zip(axes, images, heatmaps, labels, confidences):
         axis.imshow(overlay(image, heatmap, cmap, alpha))
-        axis.set_title(_caption(label, confidence), fontsize=9)
+        axis.set_title(_caption(label, confidence), fontsize=13)
+    if title:
+        figure.suptitle(title, fontsize=15)
+    figure.colorbar(ScalarMappable(cmap=colour_map(cmap)), ax=axes.tolist(), orientation="horizontal",
+                    fraction=0.05, aspect=40, label="heat map: low → high")
     return figure
 
 
