@@ -14,6 +14,7 @@ fitted on the rated OASIS photos).
   version before it is removed (``exported_models/`` stays within 45 MB).
 
     python experiments/default_heads.py [--export]      # recorded as default_heads in benchmarks/results.json
+    python experiments/default_heads.py --export-only   # the shipped model written again (default_heads_export)
 """
 from __future__ import annotations
 
@@ -90,7 +91,9 @@ def export(model, split, classes: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--export", action="store_true", help="write the model with its head to exported_models/")
+    parser.add_argument("--export", action="store_true", help="write the model with its heads to exported_models/")
+    parser.add_argument("--export-only", action="store_true", help="write the shipped model again as the next "
+                        "version, its heads as they are (after a release changes what an export holds)")
     args = parser.parse_args()
     start = time.perf_counter()
     config = load_config(ROOT / "pipelines" / "default.yaml")
@@ -98,6 +101,10 @@ def main() -> None:
         sources = load_sources(config, Path(folder) / "skipped.csv")
     split = split_sources(config, sources)
     model, classes = load_keras(shipped_model("imagesentiment"))
+    if args.export_only:
+        record("default_heads_export", {"export": export(model, split, classes),
+                                        "seconds": round(time.perf_counter() - start)})
+        return
     figures = {"calibration": calibrated(model, split)}
     figures["held_out"] = held_out_figures(model, sources.images, split.test)
     shipped, head = add_ratings(model, sources.images)

@@ -113,12 +113,13 @@ MODEL_SUFFIXES = (".keras", ".tflite")  # a model in one file; any folder may be
 
 
 def missing_model(path: str | os.PathLike) -> str | None:
-    """Why nothing can be loaded from ``path``, where nothing is there (a shipped model's name counts where its
-    folder holds a version): that it is missing, and the nearest shipped name or model beside it; else None."""
+    """Why nothing can be loaded from ``path``, where nothing is there and it is no shipped model's name (whose
+    missing versions :func:`shipped_model` names): that it is missing, and the nearest shipped name or model
+    beside it; else None."""
     import difflib
 
     given = Path(path)
-    if "://" in str(path) or given.exists() or (str(path) in SHIPPED_NAMES and versions(SHIPPED_MODELS / str(path))):
+    if "://" in str(path) or given.exists() or str(path) in SHIPPED_NAMES:  # a shipped name: shipped_model says
         return None
     folder = given.parent if given.parent.is_dir() else None
     beside = [p.name for p in folder.iterdir() if p.is_dir() or p.suffix.lower() in MODEL_SUFFIXES] if folder else []

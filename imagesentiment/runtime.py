@@ -83,11 +83,13 @@ def start_up_messages(text: str) -> str:
 
 def start_tensorflow_quietly() -> None:
     """Import TensorFlow, look for devices and run one half-precision op with stderr caught, then pass on what
-    ``start_up_messages`` keeps."""
+    ``start_up_messages`` keeps. A worker of a cluster (``TF_CONFIG`` set) runs no op: its multi-worker strategy
+    must be made before any."""
     with filtered(start_up_messages):
         import tensorflow as tf
         tf.config.list_physical_devices("GPU")
-        tf.cast(tf.constant([1.0], tf.float16), tf.float32)
+        if "TF_CONFIG" not in os.environ:
+            tf.cast(tf.constant([1.0], tf.float16), tf.float32)
 
 
 def quiet_start() -> None:

@@ -78,9 +78,12 @@ def test_csv_through_the_command_line_and_tfrecords_in(collection, tmp_path):
 
 def test_a_model_that_is_not_an_exported_version_is_refused_by_name(collection, tmp_path, capsys):
     root, version = collection
+    (tmp_path / "run").mkdir()
     for model, why in ((version.parent, "no saved_model.pb"), (tmp_path / "run", "no saved_model.pb")):
         assert main(["score-beam", str(root / "images"), "--model", str(model), "--out", str(tmp_path / "s")]) == 2
         assert f"{model}: not an exported SavedModel version ({why})" in capsys.readouterr().err
+    assert main(["score-beam", str(root / "images"), "--model", str(tmp_path / "gone"), "--out", str(tmp_path / "s")]) == 2
+    assert f"{tmp_path / 'gone'}: no such file or folder" in capsys.readouterr().err
     assert not list(tmp_path.glob("s-*"))
 
 

@@ -149,11 +149,13 @@ def test_start_up_lines_are_caught_unless_the_user_sets_a_log_level(tmp_path, mo
         monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     else:
         monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", level)
-    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+    assert main(["shard", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "shards")]) == 2
     assert calls == ([1] if quiet else [])
     assert main(["report", str(tmp_path / "missing.csv")]) == 2
     assert main(["predict", str(tmp_path / "missing")]) == 2
-    assert calls == ([1] if quiet else []), "report never starts TensorFlow, predict not before its inputs are there"
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+    assert calls == ([1] if quiet else []), ("report never starts TensorFlow, predict not before its inputs are "
+                                             "there, train not before its configuration is checked")
 
 
 def test_a_data_path_that_names_nothing_says_the_rule_and_the_path_it_meant(tmp_path, monkeypatch, capsys):

@@ -88,8 +88,13 @@ def test_the_api_gives_a_row_per_face_after_its_photos(tiny_model, photos):
                                                  str(photos / "blank.png")], index=index), faces=model)
     assert list(table.index) == ["a", "a", "b", "b", "c"]
     assert table["face"].isna().tolist() == [True, False, True, False, True]
-    assert list(table.columns[:5]) == ["face", "box_left", "box_top", "box_width", "box_height"]
+    assert list(table.columns[:6]) == ["face", "box_left", "box_top", "box_width", "box_height", "face_score"]
     assert table.iloc[1]["box_width"] > 50 and table.iloc[1]["label"] in CLASSES
+    assert table["face_score"].isna().tolist() == table["face"].isna().tolist()  # the detector's, on face rows
+    assert ((table["face_score"].dropna() >= 0.5) & (table["face_score"].dropna() <= 1)).all()
+    surest = table["face_score"].max()
+    fewer = predict_with_faces(model, [str(photos / "astronaut.jpg")], faces=model, min_score=min(1.0, surest + 1e-3))
+    assert fewer["face"].notna().sum() == 0  # no box is as sure as that
     assert np.allclose(table[CLASSES].sum(axis=1), 1, atol=1e-4)
 
 
@@ -119,6 +124,11 @@ def test_predict_faces_writes_face_rows_with_boxes_and_a_photo_without_a_face_ge
 def test_faces_model_is_refused_without_faces(tiny_model, photos, tmp_path, capsys):
     assert main(["predict", str(photos), "--faces-model", str(tiny_model), "--out", str(tmp_path / "s.csv")]) == 2
     assert "--faces-model applies only with --faces" in capsys.readouterr().err
+    assert main(["predict", str(photos), "--min-face-score", "0.9", "--out", str(tmp_path / "s.csv")]) == 2
+    assert "--min-face-score applies only with --faces" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", str(photos), "--faces", "--min-face-score", "1.5", "--out", str(tmp_path / "s.csv")])
+    assert "--min-face-score: expected a number > 0 and <= 1, got '1.5'" in capsys.readouterr().err
 
 
 def test_report_groups_the_faces_under_their_photos_card(tiny_model, photos, tmp_path):

@@ -68,7 +68,8 @@ def test_every_model_form_and_the_table_carry_the_ratings(rated_model, tmp_path)
         for name in ("valence", "arousal"):
             np.testing.assert_allclose(scores[name], keras_scores[name], atol=2e-3)
     # the int8 file (uint8 pixels in) gives them too, close to the float model's
-    int8 = TFLitePredictor(convert(model, "int8", to_pixels(paths, (48, 48)), CLASSES, max_layer_error=None))
+    # (with the layer checks export makes: the explain signature's gradient of a rating once failed them)
+    int8 = TFLitePredictor(convert(model, "int8", to_pixels(paths, (48, 48)), CLASSES))
     assert int8.ratings == ("valence", "arousal")
     assert np.corrcoef(int8.scores(paths)["valence"], keras_scores["valence"])[0, 1] > 0.95
     for form in (KerasPredictor(model), saved, lite):  # the heat maps' one pass gives the ratings too

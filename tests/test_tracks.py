@@ -134,3 +134,24 @@ def test_video_faces_writes_a_row_per_face_with_its_track(clip, trained_cnn, tmp
     assert Image.open(tmp_path / "timeline.png").size == (1000, 520)  # a band for the frame and one per track
     again = score_video(clip, predictor, tmp_path, every=4, progress=False, overwrite=True)  # without faces
     assert again.faces is None and "tracks" not in again.summary and not (tmp_path / "faces.csv").exists()
+
+
+def test_the_heat_map_copy_of_a_video_draws_each_faces_box(clip, trained_cnn, tmp_path):
+    """video --overlay with --faces drew no face boxes."""
+    from imagesentiment.inference import KerasPredictor
+    from imagesentiment.video.score import score_video
+
+    predictor = KerasPredictor(trained_cnn[0])
+    copy = tmp_path / "copy.mp4"
+    score_video(clip, predictor, tmp_path / "out", progress=False, faces=face_scorer(predictor, predictor),
+                overlay_path=copy)
+    faces = pd.read_csv(tmp_path / "out" / "faces.csv")
+    capture = cv2.VideoCapture(str(copy))
+    ok, first = capture.read()
+    capture.release()
+    assert ok
+    face = faces[faces["frame"] == 0].iloc[0]
+    top, left = int(face["box_top"]), int(face["box_left"])
+    edge = cv2.cvtColor(first, cv2.COLOR_BGR2RGB)[top:top + 2, left + 4:left + int(face["box_width"]) - 4]
+    yellow = (edge[..., 0] > 170) & (edge[..., 1] > 170) & (edge[..., 2] < 120)  # the box's top edge, in yellow
+    assert yellow.any(axis=0).mean() > 0.8, edge[:, ::8]

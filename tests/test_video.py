@@ -57,6 +57,17 @@ def test_timeline_follows_the_content(video, predictor, tmp_path):
     assert not result.truncated
 
 
+def test_a_video_with_no_negative_frame_has_no_most_negative_picture(predictor, tmp_path):
+    """The 'most negative' frame of a video whose every frame is positive was a positive one."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "most_negative.jpg").write_bytes(b"an earlier run's")
+    clip = make_video(tmp_path / "happy.mp4", ["positive"] * 20, seed=3)
+    score_video(clip, predictor, tmp_path / "out", every=2, progress=False, overwrite=True)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "most_negative" not in summary and not (tmp_path / "out" / "most_negative.jpg").exists()
+    assert (tmp_path / "out" / "most_positive.jpg").stat().st_size > 0 and "most_positive" in summary
+
+
 def test_per_second_sampling(video, predictor, tmp_path, capsys):
     result = score_video(video, predictor, tmp_path, per_second=2, progress=False)
     assert result.table["frame"].tolist() == [0, 5, 10, 15, 20, 25, 30, 35]

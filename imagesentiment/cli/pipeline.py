@@ -20,9 +20,10 @@ def _config(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model from a pipeline configuration; run again to resume an interrupted run."""
+    config, out = _config(args)
+    args.start_tensorflow()  # the configuration is checked: now TensorFlow
     from ..training.fit import train
 
-    config, out = _config(args)
     train(config, out)
     print(f"run written to {out}")
     return 0
@@ -30,9 +31,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_cv(args: argparse.Namespace) -> int:
     """k-fold cross-validation of a pipeline configuration (mean and standard deviation)."""
+    config, out = _config(args)
+    args.start_tensorflow()
     from ..training.cv import cross_validate
 
-    config, out = _config(args)
     cross_validate(config, out)
     print(f"folds written to {out}")
     return 0
@@ -40,7 +42,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 def _add_training(sub: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int],
                   after_interrupt: str) -> None:
-    p = add_command(sub, name, run, after_interrupt)
+    p = add_command(sub, name, run, after_interrupt, inputs_first=True)
     p.add_argument("config", help="a YAML file, e.g. pipelines/oasis.yaml")
     p.add_argument("--out", help="run directory (default: runs/<config name>)")
     p.add_argument("--epochs", type=COUNT, help="overrides train.epochs")

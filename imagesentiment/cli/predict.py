@@ -29,7 +29,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ..table.columns import photo_rows
 
     predictor = load(args.model, args.classes, verify=not args.trust_unverified)
-    faces = (face_scorer(predictor, load(args.faces_model, verify=not args.trust_unverified), bool(args.explain))
+    faces = (face_scorer(predictor, load(args.faces_model, verify=not args.trust_unverified), bool(args.explain),
+                         args.min_face_score)
              if args.faces else None)
     table = predict_files(predictor, paths, args.out, args.batch_size, args.explain,
                           args.resume, args.overwrite, progress=len(paths) > args.batch_size,
@@ -113,10 +114,12 @@ def add_score_beam(sub: argparse._SubParsersAction) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write a self-contained HTML report of a predictions table (CSV, JSON Lines or Parquet)."""
-    from ..report.html import build_report, check_out
-    from ..table.formats import read_predictions
+    from ..table.formats import predictions_file, read_predictions
 
     not_an_input(args.out, [args.predictions])
+    predictions_file(args.predictions)  # there, before pandas loads
+    from ..report.html import build_report, check_out
+
     check_out(args.out, args.predictions, args.overwrite)
     predictions = read_predictions(args.predictions)
     try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import math
 import os
 import sys
@@ -12,7 +13,8 @@ import yaml
 
 from ..data.constants import MAX_BYTES
 
-FACES_ONLY = {"faces_model": "faces"}  # the options of --faces (predict, video): the shipped faces model by default
+# the options of --faces (predict, video): the shipped faces model by default; the detector's own threshold
+FACES_ONLY = {"faces_model": "faces", "min_face_score": None}
 
 
 def add_faces(parser: argparse.ArgumentParser, what: str) -> None:
@@ -21,6 +23,9 @@ def add_faces(parser: argparse.ArgumentParser, what: str) -> None:
                         f"score each with the faces model: {what}")
     parser.add_argument("--faces-model", help="with --faces: the faces model, any model form (default: "
                         f"{FACES_ONLY['faces_model']}, the shipped faces model in exported_models/faces)")
+    parser.add_argument("--min-face-score", type=bounded(float, 0, 1, above=True),
+                        help="with --faces: the detector's score (in the face_score column) a box needs to count as "
+                        "a face; higher finds fewer faces that are not (default: the detector's own threshold, 0.5)")
 
 
 def add_trust(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +113,9 @@ def collect_images(inputs: Sequence[str], pictures: str | None = None,
     """The image files among ``inputs`` (``inputs.collect_images``, which fills ``columns``), saying which
     photos it cannot read; those in ``pictures``, the folder the command draws heat maps into, are left out:
     with the maps kept beside the photos (``photos/ --explain photos/maps``) the next run scored the maps."""
+    missing = next((i for i in map(str, inputs) if not os.path.lexists(i) and not glob.has_magic(i)), None)
+    if missing is not None:  # said before pandas loads; scoring.inputs says it too, for the API
+        raise UsageError(f"{missing}: no such file or folder")
     from ..scoring.inputs import collect_images
 
     notes: list[str] = []

@@ -17,7 +17,8 @@ def cmd_video(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("runs") / "video" / Path(args.file).stem)
     check_outputs(args.file, out, args.overlay, args.overwrite)  # before the model loads
     predictor = load(args.model, verify=not args.trust_unverified)
-    faces = face_scorer(predictor, load(args.faces_model, verify=not args.trust_unverified)) if args.faces else None
+    faces = (face_scorer(predictor, load(args.faces_model, verify=not args.trust_unverified),
+                         min_score=args.min_face_score) if args.faces else None)
     result = score_video(args.file, predictor, out, args.every, args.per_second, args.batch_size,
                          args.smooth, args.overlay, overwrite=args.overwrite, faces=faces)
     smoothed = "smoothed_share_of_time" in result.summary

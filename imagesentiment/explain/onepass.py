@@ -9,8 +9,6 @@ with ``order=1``) and min-max normalised per image to [0, 1].
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..runtime import keras, tf
 from ..models.build import LOGITS, ensemble_members, find_target_layer, rating_names
 from ..models.views import model_views
@@ -65,11 +63,9 @@ class GradCamPredictor:
 
     @staticmethod
     def _side_by_side(logits: tf.Tensor, ratings: tf.Tensor) -> tf.Tensor:
-        """``[logits, ratings]`` along the last axis, made of two products and a sum: the gradients of a
-        concatenation or a select need ops that TFLite has not (the ``explain`` signature goes into the files)."""
-        classes, count = logits.shape[-1], logits.shape[-1] + ratings.shape[-1]
-        return tf.add_n([tf.matmul(logits, tf.eye(classes, count)),
-                         tf.matmul(ratings, np.eye(ratings.shape[-1], count, k=classes, dtype=np.float32))])
+        """``[logits, ratings]`` along the last axis, unstacked and stacked again: the gradients of a concatenation,
+        a select or a product need ops that TFLite or its int8 runtime lack (``explain`` goes into the files)."""
+        return tf.stack([*tf.unstack(logits, axis=1), *tf.unstack(ratings, axis=1)], axis=1)
 
     def explain(self, images: tf.Tensor, target: tf.Tensor) -> dict[str, tf.Tensor]:
         """What :attr:`function` compiles, for a caller that traces it into its own graph."""

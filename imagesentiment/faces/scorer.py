@@ -22,8 +22,8 @@ import PIL.ImageDraw
 from ..contract import shipped_model
 from ..data.constants import MAX_BYTES
 from ..inference.predictors import Image, Predictor, SavedModelPredictor, as_list, original_pixels
-from ..table.columns import BOX, FACE, face_answers
-from .detect import Face, detect_faces, detectors
+from ..table.columns import BOX, FACE, FACE_SCORE, face_answers
+from .detect import MIN_SCORE, Face, detect_faces, detectors
 
 MARGIN = 0.25  # share of the box's side added on every side: FER-2013's faces show the whole head
 MIN_FACE = 16  # pixels: a box smaller on either side is left out
@@ -50,11 +50,12 @@ def face_crop(photo: np.ndarray, face: Face, size: Sequence[int], margin: float 
     return np.repeat(np.asarray(grey, np.float32)[..., None], 3, axis=-1)
 
 
-def find_faces(photo: np.ndarray, name: str, notes: list[str]) -> list[Face]:
-    """The faces :func:`~imagesentiment.detect.detect_faces` finds in ``photo``; a box smaller than
-    :data:`MIN_FACE` is left out, and a note naming ``name`` (the photo) added to ``notes`` says so."""
+def find_faces(photo: np.ndarray, name: str, notes: list[str], min_score: float = MIN_SCORE) -> list[Face]:
+    """The faces :func:`~imagesentiment.detect.detect_faces` finds in ``photo`` with a score of at least
+    ``min_score``; a box smaller than :data:`MIN_FACE` is left out, and a note naming ``name`` (the photo) added
+    to ``notes`` says so."""
     faces = []
-    for face in detect_faces(photo):
+    for face in detect_faces(photo, min_score):
         if min(face.width, face.height) < MIN_FACE:
             notes.append(f"{name}: a face of {face.width}x{face.height} px at ({face.left}, {face.top}) left out: "
                          f"smaller than {MIN_FACE} px, too little to read an expression from")
@@ -92,11 +93,15 @@ class FaceScorer:
     (else refused, naming ``source``, the faces model)."""
 
     def __init__(self, run: Run, size: Sequence[int], face_classes: Sequence[str], classes: Sequence[str],
-                 source: str) -> None:
+                 source: str, min_score: float = MIN_SCORE) -> None:
         if sorted(face_classes) != sorted(classes):
             raise ValueError(f"{source}: a faces model with the classes {list(face_classes)}; the photos' model has "
                              f"{list(classes)}: give a faces model with the same classes")
+        if not 0 < min_score <= 1:
+            raise ValueError(f"min_score (--min-face-score): the detector's score a face needs, in (0, 1], not "
+                             f"{min_score}")
         self.run, self.size, self.classes = run, tuple(int(s) for s in size), list(classes)
+        self.min_score = min_score
         self.order = [list(face_classes).index(c) for c in classes]
         detectors()  # loaded here, not in the threads that call crops()
 
@@ -104,7 +109,7 @@ class FaceScorer:
         """The faces of one photo (RGB pixels at its own size; ``name`` names it in the notes on faces left
         out, added to ``notes``) and what the faces model sees of them; threads may call it at once."""
         photo = photo if photo.dtype == np.uint8 else np.clip(np.round(photo), 0, 255).astype(np.uint8)
-        faces = find_faces(photo, name, notes)
+        faces = find_faces(photo, name, notes, self.min_score)
         return faces, (np.stack([face_crop(photo, face, self.size) for face in faces]) if faces
                        else np.zeros([0, *self.size, 3], np.float32))
 
@@ -116,7 +121,8 @@ class FaceScorer:
         heatmaps = np.asarray(result["heatmap"]) if "heatmap" in result else None
         ends = np.cumsum([len(faces) for faces, _ in found])
         return [FaceAnswers(faces, crops, face_answers(probabilities[end - len(faces):end], self.classes,
-                                                       [(f.left, f.top, f.width, f.height) for f in faces]),
+                                                       [(f.left, f.top, f.width, f.height) for f in faces],
+                                                       [f.score for f in faces]),
                             None if heatmaps is None else heatmaps[end - len(faces):end])
                 for (faces, crops), end in zip(found, ends)]
 
@@ -125,12 +131,15 @@ class FaceScorer:
         return self.score([self.crops(name, np.asarray(photo), notes) for name, photo in photos])
 
 
-def face_scorer(predictor: Predictor, faces: Predictor | None = None, explain: bool = False) -> FaceScorer:
+def face_scorer(predictor: Predictor, faces: Predictor | None = None, explain: bool = False,
+                min_score: float | None = None) -> FaceScorer:
     """The faces of the photos ``predictor`` answers, answered by ``faces`` (default: the shipped faces model,
-    ``exported_models/faces``) in ``predictor``'s classes; with heat maps if ``explain``."""
+    ``exported_models/faces``) in ``predictor``'s classes; with heat maps if ``explain``; only the boxes the
+    detector scores at least ``min_score`` (None: its own threshold, :data:`~.detect.MIN_SCORE`)."""
     model = faces if faces is not None else SavedModelPredictor(shipped_model("faces"))
     run = model.explainer() if explain else (lambda pixels: {"probabilities": model.probabilities(pixels)})
-    return FaceScorer(run, model.image_size, model.class_names, predictor.class_names, model.source)
+    return FaceScorer(run, model.image_size, model.class_names, predictor.class_names, model.source,
+                      MIN_SCORE if min_score is None else min_score)
 
 
 def with_face_rows(rows: pd.DataFrame, found: Mapping[int, FaceAnswers], copied: Sequence[str] = ()) -> pd.DataFrame:
@@ -146,19 +155,21 @@ def with_face_rows(rows: pd.DataFrame, found: Mapping[int, FaceAnswers], copied:
 
 
 def predict_with_faces(predictor: Predictor, images: Image | Sequence[Image], faces: Predictor | None = None,
-                       batch_size: int = 32, errors: str = "raise", max_bytes: int = MAX_BYTES) -> pd.DataFrame:
+                       batch_size: int = 32, errors: str = "raise", max_bytes: int = MAX_BYTES,
+                       min_score: float = MIN_SCORE) -> pd.DataFrame:
     """:meth:`Predictor.predict <imagesentiment.inference.Predictor.predict>`'s table with, after each scored
     image's row, a row per face found in it: ``face`` (0, 1, ...; none on the image's own row), its box
-    (``box_left``, ``box_top``, ``box_width``, ``box_height``, in pixels of the image) and the answers of
-    ``faces`` (default: the shipped faces model); a face row has its image's index. Why a face was left out
-    (too small) is in ``table.attrs["notes"]``. ``errors`` and ``max_bytes``: as for ``predict``."""
+    (``box_left``, ``box_top``, ``box_width``, ``box_height``, in pixels of the image), the detector's
+    ``face_score`` (only boxes scored at least ``min_score``) and the answers of ``faces`` (default: the shipped
+    faces model); a face row has its image's index. Why a face was left out (too small) is in
+    ``table.attrs["notes"]``. ``errors`` and ``max_bytes``: as for ``predict``."""
     items = as_list(images)
     table = predictor.predict(images, batch_size, errors, max_bytes)
-    scorer, notes = face_scorer(predictor, faces), []
+    scorer, notes = face_scorer(predictor, faces, min_score=min_score), []
     found = {}
     for i in np.flatnonzero(table["label"].notna().to_numpy()):  # one photo at a time at its own size
         name = str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"image {i} of the batch"
         found[i] = scorer([(name, original_pixels(items[i], i, max_bytes))], notes)[0]
-    merged = with_face_rows(table, found).reindex(columns=[FACE, *BOX, *table.columns])
+    merged = with_face_rows(table, found).reindex(columns=[FACE, *BOX, FACE_SCORE, *table.columns])
     merged.attrs["notes"] = notes
     return merged

@@ -48,7 +48,7 @@ def load_keras(path: str | os.PathLike, class_names: Sequence[str] | None = None
     carries them too (``model.class_names``), for evaluation, explanations and export."""
     from ..runtime import keras
 
-    path = resolve(path)
+    path = existing(path)
     if (path / "saved_model.pb").is_file():
         if verify:
             verify_savedmodel(path)
@@ -136,10 +136,16 @@ def resolve(path: str | os.PathLike | None) -> Path:
         return default_model()
     if str(path) in SHIPPED_NAMES and not Path(path).exists():
         return shipped_model(str(path))
-    problem = missing_model(path)
+    return Path(path)
+
+
+def existing(path: str | os.PathLike | None) -> Path:
+    """:func:`resolve`'s path, where something is there; else a FileNotFoundError saying it is missing and the
+    nearest name (:func:`~imagesentiment.contract.missing_model`)."""
+    problem = missing_model(path) if path is not None else None
     if problem:
         raise FileNotFoundError(problem)
-    return Path(path)
+    return resolve(path)
 
 
 def load(path: str | os.PathLike | None = None, class_names: Sequence[str] | None = None,
@@ -152,7 +158,7 @@ def load(path: str | os.PathLike | None = None, class_names: Sequence[str] | Non
     record, is refused unless ``verify`` is False (then loaded with a warning); one of an earlier release or
     another tool, without the record, loads with a warning.
     """
-    path = resolve(path)
+    path = existing(path)
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return SavedModelPredictor(path, class_names, verify)
     if path.suffix.lower() == ".tflite" and path.is_file():

@@ -33,24 +33,29 @@ def answers(probabilities: np.ndarray, classes: Sequence[str], index: Sequence |
 
 FACE = "face"  # a face's number in its photo (0: the one the detector is surest of); none on the photo's own row
 BOX = ("box_left", "box_top", "box_width", "box_height")  # the face's box, in pixels of the photo
+FACE_SCORE = "face_score"  # how sure the face detector is that the box holds a face, in [0, 1]
 
 
 def columns(classes: Sequence[str], faces: bool = False, ratings: Sequence[str] = (),
             heatmap: bool = False) -> list[str]:
     """The columns ``predict`` writes before those carried from a CSV of inputs: ``path``, with ``faces``
-    :data:`FACE` and the :data:`BOX` columns, ``label``, ``confidence``, one per class, one per rating,
-    with ``heatmap`` (``--explain``) ``heatmap``, then ``error``."""
-    return ["path", *((FACE, *BOX) if faces else ()), "label", "confidence", *classes, *ratings,
+    :data:`FACE`, the :data:`BOX` columns and :data:`FACE_SCORE`, ``label``, ``confidence``, one per class, one
+    per rating, with ``heatmap`` (``--explain``) ``heatmap``, then ``error``."""
+    return ["path", *((FACE, *BOX, FACE_SCORE) if faces else ()), "label", "confidence", *classes, *ratings,
             *(("heatmap",) if heatmap else ()), "error"]
 
 
-def face_answers(probabilities: np.ndarray, classes: Sequence[str], boxes: Sequence[Sequence[int]]) -> pd.DataFrame:
+def face_answers(probabilities: np.ndarray, classes: Sequence[str], boxes: Sequence[Sequence[int]],
+                 scores: Sequence[float] = ()) -> pd.DataFrame:
     """The rows of one photo's faces: :data:`FACE` (0, 1, ...), the :data:`BOX` columns from ``boxes``
-    (left, top, width, height each), then :func:`answers`."""
+    (left, top, width, height each), :data:`FACE_SCORE` from the detector's ``scores`` (where given), then
+    :func:`answers`."""
     table = answers(probabilities, classes)
     values = {FACE: list(range(len(boxes))), **{name: [int(box[k]) for box in boxes] for k, name in enumerate(BOX)}}
     for position, (column, value) in enumerate(values.items()):
         table.insert(position, column, pd.Series(value, index=table.index, dtype=object))
+    if len(scores) == len(boxes) and len(boxes):
+        table.insert(len(values), FACE_SCORE, np.round(np.asarray(scores, np.float32), 4))
     return table
 
 

@@ -13,10 +13,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+import math
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads when a table is read or written, not when the command line lists the formats
+    import pandas as pd
 
 Source = Any  # a path or an open binary file
 
@@ -52,20 +53,42 @@ def _csv_lines(rows: pd.DataFrame, header: bool) -> str:
 
 
 def _jsonl_lines(rows: pd.DataFrame, header: bool) -> str:
-    return "".join(json.dumps({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()})
+    return "".join(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
                    + "\n" for row in rows.to_dict("records"))
 
 
 def _jsonl_text(source: Source) -> pd.DataFrame:
+    import pandas as pd
+
     with open(source, encoding="utf-8") as handle:
         return pd.DataFrame([json.loads(line) for line in handle])
 
 
+def _read_csv(source: Source, text: bool = False) -> pd.DataFrame:
+    """A CSV table; ``text``: every cell as written (nothing parsed as a number or as missing)."""
+    import pandas as pd
+
+    if text:
+        return pd.read_csv(source, dtype=str, keep_default_na=False, na_filter=False)
+    return pd.read_csv(source, keep_default_na=False, na_values=[""])
+
+
+def _read_jsonl(source: Source) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_json(source, lines=True, dtype=False)
+
+
+def _read_parquet(source: Source) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_parquet(source)
+
+
 FORMATS: dict[str, Format] = {
-    ".csv": Format(".csv", lambda source: pd.read_csv(source, keep_default_na=False, na_values=[""]),
-                   lambda source: pd.read_csv(source, dtype=str, keep_default_na=False, na_filter=False), _csv_lines),
-    ".jsonl": Format(".jsonl", lambda source: pd.read_json(source, lines=True, dtype=False), _jsonl_text, _jsonl_lines),
-    ".parquet": Format(".parquet", pd.read_parquet, write=lambda table, path: table.to_parquet(path, index=False)),
+    ".csv": Format(".csv", _read_csv, lambda source: _read_csv(source, text=True), _csv_lines),
+    ".jsonl": Format(".jsonl", _read_jsonl, _jsonl_text, _jsonl_lines),
+    ".parquet": Format(".parquet", _read_parquet, write=lambda table, path: table.to_parquet(path, index=False)),
 }
 NAMES = ", ".join(FORMATS)  # for help texts and errors: ".csv, .jsonl, .parquet"
 SHARDED = ("parquet", "csv")  # the formats the Beam pipeline writes, a file per shard (no journal there)
@@ -79,13 +102,22 @@ def table_format(path: str | os.PathLike) -> Format:
     return FORMATS[suffix]
 
 
+def predictions_file(path: str | os.PathLike) -> Path:
+    """``path`` if it names a predictions table that is there, in a known format; else the error saying which."""
+    path = Path(path)
+    table_format(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such predictions file")
+    return path
+
+
 def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """A predictions table (:data:`FORMATS`, by the file's suffix), with at least ``path``, ``label`` and
     ``confidence``."""
-    path = Path(path)
+    path = predictions_file(path)
     read = table_format(path).read
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such predictions file")
+    import pandas as pd
+
     try:
         frame = read(path)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:  # pyarrow's errors are ValueErrors

@@ -25,7 +25,8 @@ from ..data.pipeline import check_batch_size
 from ..explain.plots import overlay
 from ..atomic import replacing
 from ..contract import RATING_SCALE, RATINGS
-from ..faces.scorer import FaceScorer
+from ..faces.detect import Face
+from ..faces.scorer import FaceScorer, draw_boxes
 from ..inference.predictors import Predictor, to_pixels
 from ..table.columns import BOX, answers, face_answers, largest_faces
 from ..faces.tracks import link
@@ -33,9 +34,12 @@ from ..faces.tracks import link
 MAX_TRACK_BANDS = 5  # the timeline shows the face tracks seen in the most samples, at most this many
 
 
-def annotate(frame: np.ndarray, heatmap: np.ndarray, text: str, opacity: float = 0.4) -> np.ndarray:
-    """``frame`` (RGB) with ``heatmap`` blended in (see :func:`imagesentiment.explain.plots.overlay`) and ``text`` drawn."""
-    blended = np.ascontiguousarray(overlay(frame, heatmap, alpha=opacity))
+def annotate(frame: np.ndarray, heatmap: np.ndarray, text: str, faces: Sequence[Face] = (),
+             opacity: float = 0.4) -> np.ndarray:
+    """``frame`` (RGB) with ``heatmap`` blended in (see :func:`imagesentiment.explain.plots.overlay`), the boxes
+    of its ``faces`` numbered as their rows (:func:`~imagesentiment.faces.scorer.draw_boxes`) and ``text`` drawn."""
+    blended = overlay(frame, heatmap, alpha=opacity)
+    blended = np.array(draw_boxes(blended, faces)) if faces else np.ascontiguousarray(blended)  # writable
     scale = max(0.4, frame.shape[1] / 640)
     x, y, r = 8, int(24 * scale), max(1, round(scale))
     # the dark outline is the thin text drawn shifted around it: OpenCV 5 widens each glyph's advance with
@@ -85,7 +89,7 @@ class _Scorer:
         self.probabilities: list[np.ndarray] = []
         self.rated: dict[str, list[np.ndarray]] = {name: [] for name in predictor.ratings}  # valence, arousal
         self.best: dict[str, tuple[float, int, np.ndarray]] = {}
-        self.latest = (np.zeros((2, 2), np.float32), "")
+        self.latest = (np.zeros((2, 2), np.float32), "", [])
 
     def table(self) -> pd.DataFrame:
         """A row per sampled frame: its index, its time and the answers (:func:`imagesentiment.table.answers`);
@@ -115,18 +119,19 @@ class _Scorer:
         probabilities, heatmaps = np.asarray(scores["probabilities"]), scores.get("heatmap")
         for name, values in self.rated.items():
             values.append(scores[name])
-        if self.faces is not None:
-            self.face_rows += [found.table for found in self.faces([(f"frame {i}", f) for i, f in sampled], self.notes)]
+        found = self.faces([(f"frame {i}", f) for i, f in sampled], self.notes) if self.faces is not None else []
+        self.face_rows += [one.table for one in found]
+        boxes = {index: one.faces for (index, _), one in zip(sampled, found)}
         marks = {}
         for k, ((index, frame), p) in enumerate(zip(sampled, probabilities)):
             label = self.classes[int(p.argmax())]
             self.frames.append(index)
             self.probabilities.append(p)
-            for name in ("positive", "negative"):
-                if name in self.classes and p[self.classes.index(name)] > self.best.get(name, (-1.0,))[0]:
+            for name in ("positive", "negative"):  # among the frames that answer it: none, no picture
+                if label == name and p[self.classes.index(name)] > self.best.get(name, (-1.0,))[0]:
                     self.best[name] = (float(p[self.classes.index(name)]), index, frame.copy())
             if heatmaps is not None:
-                marks[index] = (heatmaps[k], f"{label} {p.max():.2f}")
+                marks[index] = (heatmaps[k], f"{label} {p.max():.2f}", boxes.get(index, []))
         if self.writer is not None:
             for index, frame, _ in batch:
                 self.latest = marks.get(index, self.latest)
@@ -134,8 +139,12 @@ class _Scorer:
 
 
 def _best_frames(scorer: _Scorer, info: VideoInfo, out: Path) -> dict[str, dict]:
-    """Write the most positive and most negative frames into ``out``; their entries of the summary."""
+    """Write the most positive and most negative frames into ``out`` (of the frames answered positive, negative:
+    where none is, no picture, and an earlier run's is removed); their entries of the summary."""
     found = {}
+    for name in ("positive", "negative"):
+        if name not in scorer.best:
+            (out / f"most_{name}.jpg").unlink(missing_ok=True)
     for name, (score, index, frame) in scorer.best.items():
         target = out / f"most_{name}.jpg"
         cv2.imwrite(str(target), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
