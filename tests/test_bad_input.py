@@ -40,7 +40,7 @@ UNUSABLE = {
     "zero_byte.jpg": r"empty",
     "truncated.jpg": r"Truncated|Invalid JPEG data",
     "truncated.png": r"Invalid PNG data|[Tt]runcated",
-    "text.jpg": r"not an image|Unknown image file format",
+    "text.jpg": r"not an image|unknown image format: its first bytes are none of JPEG, PNG, GIF, BMP or WebP",
     "huge.png": r"image too large",  # 30,000 x 30,000 declared: refused before decoding
     "many_frames.gif": r"image too large",  # 8 frames of 3,000 x 3,000: the decoder would read them all
 }

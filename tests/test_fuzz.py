@@ -99,7 +99,7 @@ def test_predict_gives_probabilities_or_names_the_unreadable_input(predictor, da
     try:
         table = predictor.predict(data)
     except ValueError as exc:
-        assert f"{len(data)} bytes given as an image: not a readable image (" in str(exc)
+        assert f"{len(data)} bytes given as an image: not a readable image: " in str(exc)
         return
     probabilities = table[predictor.class_names].to_numpy()
     assert probabilities.shape == (1, 3) and np.isfinite(probabilities).all()

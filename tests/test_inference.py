@@ -169,7 +169,7 @@ def test_the_names_a_model_carries_in_another_order_are_refused(forms, files, tr
 def test_bad_inputs_are_named(forms, tmp_path):
     predictor = imagesentiment.load(forms["keras"])
     (tmp_path / "notes.jpg").write_text("not an image")
-    with pytest.raises(ValueError, match=r"notes.jpg: not a readable image \(Unknown image file format"):
+    with pytest.raises(ValueError, match=r"notes.jpg: not a readable image: unknown image format"):
         predictor.predict([str(tmp_path / "notes.jpg")])
     with pytest.raises(ValueError, match="5 bytes given as an image: not a readable image"):
         predictor.predict(b"GIF89")

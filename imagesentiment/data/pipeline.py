@@ -117,6 +117,10 @@ def is_jpeg_xl(data: tf.Tensor) -> tf.Tensor:
             | (tf.strings.substr(data, 0, 12) == b"\0\0\0\x0cJXL \r\n\x87\n"))
 
 
+EMPTY = "empty (0 bytes)"
+UNKNOWN_FORMAT = "unknown image format: its first bytes are none of JPEG, PNG, GIF, BMP or WebP"
+
+
 ANIMATED_WEBP = "unsupported image: an animated WebP (TensorFlow decodes none; save a frame of it as JPEG or PNG)"
 
 
@@ -149,7 +153,10 @@ def decode_and_resize(data: tf.Tensor, image_size: Sequence[int] | None, max_pix
         tf.debugging.assert_less_equal(tf.where(jpeg, declared, none), tf.constant(JPEG_DECODER_PIXELS, tf.int64),
                                        message=f"image too large: TensorFlow's JPEG decoder takes at most "
                                        f"{JPEG_DECODER_PIXELS} pixels"),
-        tf.debugging.Assert(~is_jpeg_xl(data), [UNSUPPORTED_JPEG_XL]),
+        tf.debugging.assert_equal(is_jpeg_xl(data), False, message=UNSUPPORTED_JPEG_XL),
+        tf.debugging.assert_greater(tf.strings.length(data), 0, message=EMPTY),
+        tf.debugging.assert_equal(tf.reduce_any(tf.stack(list(formats.values()))) | is_jpeg_xl(data)
+                                  | (tf.strings.length(data) == 0), True, message=UNKNOWN_FORMAT),
         tf.debugging.assert_equal(is_animated_webp(data), False, message=ANIMATED_WEBP)]
     checks = [c for c in checks if c is not None]
     with tf.control_dependencies(checks):  # in a graph: check, then decode
@@ -171,12 +178,12 @@ def refusal(data: tf.Tensor, max_pixels: int = MAX_PIXELS) -> tf.Tensor:
     damaged = [(found, lambda name=name: tf.constant(f"Invalid {name} data: truncated or damaged, the decoder "
                                                      "refused it")) for name, found in _formats(data).items()]
     return tf.case([
-        (tf.strings.length(data) == 0, lambda: tf.constant("empty (0 bytes)")),
+        (tf.strings.length(data) == 0, lambda: tf.constant(EMPTY)),
         (is_jpeg_xl(data), lambda: tf.constant(UNSUPPORTED_JPEG_XL)),
         (is_animated_webp(data), lambda: tf.constant(ANIMATED_WEBP)),
         (header > max_pixels, lambda: tf.strings.format("image too large: its header declares {} pixels, more than {}",
                                                         (header, max_pixels))),
-        *damaged], default=lambda: tf.constant("Unknown image file format: not JPEG, PNG, GIF, BMP or WebP"))
+        *damaged], default=lambda: tf.constant(UNKNOWN_FORMAT))
 
 
 def decode_or_reason(data: bytes, image_size: Sequence[int] | None,

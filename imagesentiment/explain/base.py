@@ -100,7 +100,7 @@ def load_images(paths: Sequence[str | os.PathLike], image_size: Sequence[int],
         data = read_input(path, max_bytes)
         pixels, reason = decode_or_reason(data, image_size)
         if pixels is None:  # checked before decoding: no full-size decode of a bomb
-            raise ValueError(f"{path}: not a readable image ({reason})")
+            raise ValueError(f"{path}: not a readable image: {reason}")
         batch.append(pixels)
         originals.append(tf.io.decode_image(data, channels=3, expand_animations=False).numpy())
     return np.stack(batch), originals

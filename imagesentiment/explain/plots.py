@@ -177,7 +177,7 @@ def grid_figure(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray], la
 
     columns = max(1, min(columns, len(images)))
     rows = math.ceil(len(images) / columns)
-    side, ratio = max(3.2, 8 / columns), max(image.shape[0] / image.shape[1] for image in images)
+    side, ratio = max(3.2, 8.6 / columns), max(image.shape[0] / image.shape[1] for image in images)
     figure = Figure(figsize=(side * columns, (side * ratio + 0.4) * rows + 1.2), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for axis in axes:

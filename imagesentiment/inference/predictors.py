@@ -105,7 +105,7 @@ def _pixels(image: Image, size: list[int] | None, index: int, max_bytes: int) ->
         pixels, reason = decode_or_reason(data, size)
         if pixels is None:
             name = image if isinstance(image, (str, os.PathLike)) else f"{len(data)} bytes given as an image"
-            raise ValueError(f"{name}: not a readable image ({reason})")
+            raise ValueError(f"{name}: not a readable image: {reason}")
     return pixels
 
 
