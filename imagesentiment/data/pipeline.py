@@ -229,9 +229,10 @@ def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmenta
     if settings.rotation > 0:
         image = _rotate(image, tf.random.stateless_uniform([], rotate, -1.0, 1.0) * settings.rotation)
     jitter = settings.jitter
-    image = tf.image.stateless_random_brightness(image, jitter, bright)
-    image = tf.image.stateless_random_contrast(image, 1 - jitter, 1 + jitter, contrast)
-    image = tf.image.stateless_random_saturation(image, 1 - jitter, 1 + jitter, saturation)
+    if jitter > 0:  # (TensorFlow refuses an empty contrast or saturation range)
+        image = tf.image.stateless_random_brightness(image, jitter, bright)
+        image = tf.image.stateless_random_contrast(image, 1 - jitter, 1 + jitter, contrast)
+        image = tf.image.stateless_random_saturation(image, 1 - jitter, 1 + jitter, saturation)
     image = tf.clip_by_value(image, 0.0, 1.0)
     if settings.erasing > 0:
         image = _erase(image, erase, settings.erasing)
