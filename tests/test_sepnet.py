@@ -2,6 +2,7 @@
 smoothing, the cosine schedule, rotation and random erasing. Tiny synthetic data, seconds."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -84,11 +85,15 @@ def test_a_sepnet_exports_with_its_heat_map_to_savedmodel_and_tflite(sepnet_run,
     np.testing.assert_allclose(answer["heatmap"], expected["heatmap"].numpy(), atol=0.02)
 
 
-def test_a_sepnet_explains_from_the_command_line(sepnet_run, synthetic_root, tmp_path):
+def test_a_sepnet_explains_and_evaluates_from_the_command_line(sepnet_run, synthetic_root, tmp_path):
     run, _ = sepnet_run
     image = sorted(Path(synthetic_root).rglob("*.png"))[0]
-    assert main(["explain", str(image), "--model", str(run), "--out", str(tmp_path)]) == 0
-    assert (tmp_path / f"{image.stem}_gradcam_overlay.jpg").is_file()
+    assert main(["explain", str(image), "--model", str(run), "--out", str(tmp_path / "explain")]) == 0
+    assert (tmp_path / "explain" / f"{image.stem}_gradcam_overlay.jpg").is_file()
+    assert main(["evaluate", str(run), "--flip-tta", "--out", str(tmp_path / "evaluate")]) == 0
+    again = json.loads((tmp_path / "evaluate" / "metrics.json").read_text())
+    assert again["test_time_views"] == {"flip_tta": True, "crop_tta": False} and again["accuracy"] > 0.8
+    assert sum(c["support"] for c in again["per_class"].values()) == 18  # the run's test side
 
 
 def test_smoothed_crossentropy_is_the_cross_entropy_against_smoothed_targets():
