@@ -42,11 +42,11 @@ def predict_rate(paths: list[str], rounds: int) -> float:
         return rounds * len(paths) / (time.perf_counter() - start)
 
 
-def shipped_files(name: str, *others: str) -> list[Path]:
+def shipped_files(name: str, *others: str, folder: Path = SHIPPED_MODELS) -> list[Path]:
     """The files shipped for model ``name``: its SavedModel folder, its ``.tflite`` files, and ``others`` (its
-    card, say) from ``exported_models/``."""
-    saved_model = [p for p in (SHIPPED_MODELS / name).rglob("*") if p.is_file()]
-    return saved_model + sorted(SHIPPED_MODELS.glob(f"{name}-*.tflite")) + [SHIPPED_MODELS / o for o in others]
+    card, say) from ``exported_models/`` (or ``folder``, laid out the same way)."""
+    saved_model = [p for p in (folder / name).rglob("*") if p.is_file()]
+    return saved_model + sorted(folder.glob(f"{name}-*.tflite")) + [folder / o for o in others]
 
 
 def default_model_files() -> list[Path]:

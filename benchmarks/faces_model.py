@@ -3,11 +3,15 @@
 in its graph), and the Keras graph with its views against the same weights with one view, measured in one run.
 
     python benchmarks/faces_model.py [--calls 200]
+
+``--exported DIR --name NAME`` measures a candidate exported there instead (``DIR/NAME/VERSION`` and
+``DIR/NAME-*.tflite``, its latest version; no card), recorded under ``faces_model_speed_NAME``.
 """
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -25,9 +29,14 @@ LIMIT_MB = 15
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=200, help="single-face calls per form")
+    parser.add_argument("--exported", type=Path, help="a folder laid out as exported_models/ holding a candidate")
+    parser.add_argument("--name", default="faces", help="the candidate's name in --exported")
+    parser.add_argument("--limit-mb", type=float, default=LIMIT_MB, help="the limit on all its files")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
-    version = shipped_model("faces")
+    folder = args.exported or SHIPPED_MODELS
+    version = (shipped_model("faces") if args.exported is None
+               else max((p for p in (folder / args.name).iterdir() if p.name.isdigit()), key=lambda p: int(p.name)))
     served = tf.saved_model.load(str(version))
     model = rebuild_keras(version)
     member = ensemble_members(model)[0]  # the CNN the views feed: the same weights in one view
@@ -37,17 +46,17 @@ if __name__ == "__main__":
     served_ms = single_image_ms(served.signatures["predict_images"], args.calls, images=face)
     viewed_ms = single_image_ms(viewed, args.calls, x=face)
     single_ms = single_image_ms(one_view, args.calls, x=face)
-    size = megabytes(shipped_files("faces", "FACES_MODEL_CARD.md"))
-    record("faces_model_speed", {
-        "model": str(version.relative_to(SHIPPED_MODELS.parent)),
+    size = megabytes(shipped_files(args.name, *([] if args.exported else ["FACES_MODEL_CARD.md"]), folder=folder))
+    record("faces_model_speed" if args.exported is None else f"faces_model_speed_{args.name}", {
+        "model": str(version if args.exported else version.relative_to(SHIPPED_MODELS.parent)),
         "test_time_views": len(model_views(model)),
         "savedmodel_one_face_ms": round(served_ms, 2),
         "keras_views_one_face_ms": round(viewed_ms, 2),
         "keras_one_view_one_face_ms": round(single_ms, 2),
         "views_cost_ratio": round(viewed_ms / single_ms, 2),
         "faces_model_mb": size,
-        "limit_mb": LIMIT_MB,
-        "limit_met": size <= LIMIT_MB,
+        "limit_mb": args.limit_mb,
+        "limit_met": size <= args.limit_mb,
         "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2),
     })

@@ -13,12 +13,16 @@ after the first (which traces the graphs and fills the caches):
   ``fine_tune_images_per_s_amortized`` (the phase's images over the phase's time plus the
   time its share of the one-off pass took). ``--uncached`` also times the old path (the whole
   model on freshly augmented images every step) for comparison;
-- the from-scratch CNN of pipelines/fer2013.yaml on ``--fer-images`` FER-2013 training faces.
+- the from-scratch CNN of pipelines/fer2013.yaml on ``--fer-images`` FER-2013 training faces;
+- with ``--faces-only``, that alone for the ``--fer`` pipeline (e.g. pipelines/faces_small.yaml) at each
+  of the sizes ``--faces-widths`` names, with the seconds an epoch of its whole training side takes.
 
 Target: the fine-tune phase >= 100 images/s. The machine is shared: the load average and the
 process CPU time are recorded beside the wall-clock figures.
 
     python benchmarks/train_speed.py [--pipeline pipelines/twitter_five.yaml] [--epochs 4] [--uncached]
+    python benchmarks/train_speed.py --faces-only --fer pipelines/faces_small.yaml --faces-widths 8,16,32,64,128 \
+        --faces-widths 16,32,64,128,256 --faces-widths 32,64,128,256
 """
 from __future__ import annotations
 
@@ -84,6 +88,37 @@ def timed_phases(config, split: Split, epochs: int, out: Path) -> dict:
     return figures
 
 
+def faces_speed(config, faces, images: int, folder: Path) -> dict:
+    """Three epochs of ``config``'s model on ``images`` of the training ``faces`` (a tenth of them validating):
+    images/s after the first, and the seconds an epoch of the configuration's whole training side takes so."""
+    sample = faces.subset(np.random.default_rng(0).permutation(len(faces))[:images])
+    side = train_val_test_split(sample, 0.1, 0.0, config.seed)
+    model = T.build_model(config)
+    rate = steady(T.fit_phase(model, side, config, Run(folder), "phase1", 3, config.train.learning_rate), slice(0, 3))
+    m = config.model
+    return {"model": f"{m.kind}, {m.input_size}px, widths {m.widths}, {m.convs_per_block} convolutions per block, "
+                     f"batch {config.train.batch_size}",
+            "weights": model.count_params(), "images_per_s": round(rate, 1),
+            "s_per_epoch": round(len(faces) * (1 - config.split.validation) / rate, 1)}
+
+
+def faces_only(args: argparse.Namespace) -> None:
+    """``--faces-only``: the --fer pipeline's model at each of ``--faces-widths``, under ``train_speed_faces``."""
+    cpu0, wall0, load = time.process_time(), time.perf_counter(), round(os.getloadavg()[0], 2)
+    config = load_config(args.fer)
+    sizes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        faces = load_sources(config, Run(Path(tmp) / "load").skipped_file).images
+        for widths in args.faces_widths or [None]:
+            sized = load_config(args.fer, {"model.widths": [int(w) for w in widths.split(",")]} if widths else None)
+            sizes.append(faces_speed(sized, faces, args.fer_images, Path(tmp) / f"size{len(sizes)}"))
+    record("train_speed_faces", {
+        "pipeline": Path(args.fer).name, "faces_timed": args.fer_images,
+        "training_faces": round(len(faces) * (1 - config.split.validation)), "sizes": sizes,
+        "load_average_start": load, "load_average_end": round(os.getloadavg()[0], 2),
+        "process_cpu_s": round(time.process_time() - cpu0, 1), "wall_s": round(time.perf_counter() - wall0, 1)})
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pipeline", default=str(ROOT / "pipelines" / "twitter_five.yaml"))
@@ -94,7 +129,14 @@ if __name__ == "__main__":
     parser.add_argument("--frozen-images", type=int, default=96, help="images whose frozen pass is timed")
     parser.add_argument("--activation-cache", help="a train.activation_cache folder of earlier runs: the "
                         "phases start from its stored activations (the frozen pass is still timed)")
+    parser.add_argument("--faces-only", action="store_true", help="time only the --fer pipeline's model, at each "
+                        "of --faces-widths, on --fer-images faces (recorded under train_speed_faces)")
+    parser.add_argument("--faces-widths", action="append", metavar="W,W,...", help="with --faces-only: model.widths "
+                        "to time (repeat for several sizes; default: the pipeline's)")
     args = parser.parse_args()
+    if args.faces_only:
+        faces_only(args)
+        raise SystemExit(0)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     config = load_config(args.pipeline, {"train.activation_cache": args.activation_cache})
     if not Path(config.data.source.path).exists():
@@ -115,13 +157,8 @@ if __name__ == "__main__":
         fer = load_config(args.fer, {"train.fine_tune.epochs": 0})
         if Path(fer.data.source.path).exists():
             faces = load_sources(fer, Run(Path(tmp) / "fer").skipped_file).images
-            faces = faces.subset(np.random.default_rng(0).permutation(len(faces))[:args.fer_images])
-            side = train_val_test_split(faces, 0.1, 0.0, fer.seed)
-            run = T.fit_phase(T.build_model(fer), side, fer, Run(Path(tmp) / "fer"), "phase1", 3,
-                              fer.train.learning_rate)
-            figures["fer_cnn_images_per_s"] = round(steady(run, slice(0, 3)), 1)
-            figures["fer_cnn"] = (f"{fer.model.input_size}px, widths {fer.model.widths}, {fer.model.convs_per_block} "
-                                f"convolutions per block, batch {fer.train.batch_size}")
+            speed = faces_speed(fer, faces, args.fer_images, Path(tmp) / "fer")
+            figures["fer_cnn_images_per_s"], figures["fer_cnn"] = speed["images_per_s"], speed["model"]
     figures["load_average_end"] = round(os.getloadavg()[0], 2)
     figures["process_cpu_s"] = round(time.process_time() - cpu0, 1)
     figures["wall_s"] = round(time.perf_counter() - wall0, 1)

@@ -197,7 +197,7 @@ def test_names_in_a_configuration_are_looked_up_in_fixed_tables(tmp_path, synthe
     cases = {
         "data: {source: {path: %s, format: os.system}}": "unknown data format 'os.system'; choose one of",
         "data: {source: {path: %s, options: {__class__: x}}}": "unknown options ['__class__']",
-        "data: {source: {path: %s}}\nmodel: {kind: subprocess}": "model.kind: expected 'cnn' or 'transfer'",
+        "data: {source: {path: %s}}\nmodel: {kind: subprocess}": "model.kind: expected one of 'cnn', 'sepnet', 'transfer'",
         "data: {source: {path: %s}}\nmodel: {kind: transfer, backbone: os.system}": "model.backbone: expected one of",
     }
     for text, message in cases.items():

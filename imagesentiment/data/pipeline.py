@@ -13,7 +13,7 @@ from typing import Iterator, Sequence, TypeVar
 import numpy as np
 
 from ..runtime import tf
-from .constants import MAX_PIXELS
+from .constants import MAX_PIXELS, Augmentation
 from .sources import ImageSet
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -245,20 +245,64 @@ def rgb_array(image: np.ndarray, name: str = "an image array") -> np.ndarray:
     return image
 
 
-def augment(image: tf.Tensor, seed: tf.Tensor, zoom: float = 0.2, jitter: float = 0.1) -> tf.Tensor:
-    """A random flip, crop-and-zoom and mild colour jitter, reproducible from ``seed`` (shape [2])."""
-    flip, crop, scale, bright, contrast, saturation = tf.unstack(
-        tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 6))
+def augment(image: tf.Tensor, seed: tf.Tensor, settings: Augmentation = Augmentation()) -> tf.Tensor:
+    """A random flip, crop-and-zoom, rotation, mild colour jitter and random erasing, as strong as
+    ``settings`` says, reproducible from ``seed`` (shape [2])."""
+    seed = tf.cast(seed, tf.int64)
+    flip, crop, scale, bright, contrast, saturation = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
     size = tf.shape(image)[:2]
     image = tf.image.stateless_random_flip_left_right(image, flip)
-    keep = tf.random.stateless_uniform([], scale, 1.0 - zoom, 1.0)
+    keep = tf.random.stateless_uniform([], scale, 1.0 - settings.zoom, 1.0)
     crop_size = tf.cast(tf.round(tf.cast(size, tf.float32) * keep), tf.int32)
     image = tf.image.stateless_random_crop(image, tf.concat([crop_size, [3]], 0), crop)
     image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, size, antialias=True)
-    image = tf.image.stateless_random_brightness(image, jitter, bright)
-    image = tf.image.stateless_random_contrast(image, 1 - jitter, 1 + jitter, contrast)
-    image = tf.image.stateless_random_saturation(image, 1 - jitter, 1 + jitter, saturation)
-    return tf.clip_by_value(image, 0.0, 1.0) * 255.0
+    rotate, erase = tf.unstack(tf.random.experimental.stateless_split(
+        tf.random.experimental.stateless_fold_in(seed, 6), 2))  # apart: the draws above stay as they were
+    if settings.rotation > 0:
+        image = _rotate(image, tf.random.stateless_uniform([], rotate, -1.0, 1.0) * settings.rotation)
+    jitter = settings.jitter
+    if jitter > 0:  # (TensorFlow refuses an empty contrast or saturation range)
+        image = tf.image.stateless_random_brightness(image, jitter, bright)
+        image = tf.image.stateless_random_contrast(image, 1 - jitter, 1 + jitter, contrast)
+        image = tf.image.stateless_random_saturation(image, 1 - jitter, 1 + jitter, saturation)
+    image = tf.clip_by_value(image, 0.0, 1.0)
+    if settings.erasing > 0:
+        image = _erase(image, erase, settings.erasing)
+    return image * 255.0
+
+
+def _rotate(image: tf.Tensor, degrees: tf.Tensor) -> tf.Tensor:
+    """``image`` (H, W, C float) turned by ``degrees`` about its centre, the corners filled by reflection."""
+    angle = degrees * (np.pi / 180.0)
+    height, width = (tf.cast(s, tf.float32) - 1.0 for s in tf.unstack(tf.shape(image)[:2]))
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    dx = (width - (cos * width - sin * height)) / 2.0
+    dy = (height - (sin * width + cos * height)) / 2.0
+    transform = tf.reshape(tf.stack([cos, -sin, dx, sin, cos, dy, 0.0, 0.0]), [1, 8])
+    turned = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform, output_shape=tf.shape(image)[:2], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT")
+    return turned[0]
+
+
+def _erase(image: tf.Tensor, seed: tf.Tensor, chance: float) -> tf.Tensor:
+    """With probability ``chance``, a rectangle of 2-25 % of ``image`` (values in [0, 1]), its sides' ratio
+    between 0.3 and 3.3, replaced by grey noise (random erasing, Zhong et al. 2020)."""
+    draw, area_seed, ratio_seed, top_seed, left_seed, noise_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 6))
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    area = tf.random.stateless_uniform([], area_seed, 0.02, 0.25) * height * width
+    ratio = tf.exp(tf.random.stateless_uniform([], ratio_seed, np.log(0.3), np.log(3.3)))
+    h = tf.cast(tf.clip_by_value(tf.round(tf.sqrt(area * ratio)), 1.0, height), tf.int32)
+    w = tf.cast(tf.clip_by_value(tf.round(tf.sqrt(area / ratio)), 1.0, width), tf.int32)
+    top = tf.random.stateless_uniform([], top_seed, 0, shape[0] - h + 1, tf.int32)
+    left = tf.random.stateless_uniform([], left_seed, 0, shape[1] - w + 1, tf.int32)
+    rows, cols = tf.range(shape[0])[:, None, None], tf.range(shape[1])[None, :, None]
+    inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
+    inside &= tf.random.stateless_uniform([], draw) < chance
+    noise = tf.random.stateless_uniform(tf.concat([shape[:2], [1]], 0), noise_seed)
+    return tf.where(inside, noise, image)
 
 
 def training_order(count: int, seed: int) -> np.ndarray:
@@ -269,15 +313,15 @@ def training_order(count: int, seed: int) -> np.ndarray:
 
 
 def make_dataset(images: ImageSet, image_size: Sequence[int] = (128, 128), batch_size: int = 32,
-                 training: bool = False, augment_images: bool | None = None,
+                 training: bool = False, augment_images: bool | Augmentation | None = None,
                  cache: bool | str = False, shuffle_buffer: int = 2048, seed: int = 0,
                  weights: np.ndarray | None = None) -> tf.data.Dataset:
     """Batches of ``(float32 images (B, H, W, 3) in [0, 255], int32 class ids)`` from image files.
 
     ``training`` shuffles (reproducibly from ``seed``, anew each epoch) and, unless
-    ``augment_images`` is False, augments. ``cache`` keeps decoded, resized images
-    in memory (``True``) or in files with that path prefix (a string). ``weights`` (one per
-    image) come as a third element, Keras's sample weights.
+    ``augment_images`` is False, augments (as an :class:`Augmentation` given there says).
+    ``cache`` keeps decoded, resized images in memory (``True``) or in files with that path prefix
+    (a string). ``weights`` (one per image) come as a third element, Keras's sample weights.
     """
     if len(images) == 0:
         raise ValueError("cannot build a pipeline over an empty image set")
@@ -307,11 +351,14 @@ def unpack_weights(batches: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def batches(encoded: tf.data.Dataset, image_size: Sequence[int], batch_size: int, training: bool,
-            augment_images: bool | None, cache: bool | str, shuffle_buffer: int, seed: int) -> tf.data.Dataset:
+            augment_images: bool | Augmentation | None, cache: bool | str, shuffle_buffer: int,
+            seed: int) -> tf.data.Dataset:
     """The shared tail of every pipeline: ``(encoded bytes, label)`` -> decode and resize -> (cache)
-    -> (shuffle ``shuffle_buffer`` decoded images) -> augment -> batch -> prefetch."""
+    -> (shuffle ``shuffle_buffer`` decoded images) -> augment -> batch -> prefetch. ``augment_images``:
+    an :class:`Augmentation`, True for the default one, False for none, None to augment when training."""
     size = [int(s) for s in image_size]
     augment_images = training if augment_images is None else augment_images
+    settings = augment_images if isinstance(augment_images, Augmentation) else Augmentation()
     ds = encoded.map(lambda data, label: (decode_and_resize(data, size), label), num_parallel_calls=AUTOTUNE)
     if cache:
         ds = ds.cache("" if cache is True else str(cache))
@@ -320,7 +367,7 @@ def batches(encoded: tf.data.Dataset, image_size: Sequence[int], batch_size: int
     if augment_images:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda pair, s: (augment(pair[0], s), pair[1]), num_parallel_calls=AUTOTUNE)
+            lambda pair, s: (augment(pair[0], s, settings), pair[1]), num_parallel_calls=AUTOTUNE)
     else:
         ds = ds.map(lambda image, label: (tf.cast(image, tf.float32), label), num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).prefetch(AUTOTUNE)

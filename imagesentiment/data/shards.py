@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..runtime import tf
+from .constants import Augmentation
 from .pipeline import AUTOTUNE, batches, make_dataset, training_order, unpack_weights
 from .imageset import ImageSet
 from .splits import Split
@@ -105,8 +106,8 @@ def _parse(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def make_shard_dataset(shards: Shards, image_size: Sequence[int] = (128, 128), batch_size: int = 32,
-                       training: bool = False, augment_images: bool | None = None, cache: bool | str = False,
-                       shuffle_buffer: int = 2048, seed: int = 0, ordered: bool = False,
+                       training: bool = False, augment_images: bool | Augmentation | None = None,
+                       cache: bool | str = False, shuffle_buffer: int = 2048, seed: int = 0, ordered: bool = False,
                        class_weights: Sequence[float] | None = None) -> tf.data.Dataset:
     """The same batches as :func:`make_dataset`, read from shards: files interleaved in parallel
     (in a new order each epoch when training), then the shared decode/augment/batch tail.
@@ -176,8 +177,8 @@ def read_split(prefix: str) -> Split:
 
 
 def image_batches(images: ImageSet, image_size: Sequence[int] = (128, 128), batch_size: int = 32,
-                  training: bool = False, augment_images: bool | None = None, cache: bool | str = False,
-                  seed: int = 0, weights: np.ndarray | None = None) -> tf.data.Dataset:
+                  training: bool = False, augment_images: bool | Augmentation | None = None,
+                  cache: bool | str = False, seed: int = 0, weights: np.ndarray | None = None) -> tf.data.Dataset:
     """:func:`make_dataset` of an image set, read from its shards when it has them (in the table's
     order unless training, so that predictions line up with the table). From shards, ``weights``
     (one per image) may differ only between classes: shard records carry no weight."""

@@ -1,9 +1,10 @@
-"""Models: the backbone registry (no TensorFlow), EfficientNet-Lite, the CNN, transfer and fused builders, and
+"""Models: the backbone registry (no TensorFlow), EfficientNet-Lite, the CNN, sepnet, transfer and fused builders, and
 the test-time views a model can carry into its export. Each name is imported when first asked for."""
 from typing import Any
 
-BUILD = ("LOGITS", "PREDICTIONS", "average_models", "build_cnn", "build_transfer", "class_names", "ensemble_members",
-         "find_target_layer", "frozen_cut", "score_model", "unfreeze_top")
+BUILD = ("LOGITS", "PREDICTIONS", "SmoothedCrossentropy", "average_models", "build_cnn", "build_sepnet",
+         "build_transfer", "class_names", "ensemble_members", "find_target_layer", "frozen_cut", "score_model",
+         "unfreeze_top")
 VIEWS = ("model_views", "test_time_views", "with_views")
 __all__ = ["BACKBONES", "Backbone", *BUILD, *VIEWS]
 

@@ -1,8 +1,9 @@
-"""Models: a CNN trained from scratch and a transfer model on a Keras Applications backbone.
+"""Models: a CNN and a depthwise-separable residual network trained from scratch, and a transfer model on a
+Keras Applications backbone.
 
-Both are Keras 3 functional graphs that take float32 RGB images in [0, 255]
+All are Keras 3 functional graphs that take float32 RGB images in [0, 255]
 and scale them inside the graph, so an exported model takes the pipeline's
-input as is. Both expose the last convolutional feature map as a layer that
+input as is. Each exposes the last convolutional feature map as a layer that
 :func:`find_target_layer` finds, for Grad-CAM.
 """
 from __future__ import annotations
@@ -50,11 +51,12 @@ def class_names(model: keras.Model, classes: Sequence[str] | None = None) -> tup
 
 
 def _conv_block(x: keras.KerasTensor, width: int, convs: int, momentum: float, name: str,
-                pool: bool = True) -> keras.KerasTensor:
+                pool: bool = True, target: bool = True) -> keras.KerasTensor:
+    """Conv-BN-ReLU ``convs`` times, then max pooling; unpooled, its last ReLU is ``last_conv`` if ``target``."""
     for i in range(convs):
         x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv{i + 1}")(x)
         x = keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_bn{i + 1}")(x)
-        last = not pool and i == convs - 1
+        last = target and not pool and i == convs - 1
         x = keras.layers.ReLU(name=LAST_CONV if last else f"{name}_relu{i + 1}")(x)
     return keras.layers.MaxPooling2D(name=f"{name}_pool")(x) if pool else x
 
@@ -131,6 +133,68 @@ def build_cnn(num_classes: int = 3, input_shape: Sequence[int] = (96, 96, 3),
         x = _conv_block(x, width, convs_per_block, bn_momentum, f"block{i + 1}", pool=i < len(widths) - 1)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return keras.Model(inputs, _head(x, num_classes, dropout), name=name)
+
+
+def _separable_block(x: keras.KerasTensor, width: int, convs: int, momentum: float, name: str,
+                     pool: bool) -> keras.KerasTensor:
+    """Separable 3 x 3 convolutions with batch norm (ReLU between them), max pooling if ``pool``, and a
+    shortcut added before the closing ReLU: when the shape changes, 2 x 2 average pooling if ``pool``, then a
+    1 x 1 convolution. (Not a strided 1 x 1 convolution: its gradient crashes TensorFlow 2.21's oneDNN
+    kernels on CPU, a native abort.)"""
+    shortcut = x
+    if pool:
+        shortcut = keras.layers.AveragePooling2D(2, padding="same", name=f"{name}_skip_pool")(shortcut)
+    if pool or int(x.shape[-1]) != width:
+        shortcut = keras.layers.Conv2D(width, 1, use_bias=False, name=f"{name}_skip")(shortcut)
+        shortcut = keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_skip_bn")(shortcut)
+    for i in range(convs):
+        if i:
+            x = keras.layers.ReLU(name=f"{name}_relu{i}")(x)
+        x = keras.layers.SeparableConv2D(width, 3, padding="same", use_bias=False, name=f"{name}_sep{i + 1}")(x)
+        x = keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_bn{i + 1}")(x)
+    if pool:
+        x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
+    return keras.layers.Add(name=f"{name}_add")([x, shortcut])
+
+
+def build_sepnet(num_classes: int = 3, input_shape: Sequence[int] = (48, 48, 3),
+                 widths: Sequence[int] = (16, 32, 64, 128, 256), convs_per_block: int = 2,
+                 dropout: float = 0.3, bn_momentum: float = 0.9, name: str = "sentiment_sepnet") -> keras.Model:
+    """A small residual network of depthwise-separable convolutions (after mini-Xception): a stem of two
+    3 x 3 convolutions of ``widths[0]`` filters, then a residual block for each later width, each halving
+    the resolution but the last (its closing ReLU is ``last_conv``); global average pooling, dropout and
+    a softmax classifier as :func:`build_cnn`'s."""
+    if len(widths) < 2:
+        raise ValueError("widths must name the stem's filters and at least one block's")
+    inputs = keras.Input(tuple(input_shape), name="image")
+    x = keras.layers.Rescaling(1 / 255.0, name="preprocess")(inputs)
+    x = _conv_block(x, widths[0], 2, bn_momentum, "stem", pool=False, target=False)
+    blocks = widths[1:]
+    for i, width in enumerate(blocks):
+        last = i == len(blocks) - 1
+        x = _separable_block(x, width, convs_per_block, bn_momentum, f"block{i + 1}", pool=not last)
+        x = keras.layers.ReLU(name=LAST_CONV if last else f"block{i + 1}_out")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return keras.Model(inputs, _head(x, num_classes, dropout), name=name)
+
+
+@keras.saving.register_keras_serializable(package="imagesentiment")
+class SmoothedCrossentropy(keras.losses.Loss):
+    """Cross-entropy of class ids against predicted probabilities, the one-hot targets mixed with
+    ``smoothing`` of a uniform one (label smoothing; Keras's sparse cross-entropy has none).
+    Registered, so that a saved model compiled with it loads."""
+
+    def __init__(self, smoothing: float = 0.0, name: str = "smoothed_crossentropy", **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        self.smoothing = float(smoothing)
+
+    def call(self, y_true: keras.KerasTensor, y_pred: keras.KerasTensor) -> keras.KerasTensor:
+        ids = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        targets = keras.ops.one_hot(ids, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(targets, y_pred, label_smoothing=self.smoothing)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "smoothing": self.smoothing}
 
 
 Weights = str | os.PathLike | None

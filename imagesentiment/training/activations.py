@@ -2,6 +2,7 @@
 view, computed once and kept in memory and on disk, and the batches the trained part fits on."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ class ActivationStore:
         keys = frame["sha1"].tolist() if "sha1" in frame else frame["path"].tolist()
         m = config.model  # a fused model's lists as tuples: a tag is a dictionary key
         tag = (*(tuple(v) if isinstance(v, list) else v for v in (m.backbone, m.weights)), bottom.layers[-1].name,
-               tuple(size), config.train.augment)
+               tuple(size), config.train.augment, *dataclasses.astuple(config.train.augmentation))
         forward = tf.function(lambda x: bottom(x, training=False))
         folder = self.folder / hashlib.sha1(repr(tag).encode()).hexdigest()[:16] if self.folder else None
         if folder:
@@ -53,7 +54,9 @@ class ActivationStore:
 
             def load(path, seed, view=view):
                 image = decode_and_resize(tf.io.read_file(path), size)
-                return augment(image, seed) if view and config.train.augment else tf.cast(image, tf.float32)
+                if view and config.train.augment:
+                    return augment(image, seed, config.train.augmentation)
+                return tf.cast(image, tf.float32)
 
             ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(64).prefetch(tf.data.AUTOTUNE)
             out = np.concatenate([forward(x).numpy().astype(np.float16) for x in ds])

@@ -98,6 +98,35 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         self.calibrated = True
 
 
+class CosineSchedule(keras.callbacks.Callback):
+    """The learning rate set before every step: a linear rise from 0 over the first epoch, then a half cosine
+    from ``peak`` down to 0 at the end of epoch ``epochs``. It follows from the epoch and step alone, so a
+    resumed run (``BackupAndRestore``) goes on where it stopped."""
+
+    def __init__(self, peak: float, epochs: int, steps: int) -> None:
+        super().__init__()
+        self.peak, self.epochs, self.steps = peak, epochs, max(1, steps)
+        self.epoch = 0
+
+    def rate(self, epoch: int, step: int) -> float:
+        """The rate at ``step`` of ``epoch`` (both from 0)."""
+        done = (epoch * self.steps + step) / self.steps  # epochs done, a fraction
+        warm = 1 if self.epochs > 1 else 0  # one epoch of warm-up, unless it is the only one
+        if done < warm:
+            return self.peak * (done + 1 / self.steps)
+        return self.peak * 0.5 * (1 + math.cos(math.pi * min((done - warm) / (self.epochs - warm), 1.0)))
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self.model.optimizer.learning_rate.assign(self.rate(self.epoch, batch))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
+
+
 def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     """The BatchNormalization layers that training updates (a frozen backbone's stay in inference mode)."""
     return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
@@ -111,10 +140,12 @@ def _best_so_far(run: Run, monitor: str) -> float | None:
     return float(losses.min()) if len(losses) else None
 
 
-def phase_callbacks(model: keras.Model, run: Run, phase: str, train_ds: tf.data.Dataset, images: int,
-                    batch: int, monitor: str, patience: int) -> list[keras.callbacks.Callback]:
+def phase_callbacks(model: keras.Model, run: Run, phase: str, train_ds: tf.data.Dataset, images: int, batch: int,
+                    monitor: str, patience: int,
+                    cosine: tuple[float, int] | None = None) -> list[keras.callbacks.Callback]:
     """Every callback of one phase's fit on ``images`` training images in batches of ``batch``
-    (``train_ds``, before it is distributed), watching ``monitor``."""
+    (``train_ds``, before it is distributed), watching ``monitor``. ``cosine``: (peak rate, epochs) of a
+    :class:`CosineSchedule` in place of the cuts when the loss stalls."""
     layers, steps = batch_norm_layers(model), math.ceil(images / batch)
     # one process only: a mirrored model's statistics are not written from outside its replicas here
     precise = ([PreciseBatchNorm(train_ds)] if tf.distribute.get_strategy().num_replicas_in_sync == 1 and layers
@@ -133,6 +164,7 @@ def phase_callbacks(model: keras.Model, run: Run, phase: str, train_ds: tf.data.
         keras.callbacks.EarlyStopping(monitor, patience=patience, restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(run.checkpoint_file), monitor, save_best_only=True,
                                         save_weights_only=True, initial_value_threshold=_best_so_far(run, monitor)),
+        CosineSchedule(*cosine, steps) if cosine else
         keras.callbacks.ReduceLROnPlateau(monitor, factor=0.3, patience=max(1, patience // 3), min_lr=1e-7),
         keras.callbacks.CSVLogger(str(run.phase_history(phase)), append=True),
         keras.callbacks.TensorBoard(str(run.logs_folder(phase))),

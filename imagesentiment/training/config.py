@@ -16,11 +16,13 @@ from typing import Any
 
 import yaml
 
-from ..data.constants import MAX_PIXELS, SENTIMENTS
+from ..data.constants import MAX_PIXELS, SENTIMENTS, Augmentation
 from ..models.backbones import BACKBONES, backbone_layers, backbone_names, fusable, layer_choices
 from .yaml_lines import key_lines, located, repeated_key
 
 STRATEGIES = ("default", "mirrored", "multi_worker")  # train.strategy (imagesentiment.distribute)
+MODEL_KINDS = ("cnn", "sepnet", "transfer")  # model.kind
+SCHEDULES = ("plateau", "cosine")  # train.schedule
 
 
 class ConfigError(ValueError):
@@ -81,10 +83,10 @@ class SplitConfig:
 
 @dataclass
 class ModelConfig:
-    kind: str = "cnn"                         # "cnn" or "transfer"
+    kind: str = "cnn"                         # one of MODEL_KINDS
     input_size: int = 96
     widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    convs_per_block: int = 2
+    convs_per_block: int = 2                  # cnn: convolutions per block; sepnet: separable ones per block
     dropout: float = 0.5
     # a name of imagesentiment.model.BACKBONES, or a list of EfficientNet-Lite ones to fuse in one graph
     backbone: str | list[str] = "mobilenet_v2"
@@ -107,6 +109,11 @@ class TrainConfig:
     patience: int = 8
     class_weights: bool = True                # every class weighs the same in the loss (over extras' weights)
     augment: bool = True
+    augmentation: Augmentation = field(default_factory=Augmentation)  # how strongly, when augment is on
+    label_smoothing: float = 0.0              # the one-hot targets mixed with this share of a uniform one
+    # plateau: the rate cut to 0.3 of itself when the watched loss stalls; cosine: a one-epoch linear
+    # warm-up, then a half cosine down to 0 at the phase's last epoch, step by step
+    schedule: str = "plateau"
     cache: bool = True
     fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
     # transfer models only. 0: every step runs the whole model on freshly augmented images.
@@ -216,7 +223,9 @@ def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
     """Each checked key's value, whether it is usable, and what it must be."""
     s, m, t, fine = config.split, config.model, config.train, config.train.fine_tune
     backbones = backbone_names(m.backbone)
-    smallest = 32 if m.kind == "transfer" else 2 ** (len(m.widths) - 1)  # a pixel left after the poolings
+    poolings = len(m.widths) - (2 if m.kind == "sepnet" else 1)  # a sepnet's first width is its stem's
+    smallest = 32 if m.kind == "transfer" else 2 ** max(poolings, 0)  # a pixel left after the poolings
+    a = t.augmentation
     single = m.kind == "transfer" and len(backbones) == 1 and backbones[0] in BACKBONES
     layers = backbone_layers(backbones[0]) if single and m.backbone_end else ()
     return [
@@ -227,7 +236,8 @@ def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
         ("split.validation + split.test", s.validation + s.test, s.validation + s.test < 1,
          "a sum below 1 (some images must train)"),
         ("split.folds", s.folds, s.folds >= 2, "at least 2 folds"),
-        ("model.widths", m.widths, bool(m.widths) and min(m.widths) >= 1, "a non-empty list of widths >= 1"),
+        ("model.widths", m.widths, len(m.widths) >= (2 if m.kind == "sepnet" else 1) and min(m.widths) >= 1,
+         "a list of widths >= 1: one at least, two for a sepnet (its stem's, then a block's each)"),
         ("model.convs_per_block", m.convs_per_block, m.convs_per_block >= 1, "at least 1 convolution"),
         ("model.input_size", m.input_size, m.input_size >= smallest, f"at least {smallest} pixels for this model"),
         ("model.dropout", m.dropout, 0 <= m.dropout < 1, "a rate in [0, 1)"),
@@ -244,6 +254,12 @@ def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
         ("train.batch_size", t.batch_size, t.batch_size >= 1, "at least 1 image"),
         ("train.learning_rate", t.learning_rate, t.learning_rate > 0, "a rate above 0"),
         ("train.patience", t.patience, t.patience >= 0, "a number of epochs >= 0"),
+        ("train.label_smoothing", t.label_smoothing, 0 <= t.label_smoothing < 1, "a share in [0, 1)"),
+        ("train.schedule", t.schedule, t.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+        ("train.augmentation.zoom", a.zoom, 0 <= a.zoom < 1, "a share of the side in [0, 1)"),
+        ("train.augmentation.jitter", a.jitter, 0 <= a.jitter < 1, "an amount in [0, 1)"),
+        ("train.augmentation.rotation", a.rotation, 0 <= a.rotation <= 180, "degrees in [0, 180]"),
+        ("train.augmentation.erasing", a.erasing, 0 <= a.erasing <= 1, "a chance in [0, 1]"),
         ("train.fine_tune.epochs", fine.epochs, fine.epochs >= 0, "a number of epochs >= 0 (0: no second phase)"),
         ("train.fine_tune.layers", fine.layers, fine.layers >= 0, "a number of layers >= 0"),
         ("train.fine_tune.learning_rate", fine.learning_rate, fine.learning_rate > 0, "a rate above 0"),
@@ -257,8 +273,8 @@ def check_config(config: Config) -> Config:
     usable, else a ConfigError naming each key that is not."""
     config = from_dict(Config, dataclasses.asdict(config))
     t, data = config.train, config.data
-    checks = [("model.kind", config.model.kind in ("cnn", "transfer"),
-               f"expected 'cnn' or 'transfer', got {config.model.kind!r}"),
+    checks = [("model.kind", config.model.kind in MODEL_KINDS,
+               f"expected one of {', '.join(map(repr, MODEL_KINDS))}, got {config.model.kind!r}"),
               ("data.classes", len(set(data.classes)) >= 2,
                f"need at least two distinct classes, got {data.classes}"),
               *((key, usable, f"expected {want}, got {value!r}") for key, value, usable, want in _ranges(config)),

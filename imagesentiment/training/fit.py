@@ -29,7 +29,8 @@ from ..data.shards import image_batches
 from .distribute import for_strategy, is_chief, make_strategy, run_dir_of
 from ..evaluation.evaluate import evaluate_model
 from ..evaluation.metrics import plot_history, summary
-from ..models.build import average_models, build_cnn, build_transfer, frozen_cut, unfreeze_top
+from ..models.build import (SmoothedCrossentropy, average_models, build_cnn, build_sepnet, build_transfer, frozen_cut,
+                            unfreeze_top)
 from .run import SIDES, Run
 
 
@@ -40,8 +41,9 @@ class TrainingError(RuntimeError):
 def build_model(config: Config) -> keras.Model:
     """The model the configuration describes."""
     m, classes = config.model, len(config.data.classes)
-    if m.kind == "cnn":
-        return build_cnn(classes, (m.input_size, m.input_size, 3), m.widths, m.convs_per_block, m.dropout)
+    if m.kind in ("cnn", "sepnet"):
+        build = build_cnn if m.kind == "cnn" else build_sepnet
+        return build(classes, (m.input_size, m.input_size, 3), m.widths, m.convs_per_block, m.dropout)
     return build_transfer(classes, m.backbone, m.input_size, m.weights, m.dropout, end=m.backbone_end)
 
 
@@ -86,7 +88,7 @@ def phase_datasets(model: keras.Model, split: Split, config: Config, batch: int,
         val_ds = cached_dataset(store.activations(bottom, split.validation, config, 1),
                                 split.validation.label_ids.to_numpy(), batch) if validate else None
     else:  # from the image files, or from their TFRecord shards (data.shards)
-        train_ds = image_batches(split.train, size, batch, training=True, augment_images=t.augment,
+        train_ds = image_batches(split.train, size, batch, training=True, augment_images=t.augment and t.augmentation,
                                  cache=t.cache, seed=config.seed, weights=weights)
         val_ds = image_batches(split.validation, size, batch, cache=t.cache) if validate else None
     return model, train_ds, val_ds
@@ -101,11 +103,14 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run: Run, phase:
     strategy = tf.distribute.get_strategy()  # the one train() entered: batch_size is per replica
     batch = config.train.batch_size * strategy.num_replicas_in_sync
     model, train_ds, val_ds = phase_datasets(model, split, config, batch, store)
-    callbacks = phase_callbacks(model, run, phase, train_ds, len(split.train), batch, monitor, config.train.patience)
+    cosine = (learning_rate, epochs) if config.train.schedule == "cosine" else None
+    callbacks = phase_callbacks(model, run, phase, train_ds, len(split.train), batch, monitor, config.train.patience,
+                                cosine)
     train_ds = for_strategy(train_ds, strategy)
     val_ds = for_strategy(val_ds, strategy) if val_ds is not None else None
-    model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    smoothing = config.train.label_smoothing
+    loss = SmoothedCrossentropy(smoothing) if smoothing else "sparse_categorical_crossentropy"
+    model.compile(keras.optimizers.Adam(learning_rate), loss, metrics=["accuracy"])
     forget_restored_epoch(model)  # else phase 2 would start at the epoch phase 1 resumed at
     result = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                        callbacks=callbacks, shuffle=False, verbose=2)
