@@ -17,11 +17,16 @@ def partial_path(path: Path) -> Path:
 @contextmanager
 def replacing(path: str | os.PathLike) -> Iterator[Path]:
     """The path to write ``path``'s new content to: renamed over ``path`` when the block ends, removed if it
-    raises (Ctrl-C included), so that an earlier ``path`` stays as it was."""
+    raises (Ctrl-C included), so that an earlier ``path`` stays as it was; an error naming that hidden file
+    (it could not be made: a full disk) names ``path`` instead."""
     partial = partial_path(Path(path))
     try:
         yield partial
         os.replace(partial, path)
+    except OSError as exc:  # the hidden file is the writer's business: an error on it names ``path``
+        if exc.filename is None or Path(exc.filename) != partial:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         partial.unlink(missing_ok=True)
 

@@ -107,3 +107,19 @@ def trained_cnn(synthetic_root: Path):
     _, accuracy = model.evaluate(make_dataset(images, (48, 48), 32), verbose=0)
     assert accuracy > 0.9, f"the test model did not learn the synthetic classes (accuracy {accuracy:.2f})"
     return model, images
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor():
+    """An untrained 8 x 8 pixel model with the three sentiments, for tests of what is read and written
+    around a model rather than of its answers."""
+    import keras
+
+    from imagesentiment.inference import KerasPredictor
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, name="last_conv")(inputs))
+    return KerasPredictor(keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x)),
+                          ["negative", "neutral", "positive"])
+

@@ -2,6 +2,7 @@
 scores carried by every model form, the predictions table and the evaluation."""
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 
@@ -210,3 +211,33 @@ def test_a_heat_map_explains_the_valence_as_it_explains_a_class(rated_model):
     assert not np.allclose(valence, explain(model, batch, "gradcam", target="arousal"), atol=1e-2)
     with pytest.raises(ValueError, match="ratings \\['valence', 'arousal'\\]"):
         explain(model, batch, "gradcam", target="pleasure")
+
+
+@pytest.mark.parametrize("ratings", [True, False])
+def test_a_run_on_rated_photos_gives_valence_and_arousal(tmp_path, synthetic_root, ratings):
+    """Training on OASIS-like photos threw their ratings away: the run's model now answers them, judged on
+    its test side."""
+    from imagesentiment.training import load_config, train
+    from imagesentiment.inference import load_keras
+
+    photos = sorted(synthetic_root.rglob("*.png"))
+    means = [MEANS[p.parent.name] for p in photos]
+    root = oasis_copy(tmp_path, synthetic_root, {"Theme": [f"p{i}" for i in range(len(photos))],
+                                                 "Valence_mean": means,
+                                                 "Arousal_mean": np.random.default_rng(0).uniform(1, 7, len(photos))})
+    config = tmp_path / "rated.yaml"
+    config.write_text(f"data: {{source: {{path: {root}, format: oasis}}}}\nsplit: {{validation: 0.2, test: 0.2}}\n"
+                      f"model: {{kind: cnn, input_size: 32, widths: [8, 16]}}\n"
+                      f"train: {{epochs: 2, batch_size: 16, ratings: {str(ratings).lower()}}}\n")
+    metrics = train(load_config(config), tmp_path / "run")
+    model, _ = load_keras(tmp_path / "run")
+    assert (len(model.outputs) == 2) == ratings and bool(metrics.get("ratings")) == ratings
+    if ratings:  # judged on every test photo, and in each fold of a cross-validation
+        assert metrics["ratings"]["valence"]["photos"] == len(pd.read_csv(tmp_path / "run" / "split_test.csv"))
+        from imagesentiment.training import cross_validate
+
+        folds = cross_validate(load_config(config, {"split.folds": 2, "train.epochs": 1}), tmp_path / "cv")
+        assert folds[["valence_rho", "arousal_rho", "valence_mae", "arousal_mae"]].notna().all(axis=None)
+        summary = json.loads((tmp_path / "cv" / "cv_summary.json").read_text())
+        assert summary["valence_mae_mean"] == pytest.approx(folds["valence_mae"].mean())
+

@@ -224,7 +224,8 @@ def test_the_pixel_signatures_refuse_what_they_cannot_answer(signatures, name, i
 def test_serving_default_names_the_bad_item_of_a_batch(signatures):
     _, signature = signatures
     good = encode(np.zeros((10, 10, 3), np.uint8))
-    for batch, message in [([good, b"not an image", good], "item 1 of the batch is not a usable image: Unknown image"),
+    for batch, message in [([good, b"not an image", good],
+                            "item 1 of the batch is not a usable image: unknown image format"),
                            ([good, good, good[:40]], "item 2 of the batch is not a usable image: Invalid PNG data"),
                            ([b"", good], r"item 0 of the batch is not a usable image: empty"),
                            ([good, huge_png_header()], "item 1 of the batch is not a usable image: image too large")]:

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import cv2
-import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -20,7 +19,6 @@ from PIL import Image
 from imagesentiment.cli import main
 from imagesentiment.data.frames import VideoError, open_video
 from imagesentiment.data.pipeline import decode_or_reason
-from imagesentiment.inference import KerasPredictor
 from imagesentiment.scoring.batch import predict_files
 from imagesentiment.table.columns import model_record
 
@@ -30,11 +28,8 @@ CLASSES = ["negative", "neutral", "positive"]
 
 
 @pytest.fixture(scope="module")
-def predictor() -> KerasPredictor:
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((8, 8, 3))
-    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, name="last_conv")(inputs))
-    return KerasPredictor(keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x)), CLASSES)
+def predictor(tiny_predictor):
+    return tiny_predictor
 
 
 def _photos(folder: Path, count: int = 3) -> list[str]:
@@ -98,6 +93,23 @@ def test_a_full_disk_at_the_start_names_the_file_says_resume_and_leaves_nothing_
     assert not model_record(out).exists() and _left_behind(tmp_path) == []
     table = predict_files(predictor, paths, out, progress=False, resume=True)
     assert len(table) == 3 and table["label"].notna().all()
+
+
+def test_a_full_disk_when_the_hidden_file_is_made_names_the_file_meant(tmp_path, monkeypatch):
+    from imagesentiment.atomic import write_atomically
+
+    real = io.open
+
+    def opening(file, mode="r", *args, **kwargs):
+        if ".partial" in os.fspath(file):
+            raise OSError(errno.ENOSPC, "No space left on device", os.fspath(file))
+        return real(file, mode, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", opening)
+    with pytest.raises(OSError) as raised:
+        write_atomically(tmp_path / "record.json", b"{}")
+    monkeypatch.undo()
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "record.json")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_full_disk_in_the_explain_folder_names_the_picture_and_leaves_no_half_written_jpeg(

@@ -136,6 +136,9 @@ class TrainConfig:
     # after training, one temperature fitted on the validation side divides the logits, so that the probabilities
     # mean what they say (training.calibration; skipped under 30 validation images)
     calibrate: bool = True
+    # when the training photos carry valence and arousal (oasis; at least 10 rated): a ratings head fitted on them
+    # after training (training.ratings), so that the run's model gives both
+    ratings: bool = True
 
 
 @dataclass

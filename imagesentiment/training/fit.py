@@ -25,6 +25,7 @@ from ..compat import forget_restored_epoch
 from .config import Config, check_config, to_dict
 from ..data import ImageSet, Split
 from .prepare import load_sources, read_shards, split_sources
+from .ratings import with_fitted_ratings
 from ..data.shards import image_batches
 from .distribute import for_strategy, is_chief, make_strategy, run_dir_of
 from ..evaluation.evaluate import evaluate_model
@@ -203,6 +204,8 @@ def train_split(config: Config, split: Split, run: Run, store: ActivationStore |
     if config.train.ensemble > 1:
         model = average_models([model, *(fit_ensemble_member(config, split, run.member(m), m, store, resplit)
                                          for m in range(1, config.train.ensemble))])
+    if config.train.ratings:
+        model = with_fitted_ratings(model, split.train, config.train.batch_size)
     model.class_names = tuple(config.data.classes)  # the output order, for evaluation
     views = config.evaluate
     metrics = (evaluate_model(model, split.test, run.test_folder,

@@ -15,10 +15,11 @@ import numpy as np
 from ..contract import RATINGS
 from ..data import ImageSet
 from ..data.shards import image_batches
-from ..models.build import pooled_features, with_ratings
+from ..models.build import ensemble_members, pooled_features, with_ratings
 from ..runtime import keras, tf
 
 ALPHAS = np.logspace(-1, 5, 25)  # the L2 weights RidgeCV chooses among (on standardised features)
+MIN_RATED = 10  # fewer rated photos fit no head
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,25 @@ def fit_head(x: np.ndarray, ratings: np.ndarray, views: int = 2) -> RatingHead:
 def add_ratings(model: keras.Model, images: ImageSet, batch_size: int = 32) -> tuple[keras.Model, RatingHead]:
     """``model`` with a ``ratings`` output (valence, arousal) fitted on the rated photos of ``images``."""
     photos = rated(images)
-    if len(photos) < 10:
-        raise ValueError(f"{len(photos)} rated photos: too few to fit valence and arousal (at least 10)")
+    if len(photos) < MIN_RATED:
+        raise ValueError(f"{len(photos)} rated photos: too few to fit valence and arousal (at least {MIN_RATED})")
     truth = photos.frame[list(RATINGS)].to_numpy(np.float64)
     head = fit_head(features(model, photos, batch_size), np.concatenate([truth, truth]))
     return with_ratings(model, head.kernel, head.bias), head
+
+
+def with_fitted_ratings(model: keras.Model, images: ImageSet, batch_size: int = 32) -> keras.Model:
+    """``model`` with a ratings head fitted on the rated photos of ``images`` (a run's training side), saying
+    so, where at least :data:`MIN_RATED` carry both ratings and the model is no ensemble; else ``model``."""
+    rated_photos = len(rated(images)) if set(RATINGS) <= set(images.frame.columns) else 0
+    if rated_photos < MIN_RATED:
+        return model
+    if len(ensemble_members(model)) > 1:
+        print(f"ratings: {rated_photos} training photos are rated, but an ensemble takes no ratings head; "
+              "train one member (train.ensemble: 1) for valence and arousal")
+        return model
+    fitted, head = add_ratings(model, images, batch_size)
+    print(f"ratings: a valence and arousal head fitted on {head.photos} rated training photos (ridge, L2 weight "
+          f"{head.alpha:.3g} by cross-validation over them)")
+    return fitted
+
