@@ -1,4 +1,5 @@
 """Pictures of explanations and the ``imagesentiment explain`` command."""
+import re
 from pathlib import Path
 
 import matplotlib
@@ -123,17 +124,21 @@ def test_cli_writes_figures_overlays_and_grid(tmp_path, model_file, large_images
     for method in ("gradcam", "layercam"):
         assert (out / f"grid_{method}_000.png").is_file() and (out / f"grid_{method}_001.png").is_file()
         for stem in ("positive", "negative"):
-            assert (out / f"{stem}_{method}.jpg").is_file()
-            with Image.open(out / f"{stem}_{method}_overlay.jpg") as overlay_file:
+            assert len(list(out.glob(f"{stem}-????????_{method}.jpg"))) == 1  # the stem and a hash of the path
+            with Image.open(next(out.glob(f"{stem}-????????_{method}_overlay.jpg"))) as overlay_file:
                 assert overlay_file.size == (100, 80)
-    assert (out / "filters.png").is_file() and (out / "positive_features.png").is_file()
+    assert (out / "filters.png").is_file() and len(list(out.glob("positive-????????_features.png"))) == 1
     predictions = pd.read_csv(out / "predictions.csv")  # as predict writes it, the first method's overlays
     assert list(predictions["label"]) == ["positive", "negative"]
-    assert [Path(p).name for p in predictions["heatmap"]] == ["positive_gradcam_overlay.jpg",
-                                                              "negative_gradcam_overlay.jpg"]
-    assert [Path(p).name for p in predictions["heatmap_layercam"]] == ["positive_layercam_overlay.jpg",
-                                                                       "negative_layercam_overlay.jpg"]
+    for column, method in (("heatmap", "gradcam"), ("heatmap_layercam", "layercam")):
+        assert [re.sub("-[0-9a-f]{8}_", "_", Path(p).name) for p in predictions[column]] == [
+            f"positive_{method}_overlay.jpg", f"negative_{method}_overlay.jpg"]
     assert list(predictions["heatmap_gradcam"]) == list(predictions["heatmap"])
+    # predict --explain names the same photo's pictures alike (it named them cat-fdeb0e59_overlay.jpg)
+    assert main(["predict", str(large_images[0]), "--model", str(model_file), "--explain", str(tmp_path / "maps"),
+                 "--out", str(tmp_path / "scores.csv")]) == 0
+    overlay_name = Path(predictions["heatmap"][0]).name
+    assert {p.name for p in (tmp_path / "maps").iterdir()} == {overlay_name, overlay_name.replace("_overlay", "")}
     np.testing.assert_allclose(predictions[["negative", "neutral", "positive"]].max(axis=1), predictions["confidence"])
     assert "2 images explained with gradcam, layercam" in capsys.readouterr().out
     assert main(["report", str(out / "predictions.csv"), "--out", str(tmp_path / "report.html")]) == 0

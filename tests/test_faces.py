@@ -110,7 +110,7 @@ def test_predict_faces_writes_face_rows_with_boxes_and_a_photo_without_a_face_ge
                                                         "broken.jpg": 1}
     faces = by_name[by_name["face"].notna()]
     assert (faces["box_width"] > 50).all() and faces["label"].isin(CLASSES).all() and faces["error"].isna().all()
-    assert faces["heatmap"].map(lambda p: Path(p).name.endswith("-face0_overlay.jpg") and Path(p).is_file()).all()
+    assert faces["heatmap"].map(lambda p: Path(p).name.endswith("-face0_gradcam_overlay.jpg") and Path(p).is_file()).all()
     broken = by_name[by_name["name"] == "broken.jpg"].iloc[0]
     assert isinstance(broken["error"], str) and pd.isna(broken["face"])
     assert "2 faces found" in capsys.readouterr().out

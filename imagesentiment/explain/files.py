@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..runtime import keras
 from ..data.pipeline import chunks
 from ..models.build import rating_names
-from ..table.columns import answers, path_key
+from ..table.columns import answers, path_key, picture_name
 from .base import load_images
 from .methods import get_explainer
 from .plots import feature_maps_figure, filters_figure, grid_figure, save_explanation, save_figure
@@ -24,20 +24,18 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
                   methods: Sequence[str] = ("gradcam",), target: int | str | None = None, batch_size: int = 16,
                   cmap: str = "jet", alpha: float = 0.4, filters: bool = False,
                   feature_maps: Sequence[str] = (), progress: bool = True) -> pd.DataFrame:
-    """Write ``NAME_METHOD.jpg`` (the panel) and ``NAME_METHOD_overlay.jpg`` per image and method,
+    """Write ``NAME_METHOD.jpg`` (the panel) and ``NAME_METHOD_overlay.jpg`` per image and method, named as
+    ``predict --explain`` names them (:func:`~imagesentiment.table.columns.picture_name`: ``cat-a1d6a89f_gradcam``),
     ``grid_METHOD_NNN.png`` per batch (``filters.png``, ``NAME_features.png`` on request) and
     ``predictions.csv`` (kept with an earlier run's rows for other images); returns this run's predictions
     as ``imagesentiment predict`` writes them (path, label, confidence, one probability per class, the ratings
     where the model gives them, and ``heatmap``: the first method's overlay, with ``heatmap_METHOD`` for each
     of several methods), so that ``imagesentiment report`` shows them.
-
-    NAME is the file's stem, numbered when two files share one.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     explainers = {m: get_explainer(model, m, classes=classes) for m in methods}
-    stems = [Path(p).stem for p in paths]
-    names = stems if len(set(stems)) == len(stems) else [f"{i:04d}_{s}" for i, s in enumerate(stems)]
+    names = [path_key(p) for p in paths]  # each file's pictures named from its row's path: picture_name
     if filters:
         save_figure(filters_figure(model), out / "filters.png")
     rows = []
@@ -50,15 +48,16 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
             overlays = {}  # per method, each image's overlay
             for method, explainer in explainers.items():
                 maps = explainer(batch, target)
-                overlays[method] = [path_key(save_explanation(out / f"{name}_{method}", image, heatmap, label,
-                                                              confidence, cmap, alpha, title=method)[1])
+                overlays[method] = [path_key(save_explanation(out / picture_name(name, method), image, heatmap,
+                                                              label, confidence, cmap, alpha, title=method)[1])
                                     for name, image, heatmap, label, confidence
                                     in zip(chunk, originals, maps, labels, confidences)]
                 save_figure(grid_figure(originals, maps, labels, confidences, cmap=cmap, alpha=alpha, title=method),
                             out / f"grid_{method}_{number:03d}.png")
                 bar.update(len(chunk))
             for name, image in zip(chunk, batch) if feature_maps else ():
-                save_figure(feature_maps_figure(model, image, feature_maps), out / f"{name}_features.png")
+                figure = feature_maps_figure(model, image, feature_maps)
+                save_figure(figure, out / f"{picture_name(name, 'features')}.png")
             ratings = {name: np.asarray(rated[0])[:, k] for k, name in enumerate(rating_names(model))}
             rows.append(pd.DataFrame({"path": [path_key(p) for p in batch_paths]})
                         .join(answers(probabilities, classes, ratings=ratings)).assign(**_heatmap_columns(overlays)))

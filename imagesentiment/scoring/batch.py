@@ -4,7 +4,6 @@ keeps what it did and ``resume`` skips it. Unreadable images get a row with the 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ from ..data.pipeline import MAX_PIXELS, check_batch_size, decode_or_reason
 from ..faces.detect import Face
 from ..faces.scorer import FaceAnswers, FaceScorer, draw_boxes, with_face_rows
 from ..inference.predictors import Predictor
-from ..table.columns import answers, columns as table_columns, path_key, photo_rows
+from ..table.columns import answers, columns as table_columns, path_key, photo_rows, picture_name
 from ..table.formats import table_format
 from ..table.journal import Journal, begin, finish, held, journal_of, writing
 
@@ -53,11 +52,6 @@ def _load(path: str, size: Sequence[int], max_pixels: int, max_bytes: int) -> tu
     except OSError as exc:
         return None, f"unreadable: {exc.strerror or exc}"
     return decode_pixels(data, size, max_pixels)
-
-
-def _figure_name(key: str) -> str:
-    """The name of a file's heat-map pictures, from its row's ``path`` (:func:`path_key`): its stem and a hash."""
-    return f"{Path(key).stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
 def _probe_images() -> np.ndarray:
@@ -199,7 +193,7 @@ def _picture_writer(explain_dir: str | os.PathLike, max_bytes: int) -> Pictures:
               picture: np.ndarray | None = None, suffix: str = "") -> str:
         if picture is None:
             picture = draw_boxes(_original(path, max_bytes), boxes) if boxes else _original(path, max_bytes)
-        stem = Path(explain_dir) / (_figure_name(path_key(path)) + suffix)  # as unique as the row's path
+        stem = Path(explain_dir) / picture_name(path_key(path), "gradcam", suffix)  # as unique as the row's path
         with writing(stem):  # a full disk: the picture named, none left half-written, --resume said
             return path_key(save_explanation(stem, picture, heatmap, label, confidence)[1])
     return write

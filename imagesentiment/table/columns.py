@@ -4,6 +4,7 @@ Parquet) with, beside it, the record of the model that began it. ``predict``, ``
 ``video`` and the Beam pipeline write it and ``report`` reads it; no TensorFlow here."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -77,6 +78,14 @@ def path_key(path: str | os.PathLike) -> str:
     Python as a surrogate, which no UTF-8 file takes) ``\\xe9``; other names as they are. :func:`key_path`
     reverses it."""
     return os.fsencode(path).replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+
+
+def picture_name(key: str, method: str, part: str = "") -> str:
+    """The name (without its ``.jpg``) of the heat-map pictures of the file whose row's ``path`` is ``key``
+    (:func:`path_key`), drawn by ``method``: its stem and a hash of the key, as unique as the row, then ``part``
+    (a face's ``-face0``) and the method: ``cat-a1d6a89f_gradcam``, the same from ``predict --explain`` and
+    ``explain``."""
+    return f"{Path(key).stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}{part}_{method}"
 
 
 _ESCAPED = re.compile(rb"\\(\\|x[0-9a-f]{2})")
