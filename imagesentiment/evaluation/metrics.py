@@ -172,17 +172,21 @@ def tempered(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return probabilities.mean(axis=1) if probabilities.ndim == 3 else probabilities
 
 
+def tempered_log_loss(logits: np.ndarray, y_true: np.ndarray, temperature: float = 1.0) -> float:
+    """The mean log-loss of :func:`tempered` probabilities against the labels ``y_true``."""
+    y_true = np.asarray(y_true)
+    return float(-np.log(np.maximum(tempered(logits, temperature)[np.arange(len(y_true)), y_true], 1e-12)).mean())
+
+
 def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
-    """The one temperature (between 0.05 and 20) that minimises the log-loss of :func:`tempered` on labelled
-    answers: above 1 it softens an over-confident model's probabilities, below 1 it sharpens them; the
-    predicted classes never change."""
+    """The one temperature (between 0.05 and 20) that minimises :func:`tempered_log_loss` on labelled answers:
+    above 1 it softens an over-confident model's probabilities, below 1 it sharpens them; the predicted classes
+    never change."""
     from scipy.optimize import minimize_scalar
 
-    rows, y_true = np.arange(len(y_true)), np.asarray(y_true)
-
-    def loss(log_t: float) -> float:
-        return float(-np.log(np.maximum(tempered(logits, np.exp(log_t))[rows, y_true], 1e-12)).mean())
-    return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
+    found = minimize_scalar(lambda log_t: tempered_log_loss(logits, y_true, np.exp(log_t)), bounds=(-3.0, 3.0),
+                            method="bounded")
+    return float(np.exp(found.x))
 
 
 def rating_metrics(truth: np.ndarray, predicted: np.ndarray, resamples: int = 1000, level: float = 0.95,

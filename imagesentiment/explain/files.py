@@ -59,7 +59,7 @@ def explain_files(model: keras.Model, paths: Sequence[str], out: str | os.PathLi
                 figure = feature_maps_figure(model, image, feature_maps)
                 save_figure(figure, out / f"{picture_name(name, 'features')}.png")
             ratings = {name: np.asarray(rated[0])[:, k] for k, name in enumerate(rating_names(model))}
-            rows.append(pd.DataFrame({"path": [path_key(p) for p in batch_paths]})
+            rows.append(pd.DataFrame({"path": list(chunk)})  # the rows' paths: the keys the pictures are named by
                         .join(answers(probabilities, classes, ratings=ratings)).assign(**_heatmap_columns(overlays)))
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     _merge_into(out / "predictions.csv", table)

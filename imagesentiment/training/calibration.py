@@ -12,7 +12,7 @@ import numpy as np
 
 from ..data import ImageSet
 from ..evaluation.evaluate import predict_probabilities
-from ..evaluation.metrics import fit_temperature, tempered
+from ..evaluation.metrics import fit_temperature, tempered_log_loss
 from ..models.build import with_temperature
 from ..runtime import keras
 
@@ -41,6 +41,4 @@ def calibrate(model: keras.Model, validation: ImageSet) -> Temperature | None:
     logits = np.log(np.maximum(predict_probabilities(model, validation), 1e-12))
     temperature = fit_temperature(logits, y)
     with_temperature(model, temperature)
-    rows = np.arange(len(y))
-    losses = [float(-np.log(np.maximum(tempered(logits, t)[rows, y], 1e-12)).mean()) for t in (1.0, temperature)]
-    return Temperature(temperature, len(y), (losses[0], losses[1]))
+    return Temperature(temperature, len(y), (tempered_log_loss(logits, y), tempered_log_loss(logits, y, temperature)))
