@@ -21,6 +21,14 @@ def _config(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model from a pipeline configuration; run again to resume an interrupted run."""
     config, out = _config(args)
+    if args.refit:
+        from ..training.refit import RefitError, refit_config
+
+        try:
+            config, chosen = refit_config(config, args.refit)
+        except RefitError as exc:
+            raise UsageError(str(exc)) from None
+        print(chosen)
     args.start_tensorflow()  # the configuration is checked: now TensorFlow
     from ..training.fit import train
 
@@ -41,7 +49,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 
 def _add_training(sub: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int],
-                  after_interrupt: str) -> None:
+                  after_interrupt: str) -> argparse.ArgumentParser:
     p = add_command(sub, name, run, after_interrupt, inputs_first=True)
     p.add_argument("config", help="a YAML file, e.g. pipelines/oasis.yaml")
     p.add_argument("--out", help="run directory (default: runs/<config name>)")
@@ -51,11 +59,15 @@ def _add_training(sub: argparse._SubParsersAction, name: str, run: Callable[[arg
     p.add_argument("--seed", type=NON_NEGATIVE, help="overrides seed")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any key, e.g. --set model.input_size=128")
+    return p
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
-    _add_training(sub, "train", cmd_train, "every finished epoch is kept (none if it stopped while reading the "
-                  "data); run the same command again to go on")
+    p = _add_training(sub, "train", cmd_train, "every finished epoch is kept (none if it stopped while reading the "
+                      "data); run the same command again to go on")
+    p.add_argument("--refit", metavar="RUN", help="train the final model on every photo (no validation or test side) "
+                   "for the epochs, and with the temperature, that RUN's validation sides chose (a finished train or "
+                   "cv run of this configuration)")
 
 
 def add_cv(sub: argparse._SubParsersAction) -> None:

@@ -141,11 +141,12 @@ def _best_so_far(run: Run, monitor: str) -> float | None:
 
 
 def phase_callbacks(model: keras.Model, run: Run, phase: str, train_ds: tf.data.Dataset, images: int, batch: int,
-                    monitor: str, patience: int,
-                    cosine: tuple[float, int] | None = None) -> list[keras.callbacks.Callback]:
+                    monitor: str, patience: int, cosine: tuple[float, int] | None = None,
+                    keep_best: bool = True) -> list[keras.callbacks.Callback]:
     """Every callback of one phase's fit on ``images`` training images in batches of ``batch``
     (``train_ds``, before it is distributed), watching ``monitor``. ``cosine``: (peak rate, epochs) of a
-    :class:`CosineSchedule` in place of the cuts when the loss stalls."""
+    :class:`CosineSchedule` in place of the cuts when the loss stalls. Without ``keep_best`` (a refit) no early
+    stop and no best checkpoint: every epoch runs and the last one's weights stay."""
     layers, steps = batch_norm_layers(model), math.ceil(images / batch)
     # one process only: a mirrored model's statistics are not written from outside its replicas here
     precise = ([PreciseBatchNorm(train_ds)] if tf.distribute.get_strategy().num_replicas_in_sync == 1 and layers
@@ -161,9 +162,10 @@ def phase_callbacks(model: keras.Model, run: Run, phase: str, train_ds: tf.data.
         # a stop in between resumes from it rather than from epoch 1
         keras.callbacks.BackupAndRestore(str(run.backup_folder(phase)), double_checkpoint=True,
                                          delete_checkpoint=False),
-        keras.callbacks.EarlyStopping(monitor, patience=patience, restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(str(run.checkpoint_file), monitor, save_best_only=True,
-                                        save_weights_only=True, initial_value_threshold=_best_so_far(run, monitor)),
+        *([keras.callbacks.EarlyStopping(monitor, patience=patience, restore_best_weights=True),
+           keras.callbacks.ModelCheckpoint(str(run.checkpoint_file), monitor, save_best_only=True,
+                                           save_weights_only=True,
+                                           initial_value_threshold=_best_so_far(run, monitor))] if keep_best else []),
         CosineSchedule(*cosine, steps) if cosine else
         keras.callbacks.ReduceLROnPlateau(monitor, factor=0.3, patience=max(1, patience // 3), min_lr=1e-7),
         keras.callbacks.CSVLogger(str(run.phase_history(phase)), append=True),
@@ -174,8 +176,8 @@ def phase_callbacks(model: keras.Model, run: Run, phase: str, train_ds: tf.data.
 def stopping_note(callbacks: list[keras.callbacks.Callback], phase: str, epochs: int) -> str | None:
     """What to say of a phase that early stopping ended before its last epoch: when, and which epoch's weights
     are kept; None where it ran all ``epochs``."""
-    stop = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
-    if not stop.stopped_epoch:
+    stop = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
+    if stop is None or not stop.stopped_epoch:
         return None
     return (f"{phase}: stopped early after epoch {stop.stopped_epoch + 1} of {epochs}: no better {stop.monitor} "
             f"for {stop.patience} epochs; the weights of epoch {stop.best_epoch + 1} ({stop.monitor} "

@@ -23,6 +23,7 @@ from .yaml_lines import key_lines, located, repeated_key
 STRATEGIES = ("default", "mirrored", "multi_worker")  # train.strategy (imagesentiment.distribute)
 MODEL_KINDS = ("cnn", "sepnet", "transfer")  # model.kind
 SCHEDULES = ("plateau", "cosine")  # train.schedule
+HEADS = ("keras", "linear")  # train.head
 
 
 class ConfigError(ValueError):
@@ -115,6 +116,9 @@ class TrainConfig:
     # warm-up, then a half cosine down to 0 at the phase's last epoch, step by step
     schedule: str = "plateau"
     cache: bool = True
+    # keras: the head trains with model.fit (phase 1, the epochs above); linear: logistic regression on the frozen
+    # model's pooled features, fitted to convergence, its L2 weight by cross-validation (training.linear_head)
+    head: str = "keras"
     fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
     # transfer models only. 0: every step runs the whole model on freshly augmented images.
     # N > 0 (the cheaper fine-tune): the backbone below the lowest layer any phase trains is
@@ -136,6 +140,12 @@ class TrainConfig:
     # after training, one temperature fitted on the validation side divides the logits, so that the probabilities
     # mean what they say (training.calibration; skipped under 30 validation images)
     calibrate: bool = True
+    # a temperature given, folded in as train.calibrate folds a fitted one (none: fitted when calibrate is on)
+    temperature: float | None = None
+    # every photo trains: no validation side and no test side split off (a data.test set still judges), and each
+    # phase runs exactly its epochs, the last epoch's weights kept. `imagesentiment train --refit RUN` sets the
+    # epochs and the temperature that RUN's validation sides chose (training.refit)
+    refit: bool = False
     # when the training photos carry valence and arousal (oasis; at least 10 rated): a ratings head fitted on them
     # after training (training.ratings), so that the run's model gives both
     ratings: bool = True
@@ -259,6 +269,7 @@ def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
         ("train.patience", t.patience, t.patience >= 0, "a number of epochs >= 0"),
         ("train.label_smoothing", t.label_smoothing, 0 <= t.label_smoothing < 1, "a share in [0, 1)"),
         ("train.schedule", t.schedule, t.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+        ("train.head", t.head, t.head in HEADS, f"one of {', '.join(HEADS)}"),
         ("train.augmentation.zoom", a.zoom, 0 <= a.zoom < 1, "a share of the side in [0, 1)"),
         ("train.augmentation.jitter", a.jitter, 0 <= a.jitter < 1, "an amount in [0, 1)"),
         ("train.augmentation.rotation", a.rotation, 0 <= a.rotation <= 180, "degrees in [0, 180]"),
@@ -267,6 +278,8 @@ def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
         ("train.fine_tune.layers", fine.layers, fine.layers >= 0, "a number of layers >= 0"),
         ("train.fine_tune.learning_rate", fine.learning_rate, fine.learning_rate > 0, "a rate above 0"),
         ("train.ensemble", t.ensemble, t.ensemble >= 1, "at least 1 model"),
+        ("train.temperature", t.temperature, t.temperature is None or t.temperature > 0,
+         "null (fitted on the validation side) or a temperature above 0"),
     ]
 
 

@@ -32,6 +32,9 @@ def cross_validate(config: Config, run_dir: str | Path) -> pd.DataFrame:
     if config.data.shards or config.train.strategy != "default":
         raise TrainingError("cross-validation splits the image files in one process: it does not take "
                             "data.shards or a train.strategy other than default")
+    if config.train.refit:
+        raise TrainingError("train.refit trains one model on every photo, leaving none to judge it: cross-validation "
+                            "judges the recipe first; refit it with imagesentiment train --refit CV_RUN")
     check_resumable(config, run)
     sources = load_sources(config, run.skipped_file)
     store = ActivationStore(config.train.activation_cache)  # each image's views computed once for all folds

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import shutil
 import warnings
@@ -25,13 +26,14 @@ from ..compat import forget_restored_epoch
 from .config import Config, check_config, to_dict
 from ..data import ImageSet, Split
 from .prepare import load_sources, read_shards, split_sources
+from .linear_head import LinearHead, fit_linear_head
 from .ratings import with_fitted_ratings
 from ..data.shards import image_batches
 from .distribute import for_strategy, is_chief, make_strategy, run_dir_of
 from ..evaluation.evaluate import evaluate_model
 from ..evaluation.metrics import plot_history, summary
 from ..models.build import (SmoothedCrossentropy, average_models, build_cnn, build_sepnet, build_transfer, frozen_cut,
-                            unfreeze_top)
+                            unfreeze_top, with_temperature)
 from .run import SIDES, Run
 
 
@@ -106,7 +108,7 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run: Run, phase:
     model, train_ds, val_ds = phase_datasets(model, split, config, batch, store)
     cosine = (learning_rate, epochs) if config.train.schedule == "cosine" else None
     callbacks = phase_callbacks(model, run, phase, train_ds, len(split.train), batch, monitor, config.train.patience,
-                                cosine)
+                                cosine, keep_best=not config.train.refit)
     train_ds = for_strategy(train_ds, strategy)
     val_ds = for_strategy(val_ds, strategy) if val_ds is not None else None
     smoothing = config.train.label_smoothing
@@ -130,6 +132,15 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run: Run, phase:
             warnings.filterwarnings("ignore", "Skipping variable loading for optimizer", UserWarning)
             model.load_weights(str(run.checkpoint_file))
     return pd.read_csv(run.phase_history(phase))
+
+
+def linear_phase(model: keras.Model, split: Split, config: Config, store: ActivationStore | None) -> LinearHead:
+    """Phase 1 of ``train.head: linear``: the class head fitted by logistic regression on the frozen model's
+    pooled features (:mod:`~imagesentiment.training.linear_head`), the photos weighted as the loss weighs them."""
+    t = config.train
+    frozen = split_frozen(model, config) if t.cached_views else None
+    weights = sample_weights(split.train, len(config.data.classes), t.class_weights)
+    return fit_linear_head(model, split.train, weights, config, store or ActivationStore(t.activation_cache), frozen)
 
 
 # keys that say where or under which name a run computes, not what: a run may resume with others
@@ -194,13 +205,17 @@ def train_split(config: Config, split: Split, run: Run, store: ActivationStore |
         raise TrainingError("train.ensemble_resplit draws each member's validation side from the image "
                             "files: it cannot be used with data.shards")
     check_same_data(split, run)
+    if config.train.refit:
+        print(f"refit: all {len(split.train)} photos train, none held back for validation"
+              + (f"; {len(split.test)} photos of data.test judge it" if len(split.test) else " or a test side"))
     run.write_inputs(to_dict(config), config.data.classes, split)
     store = store or ActivationStore(config.train.activation_cache)
     model = fit_member(config, split, run, store)
-    history = pd.concat([pd.read_csv(p) for p in run.phase_histories()], ignore_index=True)
-    history = history.dropna(axis="columns", how="all")  # no validation side: CSVLogger's empty val_ columns
-    history.to_csv(run.history_file, index=False)
-    plot_history(history, run.curves_file)
+    histories = [pd.read_csv(p) for p in run.phase_histories()]  # none: a linear head and no fine-tune
+    if histories:
+        history = pd.concat(histories, ignore_index=True).dropna(axis="columns", how="all")  # no validation side:
+        history.to_csv(run.history_file, index=False)  # CSVLogger's empty val_ columns left out
+        plot_history(history, run.curves_file)
     if config.train.ensemble > 1:
         model = average_models([model, *(fit_ensemble_member(config, split, run.member(m), m, store, resplit)
                                          for m in range(1, config.train.ensemble))])
@@ -248,13 +263,21 @@ def fit_member(config: Config, split: Split, run: Run, store: ActivationStore | 
             model.load_weights(str(done))
             print(f"{phase} already done; weights from {done}")
             continue
-        fit_phase(model, split, config, run, phase, epochs, learning_rate, store)
+        if phase == "phase1" and config.train.head == "linear":
+            print(linear_phase(model, split, config, store))
+            done.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            fit_phase(model, split, config, run, phase, epochs, learning_rate, store)
         with replacing(done) as partial:  # renamed whole: never a torn file
             model.save_weights(str(partial))
         shutil.rmtree(run.backup_folder(phase), ignore_errors=True)  # only now: the phase's weights are kept
-    fitted = calibrate(model, split.validation) if config.train.calibrate else None
-    if fitted:
+    t = config.train
+    if t.temperature is not None:
+        with_temperature(model, t.temperature)
+        print(f"calibration: the temperature {t.temperature:.3g} given (train.temperature)")
+    elif t.calibrate and (fitted := calibrate(model, split.validation)):
         print(fitted)
+        run.calibration_file.write_text(json.dumps(dataclasses.asdict(fitted)))
     return model
 
 

@@ -88,6 +88,12 @@ def prepare_split(config: Config, skipped_file: Path) -> Split:
     return split_sources(config, load_sources(config, skipped_file))
 
 
+def fractions(config: Config) -> tuple[float, float]:
+    """The shares of the photos the split puts on the validation and the test side: none for a refit
+    (``train.refit``), where every photo trains."""
+    return (0.0, 0.0) if config.train.refit else (config.split.validation, config.split.test)
+
+
 def split_sources(config: Config, sources: Sources, member: int = 0) -> Split:
     """Split the checked data (or use the fixed test set), then add the extra training data.
 
@@ -95,15 +101,14 @@ def split_sources(config: Config, sources: Sources, member: int = 0) -> Split:
     """
     if sources.test is not None:
         return inner_split(config, _without(sources.images, sources.test), sources.test, sources.extras, member)
-    split = train_val_test_split(sources.images, config.split.validation, config.split.test, config.seed,
-                                 config.seed + member)
+    split = train_val_test_split(sources.images, *fractions(config), config.seed, config.seed + member)
     return with_extras(split, sources.extras)
 
 
 def inner_split(config: Config, rest: ImageSet, test: ImageSet, extras: list[ImageSet], member: int = 0) -> Split:
     """A validation side carved from ``rest`` (seed + member), the rest for training with the extras,
     and ``test`` as the test side (a fixed test set, or a cross-validation fold's held-out part)."""
-    inner = train_val_test_split(rest, config.split.validation, 0.0, config.seed, config.seed + member)
+    inner = train_val_test_split(rest, fractions(config)[0], 0.0, config.seed, config.seed + member)
     return with_extras(Split(inner.train, inner.validation, test), extras)
 
 

@@ -61,17 +61,24 @@ def photo_folds(photos: int, views: int, folds: int = 5, seed: int = 0) -> list[
             for train, test in KFold(folds, shuffle=True, random_state=seed).split(np.arange(photos))]
 
 
+def linear_fit(estimator, x: np.ndarray, y: np.ndarray, **fit_options) -> tuple[np.ndarray, np.ndarray]:
+    """Fit a scikit-learn linear ``estimator`` on standardised ``x``; its ``(kernel, bias)`` on the raw ``x``
+    (the standardisation folded back), as float32 weights of a Keras ``Dense`` layer."""
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    estimator.fit((x - mean) / scale, y, **fit_options)
+    kernel = (np.atleast_2d(estimator.coef_) / scale).T.astype(np.float32)
+    return kernel, (estimator.intercept_ - mean @ kernel).astype(np.float32)
+
+
 def fit_head(x: np.ndarray, ratings: np.ndarray, views: int = 2) -> RatingHead:
     """Ridge regression of ``ratings`` ``(rows, 2)`` on standardised ``x`` (each photo in ``views`` views), its L2
     weight chosen by 5-fold cross-validation over photos, folded back onto the raw features."""
     from sklearn.linear_model import RidgeCV
 
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale == 0] = 1.0
-    ridge = RidgeCV(alphas=ALPHAS, cv=photo_folds(len(x) // views, views)).fit((x - mean) / scale, ratings)
-    kernel = (ridge.coef_ / scale).T.astype(np.float32)
-    return RatingHead(kernel, (ridge.intercept_ - mean @ kernel).astype(np.float32), float(ridge.alpha_),
-                      len(x) // views)
+    ridge = RidgeCV(alphas=ALPHAS, cv=photo_folds(len(x) // views, views))
+    kernel, bias = linear_fit(ridge, x, ratings)
+    return RatingHead(kernel, bias, float(ridge.alpha_), len(x) // views)
 
 
 def add_ratings(model: keras.Model, images: ImageSet, batch_size: int = 32) -> tuple[keras.Model, RatingHead]:

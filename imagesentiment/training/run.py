@@ -56,6 +56,11 @@ class Run:
         return self.folder / "skipped_files.csv"
 
     @property
+    def calibration_file(self) -> Path:
+        """The temperature fitted on the validation side (``train.calibrate``), as JSON."""
+        return self.folder / "calibration.json"
+
+    @property
     def history_file(self) -> Path:
         return self.folder / "history.csv"
 
@@ -102,6 +107,10 @@ class Run:
 
     def member(self, number: int) -> Run:
         return Run(self.folder / f"member{number}")
+
+    def members(self) -> list[Run]:
+        """The extra ensemble members' runs (``member1``, ...) that have begun."""
+        return [Run(p) for p in sorted(self.folder.glob("member*")) if p.is_dir()]
 
     def nesting(self) -> list[str]:
         """The fold and member folders this run sits in (``fold1``, ``member2``), for progress lines."""
