@@ -222,6 +222,36 @@ def test_a_report_worth_sending_in_a_wide_browser(predictions, tmp_path):
         browser.close()
 
 
+def test_a_report_read_on_a_phone(predictions, tmp_path):
+    """At 390 px (a phone) nothing runs off the side, the thumbnails are square crops, and the card opened shows
+    the whole image, as it is, not cropped."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed (test extra)")
+    frame = read_predictions(predictions)
+    out = build_report(frame, tmp_path / "report.html", source=predictions)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(out.as_uri())
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report-phone.png"), full_page=False)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways"
+        for selector in (".card", "#histogram", "#legend", ".controls"):
+            for element in page.query_selector_all(selector):
+                box = element.bounding_box()
+                assert box["x"] >= 0 and box["x"] + box["width"] <= 390, f"{selector} runs off the side"
+        for image in page.query_selector_all(".card img"):
+            box = image.bounding_box()
+            assert abs(box["width"] - box["height"]) <= 1 and box["width"] >= 120
+        page.click(".card")
+        shown = page.query_selector("#viewer img")
+        box, natural = shown.bounding_box(), shown.evaluate("i => i.naturalWidth / i.naturalHeight")
+        assert page.is_visible("#viewer") and box["x"] + box["width"] <= 390
+        assert box["width"] / box["height"] == pytest.approx(natural, rel=0.02)  # the whole image
+        browser.close()
+
+
 def test_the_header_names_the_model_and_when_it_scored(tmp_path, trained_cnn):
     """An analyst forwarding a report could not tell which model scored the photos, nor when."""
     import imagesentiment

@@ -13,6 +13,11 @@ COLOURS = {"negative": "#c0392b", "neutral": "#7f8c8d", "positive": "#27ae60"}
 FONT = 13  # the charts' tick and axis labels, in px: readable beside the page's text
 
 
+def _box(width: float, height: float) -> str:
+    """An SVG's size attributes: drawn at ``width`` x ``height`` px, and scaled down with its text where the page is
+    narrower (a phone), by the report's style."""
+    return f'width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}"'
+
 def _axes(left: int, top: int, width: int, height: int, x_label: str, y_label: str) -> str:
     """Two axis lines and their labels around the plot area."""
     bottom, middle = top + height, top + height / 2
@@ -38,7 +43,7 @@ def histogram(confidence: pd.Series, bins: int = 10) -> str:
                       f'<text x="{left - 7}" y="{y + FONT / 3:.1f}" font-size="{FONT}" text-anchor="end">{v}</text>'
                       for v, y in ((v, 10 + height - height * v / top) for v in sorted({0, top // 2, top})))
     axes = _axes(left, 10, bins * step, height, "confidence", "images")
-    return (f'<svg id="histogram" width="{left + bins * step + 16}" height="{height + 10 + 3.4 * FONT:.0f}">'
+    return (f'<svg id="histogram" {_box(left + bins * step + 16, height + 10 + 3.4 * FONT)}>'
             f'{bars}{axes}{x_ticks}{y_ticks}</svg>')
 
 
@@ -67,5 +72,5 @@ def valence_arousal(frame: pd.DataFrame, cards: pd.Series) -> str:
                     f'{html.escape(str(row.path))}: valence {row.valence:.1f}, arousal {row.arousal:.1f}</title>'
                     '</circle>')
     axes = _axes(left, top, size, size, "valence: unpleasant → pleasant", "arousal: calm → intense")
-    return (f'<svg id="ratings-map" width="{left + size + 16}" height="{top + size + 3.4 * FONT:.0f}">'
+    return (f'<svg id="ratings-map" {_box(left + size + 16, top + size + 3.4 * FONT)}>'
             f'{grid}{axes}{"".join(dots)}</svg>')

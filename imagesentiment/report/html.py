@@ -30,7 +30,7 @@ from .charts import COLOURS, histogram, valence_arousal
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
-h1{margin-bottom:4px} .muted{color:#666} table{border-collapse:collapse;margin:8px 0}
+h1{margin-bottom:4px} .muted{color:#666} table{border-collapse:collapse;margin:8px 0;display:block;max-width:100%;overflow-x:auto}
 td,th{border:1px solid #ccc;padding:4px 10px;text-align:right} th{background:#eee}
 .bar{display:inline-block;height:14px;vertical-align:middle}
 .controls{position:sticky;top:0;background:#fafafa;padding:8px 0;border-bottom:1px solid #ddd}
@@ -38,7 +38,7 @@ td,th{border:1px solid #ccc;padding:4px 10px;text-align:right} th{background:#ee
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:10px;margin-top:10px}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:6px;cursor:zoom-in}
 .card.wrong{border:2px solid #c0392b} .pictures{display:flex;gap:4px}
-.card img{width:calc(50% - 2px);height:auto;align-self:flex-start}
+.card img{width:calc(50% - 2px);aspect-ratio:1;object-fit:cover;align-self:flex-start}
 .label{font-weight:bold} .path{font-size:11px;color:#666;word-break:break-all} .prob{white-space:nowrap}
 .legend{display:flex;align-items:center;gap:8px;margin:6px 0} .ramp{width:240px;height:12px;border:1px solid #ccc}
 dialog{border:none;border-radius:8px;max-width:96vw;padding:16px} dialog::backdrop{background:rgba(0,0,0,.6)}
@@ -48,6 +48,7 @@ dialog img{width:min(44vw,520px);height:auto} #viewer .pictures{gap:12px}
 .overview{display:flex;flex-wrap:wrap;gap:16px 56px;align-items:flex-start}
 #ratings-map circle[data-card]{cursor:pointer} #peek{position:fixed;pointer-events:none;display:none;background:#fff;border:1px solid #ccc;border-radius:6px;padding:4px;font-size:12px;max-width:200px}
 #peek img{width:190px;height:auto;display:block}
+.overview svg{max-width:100%;height:auto} .overview>*{min-width:0;max-width:100%}
 """
 
 SCRIPT = """
