@@ -1,5 +1,5 @@
 """How soon does each command answer when there is nothing to do? Goals: `--help` (the command's and a
-sub-command's) within 0.3 s; a configuration error, a missing input and a missing model within 1 s (the time a
+sub-command's) within 0.3 s; a configuration error, a missing input, a missing model and a file that is no image within 1 s (the time a
 new user waits to learn of a typo).
 
 Each command runs as a user runs it, a fresh process, ``--runs`` times; the figure is the median
@@ -26,6 +26,7 @@ COMMANDS = {  # the arguments, the goal in seconds and the exit status the comma
     "predict_missing_folder": (["predict", "/no/such/folder"], 1.0, 2),
     "predict_missing_model": (["predict", ".", "--model", "facse"], 1.0, 2),
     "report_missing_table": (["report", "missing.csv"], 1.0, 2),
+    "predict_not_an_image": (["predict", "notes.txt"], 1.0, 1),
 }
 BAD_CONFIG = "data: {source: {path: photos}}\ntrain: {epochs: ten}\n"  # bad.yaml in the folder the commands run in
 
@@ -37,6 +38,8 @@ def seconds(arguments: list[str], runs: int, status: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "bad.yaml"), "w") as config:
             config.write(BAD_CONFIG)
+        with open(os.path.join(folder, "notes.txt"), "w") as notes:  # a file that is no image
+            notes.write("meeting at ten\n")
         for _ in range(runs):
             start = time.perf_counter()
             done = subprocess.run([sys.executable, "-m", "imagesentiment.cli", *arguments], cwd=folder,

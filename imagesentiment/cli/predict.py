@@ -8,6 +8,7 @@ from typing import Any
 
 from ..contract import RATINGS
 from ..data.constants import MAX_PIXELS
+from ..data.magic import file_header_problem, unreadable
 from ..table.formats import NAMES as FORMAT_NAMES, SHARDED
 from .shared import (COUNT, FACES_ONLY, NON_NEGATIVE, UsageError, add_command, add_faces, add_max_bytes, add_trust,
                      collect_images, count, names, not_an_input, scoped)
@@ -22,6 +23,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     columns: dict[str, dict[str, Any]] = {}  # a CSV of inputs' other columns, carried into the table
     paths = collect_images(args.images, args.explain, columns)
     scoped(args, {"with --faces": (args.faces, FACES_ONLY)})
+    refused = {path: why for path in paths if (why := file_header_problem(path))}  # no model needed to tell
+    if len(refused) == len(paths):
+        for path, why in refused.items():
+            print(f"{path}: {unreadable(why)}", file=sys.stderr)
+        print(f"error: no input is an image: nothing was scored, and {args.out} was not written", file=sys.stderr)
+        return 1
     args.start_tensorflow()  # the inputs are there: now the model
     from ..inference.loader import load
     from ..scoring.batch import predict_files

@@ -16,12 +16,14 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 
 from .constants import MAX_BYTES, SENTIMENTS, UNREAD_IMAGE_EXTENSIONS
+
+if TYPE_CHECKING:  # pandas loads with the first table: a command that refuses its inputs never waits for it
+    import pandas as pd
 
 
 def is_number(value: object) -> bool:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..runtime import tf
 from .constants import MAX_PIXELS, Augmentation
+from .magic import EMPTY, JPEG_XL, SIGNATURES, UNKNOWN_FORMAT, UNSUPPORTED_JPEG_XL
 from .sources import ImageSet
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -85,10 +86,8 @@ def _webp_pixels(padded: tf.Tensor) -> tf.Tensor:
 def _formats(data: tf.Tensor) -> dict[str, tf.Tensor]:
     """Whether ``data`` starts as a JPEG, PNG, GIF, BMP or WebP file does, by format name."""
     padded = tf.strings.join([data, tf.constant(b"\0" * 12)])
-    magic = tf.strings.substr(padded, 0, 8)
-    return {"JPEG": tf.strings.substr(magic, 0, 3) == b"\xff\xd8\xff", "PNG": magic == b"\x89PNG\r\n\x1a\n",
-            "GIF": tf.strings.substr(magic, 0, 3) == b"GIF", "BMP": tf.strings.substr(magic, 0, 2) == b"BM",
-            "WebP": (tf.strings.substr(magic, 0, 4) == b"RIFF") & (tf.strings.substr(padded, 8, 4) == b"WEBP")}
+    found = {name: tf.strings.substr(padded, at, len(magic)) == magic for name, (at, magic) in SIGNATURES.items()}
+    return {**found, "WebP": found["WebP"] & (tf.strings.substr(padded, 0, 4) == b"RIFF")}
 
 
 def declared_pixels(data: tf.Tensor, limit: int = MAX_PIXELS) -> tf.Tensor:
@@ -107,18 +106,12 @@ def declared_pixels(data: tf.Tensor, limit: int = MAX_PIXELS) -> tf.Tensor:
     ], default=lambda: tf.constant(0, tf.int64))
 
 
-UNSUPPORTED_JPEG_XL = "unsupported image format: JPEG XL (use JPEG, PNG, GIF, BMP or WebP)"
-
-
 def is_jpeg_xl(data: tf.Tensor) -> tf.Tensor:
     """Whether ``data`` is a JPEG XL codestream or container: TensorFlow decodes those, but their
     size is not checked here, so they are refused (they are not among the supported formats)."""
-    return ((tf.strings.substr(data, 0, 2) == b"\xff\x0a")
-            | (tf.strings.substr(data, 0, 12) == b"\0\0\0\x0cJXL \r\n\x87\n"))
+    return tf.reduce_any([tf.strings.substr(data, 0, len(magic)) == magic for magic in JPEG_XL])
 
 
-EMPTY = "empty (0 bytes)"
-UNKNOWN_FORMAT = "unknown image format: its first bytes are none of JPEG, PNG, GIF, BMP or WebP"
 
 
 ANIMATED_WEBP = "unsupported image: an animated WebP (TensorFlow decodes none; save a frame of it as JPEG or PNG)"

@@ -23,6 +23,7 @@ from tf_keras_vis.utils.scores import CategoricalScore
 from ..data import check_pixel_range, decode_or_reason
 from ..data.constants import MAX_BYTES
 from ..data.imageset import read_input
+from ..data.magic import unreadable
 from ..models.build import class_names, find_target_layer, rating_names, score_model
 from .onepass import normalize_maps
 
@@ -100,7 +101,7 @@ def load_images(paths: Sequence[str | os.PathLike], image_size: Sequence[int],
         data = read_input(path, max_bytes)
         pixels, reason = decode_or_reason(data, image_size)
         if pixels is None:  # checked before decoding: no full-size decode of a bomb
-            raise ValueError(f"{path}: not a readable image: {reason}")
+            raise ValueError(f"{path}: {unreadable(reason)}")
         batch.append(pixels)
         originals.append(tf.io.decode_image(data, channels=3, expand_animations=False).numpy())
     return np.stack(batch), originals

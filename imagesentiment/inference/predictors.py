@@ -23,6 +23,7 @@ from ..contract import (CHECKSUM_NAME, EXPLAIN, EXPLAIN_PIXELS, LIMITS, PIXELS, 
 from ..data import SENTIMENTS, decode_or_reason, rgb_array
 from ..data.constants import MAX_BYTES
 from ..data.imageset import file_problem, read_input
+from ..data.magic import unreadable
 from ..data.pipeline import checked_batch, chunks
 from ..models.build import class_names as carried, rating_names
 from ..runtime import DECODER_NOISE, LITERT_NOISE, filtered, without
@@ -105,7 +106,7 @@ def _pixels(image: Image, size: list[int] | None, index: int, max_bytes: int) ->
         pixels, reason = decode_or_reason(data, size)
         if pixels is None:
             name = image if isinstance(image, (str, os.PathLike)) else f"{len(data)} bytes given as an image"
-            raise ValueError(f"{name}: not a readable image: {reason}")
+            raise ValueError(f"{name}: {unreadable(reason)}")
     return pixels
 
 

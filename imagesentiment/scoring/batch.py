@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ..runtime import DECODER_NOISE, filtered, tf, without
 from ..data.constants import MAX_BYTES
 from ..data.imageset import InputFileError, read_input
+from ..data.magic import unreadable
 from ..data.pipeline import MAX_PIXELS, check_batch_size, decode_or_reason
 from ..faces.detect import Face
 from ..faces.scorer import FaceAnswers, FaceScorer, draw_boxes, with_face_rows
@@ -39,7 +40,7 @@ def decode_pixels(data: bytes, size: Sequence[int], max_pixels: int = MAX_PIXELS
     """Float32 ``(H, W, 3)`` pixels of encoded bytes as the model takes them, and ``""``; or None
     and why they are not a readable image (one larger than ``max_pixels`` is not decoded)."""
     pixels, reason = decode_or_reason(data, size, max_pixels)
-    return pixels, f"not a readable image: {reason}" if pixels is None else ""
+    return pixels, unreadable(reason) if pixels is None else ""
 
 
 def _load(path: str, size: Sequence[int], max_pixels: int, max_bytes: int) -> tuple[np.ndarray | None, str]:

@@ -10,7 +10,6 @@ from typing import Any, Sequence
 
 from ..data.constants import IMAGE_EXTENSIONS
 from ..data.imageset import DataError, unread_images
-from ..data.sources import read_csv_lines
 from ..table.columns import model_record, path_key
 
 
@@ -99,6 +98,8 @@ def _listed_images(csv: Path, notes: list[str], columns: dict[str, dict[str, Any
     if matched and model_record(csv).is_file():
         notes.append(f"{csv}: matched, and left out: a predictions table (its .model.json is beside it)")
         return []
+    from ..data.sources import read_csv_lines  # pandas: only for a CSV of inputs
+
     table = read_csv_lines(csv, None)  # as written: a post id 00123 stays 00123
     if "path" not in table and matched:
         notes.append(f"{csv}: matched, and left out: it has no 'path' column to list images in")

@@ -8,17 +8,20 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
+if TYPE_CHECKING:  # pandas loads where a table is built: collecting inputs never waits for it
+    import pandas as pd
 
 def answers(probabilities: np.ndarray, classes: Sequence[str], index: Sequence | pd.Index | None = None,
             ratings: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
     """``label``, ``confidence``, one probability column per class and one per rating (``valence``,
     ``arousal``: ``ratings``, where the model gives them), a row per image, from probabilities ``(N, classes)``;
     a row of NaN (an image that could not be scored) gets no label and no confidence."""
+    import pandas as pd
+
     classes = list(classes)
     probabilities = np.asarray(probabilities, np.float32).reshape(-1, len(classes))
     scored = ~np.isnan(probabilities).any(axis=1)
@@ -51,6 +54,8 @@ def face_answers(probabilities: np.ndarray, classes: Sequence[str], boxes: Seque
     """The rows of one photo's faces: :data:`FACE` (0, 1, ...), the :data:`BOX` columns from ``boxes``
     (left, top, width, height each), :data:`FACE_SCORE` from the detector's ``scores`` (where given), then
     :func:`answers`."""
+    import pandas as pd
+
     table = answers(probabilities, classes)
     values = {FACE: list(range(len(boxes))), **{name: [int(box[k]) for box in boxes] for k, name in enumerate(BOX)}}
     for position, (column, value) in enumerate(values.items()):
@@ -63,6 +68,8 @@ def face_answers(probabilities: np.ndarray, classes: Sequence[str], boxes: Seque
 def largest_faces(per_frame: Sequence[pd.DataFrame], classes: Sequence[str]) -> pd.DataFrame:
     """A row per frame (or photo) from its faces' rows (:func:`face_answers`): ``faces``, how many were found,
     then the largest one's box and answers, each prefixed ``face_`` (empty where none was found)."""
+    import pandas as pd
+
     kept = [faces.iloc[(faces[BOX[2]].astype(float) * faces[BOX[3]].astype(float)).to_numpy().argmax()]
             if len(faces) else pd.Series(dtype=object) for faces in per_frame]
     table = pd.DataFrame(kept, columns=[*BOX, "label", "confidence", *classes]).reset_index(drop=True)
@@ -107,6 +114,8 @@ def photo_rows(table: pd.DataFrame) -> np.ndarray:
 def latest(table: pd.DataFrame) -> np.ndarray:
     """Which rows are of each path's last scoring: its last photo row and the rows after it (a photo
     scored again, such as one that could not be read before, supersedes its earlier rows, faces too)."""
+    import pandas as pd
+
     order = pd.Series(np.arange(len(table)), index=table.index)
     last = order[photo_rows(table)].groupby(table["path"][photo_rows(table)]).max()
     return (order >= table["path"].map(last).fillna(-1)).to_numpy()
