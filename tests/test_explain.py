@@ -144,7 +144,39 @@ def test_faithfulness_ranks_gradcam_above_a_random_map(trained_cnn, batch):
     np.testing.assert_allclose(curves.deletion[:, -1], curves.insertion[:, 0], atol=1e-5)  # both all grey
 
 
+def test_a_model_with_ratings_is_judged_on_its_classes(trained_cnn, batch):
+    from imagesentiment.models.build import with_ratings
+
+    model, _ = trained_cnn
+    x, _ = batch
+    rated = with_ratings(model, np.zeros((model.get_layer("dropout").input.shape[-1], 2)), np.array([4.0, 3.0]))
+    maps = explain(model, x[:3])
+    for kept, plain in zip(vars(perturbation_curves(rated, x[:3], maps, steps=4)).values(),
+                           vars(perturbation_curves(model, x[:3], maps, steps=4)).values()):
+        np.testing.assert_allclose(kept, plain, atol=1e-6)  # a second output once failed the curves
+
+
 def test_curves_need_at_least_one_step(trained_cnn, batch):
     x, _ = batch  # steps=0 gave one point per curve, so every area was 0, silently
     with pytest.raises(ValueError, match="steps must be at least 1"):
         perturbation_curves(trained_cnn[0], x[:2], explain(trained_cnn[0], x[:2]), steps=0)
+
+
+def test_the_fine_map_sharpens_grad_cam_with_the_feature_map_of_twice_its_resolution(trained_cnn, batch):
+    from imagesentiment.explain.base import feature_layers
+    from imagesentiment.explain.finecam import finer_layer
+    from imagesentiment.models.build import build_transfer
+
+    model, _ = trained_cnn
+    explainer = get_explainer(model, "finecam")
+    sizes = [model.get_layer(name).output.shape[1] for name in (explainer.layer, explainer.fine_layer)]
+    assert sizes[1] >= 2 * sizes[0] - 1
+    x, boxes = batch
+    fine, coarse = (mass_in_box(explain(model, x, method), boxes) for method in ("finecam", "gradcam"))
+    assert np.median(fine) > np.median(coarse), (np.round(fine, 2), np.round(coarse, 2))  # less spilled around it
+    lite = build_transfer(3, "efficientnet_lite0", 224)  # random weights: only the graph is looked at
+    layer = finer_layer(lite, "top_activation")
+    assert (lite.get_layer("top_activation").output.shape[1], lite.get_layer(layer).output.shape[1]) == (7, 14)
+    first = feature_layers(model)[0]
+    with pytest.raises(ValueError, match=f"no feature map before '{first}' at twice its resolution to sharpen it with; use gradcam"):
+        finer_layer(model, first)

@@ -16,6 +16,7 @@ from ..models.build import class_names, ensemble_members
 from ..models.views import model_views
 from .base import Explainer, Target
 from .ensemble import EnsembleExplainer
+from .finecam import FineCam
 from .gradcam import GradCam
 from .gradcam_plus_plus import GradCamPlusPlus
 from .layercam import LayerCam
@@ -23,7 +24,7 @@ from .saliency import Saliency, SmoothGrad
 from .scorecam import FasterScoreCam, ScoreCam
 
 METHODS: dict[str, type[Explainer]] = {cls.name: cls for cls in (
-    GradCam, GradCamPlusPlus, ScoreCam, FasterScoreCam, LayerCam, Saliency, SmoothGrad)}
+    GradCam, GradCamPlusPlus, ScoreCam, FasterScoreCam, LayerCam, FineCam, Saliency, SmoothGrad)}
 
 _CACHE: "weakref.WeakKeyDictionary[keras.Model, dict[tuple, Explainer]]" = weakref.WeakKeyDictionary()
 
