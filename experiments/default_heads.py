@@ -15,6 +15,12 @@ fitted on the rated OASIS photos).
 
     python experiments/default_heads.py [--export]      # recorded as default_heads in benchmarks/results.json
     python experiments/default_heads.py --export-only   # the shipped model written again (default_heads_export)
+    python experiments/default_heads.py --export-only --run runs/default-refit   # a trained run's model instead
+
+``--run``: a run whose model already carries its heads, such as the refit on every photo
+(``imagesentiment train pipelines/default.yaml --refit runs/default``), exported as the next version. Its checks
+run on the photos of the default split's validation and test sides, which such a model trained on: they check
+that the exported files agree with the Keras model, not how well it does.
 """
 from __future__ import annotations
 
@@ -94,15 +100,16 @@ def main() -> None:
     parser.add_argument("--export", action="store_true", help="write the model with its heads to exported_models/")
     parser.add_argument("--export-only", action="store_true", help="write the shipped model again as the next "
                         "version, its heads as they are (after a release changes what an export holds)")
+    parser.add_argument("--run", help="with --export-only: export this run's model rather than the shipped one")
     args = parser.parse_args()
     start = time.perf_counter()
     config = load_config(ROOT / "pipelines" / "default.yaml")
     with tempfile.TemporaryDirectory() as folder:
         sources = load_sources(config, Path(folder) / "skipped.csv")
     split = split_sources(config, sources)
-    model, classes = load_keras(shipped_model("imagesentiment"))
+    model, classes = load_keras(args.run if args.run else shipped_model("imagesentiment"))
     if args.export_only:
-        record("default_heads_export", {"export": export(model, split, classes),
+        record("default_heads_export", {"export": export(model, split, classes), "model": args.run or "shipped",
                                         "seconds": round(time.perf_counter() - start)})
         return
     figures = {"calibration": calibrated(model, split)}

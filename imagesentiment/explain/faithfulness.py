@@ -63,7 +63,7 @@ def perturbation_curves(model: keras.Model, images: np.ndarray, maps: np.ndarray
         raise ValueError(f"steps must be at least 1 (points on each curve: steps + 1), got {steps}")
     images = np.asarray(images, np.float32)
     if len(model.outputs) > 1:  # the classes first, then a model's ratings: the curves follow a class
-        model = keras.Model(model.inputs, model.outputs[0])
+        model = keras.Model(model.inputs[0], model.outputs[0])
     predicted = np.asarray(model(images, training=False)).argmax(-1)
     targets = resolve_targets(target, predicted, class_names(model))
     fractions = np.linspace(0.0, 1.0, steps + 1)
