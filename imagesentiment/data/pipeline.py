@@ -308,8 +308,10 @@ def training_order(count: int, seed: int) -> np.ndarray:
 def make_dataset(images: ImageSet, image_size: Sequence[int] = (128, 128), batch_size: int = 32,
                  training: bool = False, augment_images: bool | Augmentation | None = None,
                  cache: bool | str = False, shuffle_buffer: int = 2048, seed: int = 0,
-                 weights: np.ndarray | None = None) -> tf.data.Dataset:
-    """Batches of ``(float32 images (B, H, W, 3) in [0, 255], int32 class ids)`` from image files.
+                 weights: np.ndarray | None = None, ratings: np.ndarray | None = None) -> tf.data.Dataset:
+    """Batches of ``(float32 images (B, H, W, 3) in [0, 255], int32 class ids)`` from image files; with
+    ``ratings`` (``(N, k)`` per image: a model's second output's targets), the second element is
+    ``(class ids, ratings)``.
 
     ``training`` shuffles (reproducibly from ``seed``, anew each epoch) and, unless
     ``augment_images`` is False, augments (as an :class:`Augmentation` given there says).
@@ -322,8 +324,11 @@ def make_dataset(images: ImageSet, image_size: Sequence[int] = (128, 128), batch
         order = training_order(len(images), seed)
         images = images.subset(order)
         weights = None if weights is None else np.asarray(weights)[order]
+        ratings = None if ratings is None else np.asarray(ratings)[order]
+    labels = images.label_ids.to_numpy()
+    labels = labels if ratings is None else (labels, np.asarray(ratings, np.float32))
     files = tf.data.Dataset.from_tensor_slices((images.frame["path"].to_numpy(dtype=str),
-                                                with_weights(images.label_ids.to_numpy(), weights)))
+                                                with_weights(labels, weights)))
     if training and not cache:  # shuffling paths is cheap: shuffle them all
         files = files.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     encoded = files.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=AUTOTUNE)

@@ -178,11 +178,14 @@ def read_split(prefix: str) -> Split:
 
 def image_batches(images: ImageSet, image_size: Sequence[int] = (128, 128), batch_size: int = 32,
                   training: bool = False, augment_images: bool | Augmentation | None = None,
-                  cache: bool | str = False, seed: int = 0, weights: np.ndarray | None = None) -> tf.data.Dataset:
+                  cache: bool | str = False, seed: int = 0, weights: np.ndarray | None = None,
+                  ratings: np.ndarray | None = None) -> tf.data.Dataset:
     """:func:`make_dataset` of an image set, read from its shards when it has them (in the table's
     order unless training, so that predictions line up with the table). From shards, ``weights``
-    (one per image) may differ only between classes: shard records carry no weight."""
+    (one per image) may differ only between classes: shard records carry no weight, nor ``ratings``."""
     if isinstance(images, ShardedImages) and images.shards is not None:
+        if ratings is not None:
+            raise ValueError("images read from shards carry no ratings to train on (train.ratings_loss)")
         table = None
         if weights is not None:
             labels = images.label_ids.to_numpy()
@@ -193,4 +196,4 @@ def image_batches(images: ImageSet, image_size: Sequence[int] = (128, 128), batc
         return make_shard_dataset(images.shards, image_size, batch_size, training, augment_images, cache,
                                   seed=seed, ordered=not training, class_weights=table)
     return make_dataset(images, image_size, batch_size, training, augment_images, cache, seed=seed,
-                        weights=weights)
+                        weights=weights, ratings=ratings)

@@ -69,17 +69,19 @@ class ActivationStore:
         return np.stack([np.stack([self.memory[(*tag, k, v)] for v in range(views)]) for k in keys])
 
 
-def cached_dataset(activations: np.ndarray, labels: np.ndarray, batch_size: int, training: bool = False,
+def cached_dataset(activations: np.ndarray, labels: np.ndarray | tuple, batch_size: int, training: bool = False,
                    seed: int = 0, weights: np.ndarray | None = None) -> tf.data.Dataset:
     """Batches of stored activations: for training a random view per image each epoch, shuffled;
-    else view 0. ``weights`` (one per image): Keras's sample weights, as a third element."""
-    ds = tf.data.Dataset.from_tensor_slices((activations, with_weights(labels.astype(np.int32), weights)))
+    else view 0. ``labels``: class ids, or a tuple of targets, one per output (class ids, ratings).
+    ``weights`` (one per image): Keras's sample weights, as a third element."""
+    labels = labels if isinstance(labels, tuple) else labels.astype(np.int32)
+    ds = tf.data.Dataset.from_tensor_slices((activations, with_weights(labels, weights)))
     if training:
         views = activations.shape[1]
         picks = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, picks)).map(
             lambda pair, r: (tf.cast(tf.gather(pair[0], tf.math.floormod(r, views)), tf.float32), pair[1]))
-        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(activations), seed=seed, reshuffle_each_iteration=True)
     else:
         ds = ds.map(lambda a, y: (tf.cast(a[0], tf.float32), y))
     ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

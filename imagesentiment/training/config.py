@@ -149,6 +149,9 @@ class TrainConfig:
     # when the training photos carry valence and arousal (oasis; at least 10 rated): a ratings head fitted on them
     # after training (training.ratings), so that the run's model gives both
     ratings: bool = True
+    # > 0: a ratings output trained with the classes in both phases (training.joint): the loss adds this weight
+    # times the mean squared error of the standardised valence and arousal of the rated photos; 0: the head above
+    ratings_loss: float = 0.0
 
 
 @dataclass
@@ -280,6 +283,7 @@ def _ranges(config: Config) -> list[tuple[str, Any, bool, str]]:
         ("train.ensemble", t.ensemble, t.ensemble >= 1, "at least 1 model"),
         ("train.temperature", t.temperature, t.temperature is None or t.temperature > 0,
          "null (fitted on the validation side) or a temperature above 0"),
+        ("train.ratings_loss", t.ratings_loss, t.ratings_loss >= 0, "a weight >= 0"),
     ]
 
 
@@ -301,6 +305,8 @@ def check_config(config: Config) -> Config:
                  "a weight") for key, source in (("data.source", data.source), ("data.test", data.test))),
               *((f"data.extra_training[{i}].weight", source.weight > 0, f"a positive number, got {source.weight}")
                 for i, source in enumerate(data.extra_training)),
+              ("train.ratings_loss", not (t.ratings_loss and (t.ensemble > 1 or data.shards)),
+               "0 with train.ensemble above 1 or data.shards (an ensemble, a shard, carries no ratings)"),
               ("train.strategy", t.strategy in STRATEGIES,
                f"expected one of {', '.join(map(repr, STRATEGIES))}, got {t.strategy!r}")]
     problems = [(key, f"{key}: {want}") for key, usable, want in checks if not usable]

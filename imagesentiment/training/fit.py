@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..runtime import keras, tf
 from .activations import ActivationStore, cached_dataset
+from .joint import compile_args, has_ratings_output, joint_model, rating_targets, targets
 from ..atomic import replacing
 from .calibration import calibrate
 from .callbacks import phase_callbacks, stopping_note
@@ -33,7 +34,7 @@ from .distribute import for_strategy, is_chief, make_strategy, run_dir_of
 from ..evaluation.evaluate import evaluate_model
 from ..evaluation.metrics import plot_history, summary
 from ..models.build import (SmoothedCrossentropy, average_models, build_cnn, build_sepnet, build_transfer, frozen_cut,
-                            unfreeze_top, with_temperature)
+                            rating_names, unfreeze_top, with_temperature)
 from .run import SIDES, Run
 
 
@@ -72,7 +73,7 @@ def split_frozen(model: keras.Model, config: Config) -> tuple[keras.Model, keras
     if cut is None:
         raise TrainingError("train.cached_views: no layer of the backbone to cut at below the trained ones")
     tensor = model.get_layer(cut).output
-    return keras.Model(model.inputs, tensor, name="frozen_part"), keras.Model(tensor, model.output, name="trained_part")
+    return keras.Model(model.inputs, tensor, name="frozen_part"), keras.Model(tensor, model.outputs, name="trained_part")
 
 
 def phase_datasets(model: keras.Model, split: Split, config: Config, batch: int,
@@ -81,19 +82,21 @@ def phase_datasets(model: keras.Model, split: Split, config: Config, batch: int,
     side). With ``train.cached_views`` the model is the part above the frozen one, fitted on the frozen
     part's activations from ``store`` (a new one if None)."""
     t, size = config.train, (config.model.input_size,) * 2
-    validate = len(split.validation) > 0
-    weights = sample_weights(split.train, len(config.data.classes), t.class_weights)
+    validate, rated = len(split.validation) > 0, has_ratings_output(model)
+    weights = sample_weights(split.train, len(config.data.classes), t.class_weights)  # the ratings' loss ignores them
     if t.cached_views:  # the cheaper fine-tune: fit the trained part on the frozen part's activations
         bottom, model = split_frozen(model, config)
         store = store or ActivationStore(t.activation_cache)
         train_ds = cached_dataset(store.activations(bottom, split.train, config, t.cached_views),
-                                  split.train.label_ids.to_numpy(), batch, True, config.seed, weights)
+                                  targets(split.train, rated), batch, True, config.seed, weights)
         val_ds = cached_dataset(store.activations(bottom, split.validation, config, 1),
-                                split.validation.label_ids.to_numpy(), batch) if validate else None
+                                targets(split.validation, rated), batch) if validate else None
     else:  # from the image files, or from their TFRecord shards (data.shards)
+        ratings = {"ratings": rating_targets(split.train)} if rated else {}
         train_ds = image_batches(split.train, size, batch, training=True, augment_images=t.augment and t.augmentation,
-                                 cache=t.cache, seed=config.seed, weights=weights)
-        val_ds = image_batches(split.validation, size, batch, cache=t.cache) if validate else None
+                                 cache=t.cache, seed=config.seed, weights=weights, **ratings)
+        ratings = {"ratings": rating_targets(split.validation)} if rated else {}
+        val_ds = image_batches(split.validation, size, batch, cache=t.cache, **ratings) if validate else None
     return model, train_ds, val_ds
 
 
@@ -113,7 +116,8 @@ def fit_phase(model: keras.Model, split: Split, config: Config, run: Run, phase:
     val_ds = for_strategy(val_ds, strategy) if val_ds is not None else None
     smoothing = config.train.label_smoothing
     loss = SmoothedCrossentropy(smoothing) if smoothing else "sparse_categorical_crossentropy"
-    model.compile(keras.optimizers.Adam(learning_rate), loss, metrics=["accuracy"])
+    model.compile(keras.optimizers.Adam(learning_rate), **compile_args(model, loss, config.train.ratings_loss,
+                                                                       split.train))
     forget_restored_epoch(model)  # else phase 2 would start at the epoch phase 1 resumed at
     result = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                        callbacks=callbacks, shuffle=False, verbose=2)
@@ -214,12 +218,13 @@ def train_split(config: Config, split: Split, run: Run, store: ActivationStore |
     histories = [pd.read_csv(p) for p in run.phase_histories()]  # none: a linear head and no fine-tune
     if histories:
         history = pd.concat(histories, ignore_index=True).dropna(axis="columns", how="all")  # no validation side:
-        history.to_csv(run.history_file, index=False)  # CSVLogger's empty val_ columns left out
+        history.columns = [c.replace("predictions_accuracy", "accuracy") for c in history.columns]  # CSVLogger's
+        history.to_csv(run.history_file, index=False)  # empty val_ columns left out; with ratings, renamed
         plot_history(history, run.curves_file)
     if config.train.ensemble > 1:
         model = average_models([model, *(fit_ensemble_member(config, split, run.member(m), m, store, resplit)
                                          for m in range(1, config.train.ensemble))])
-    if config.train.ratings:
+    if config.train.ratings and not rating_names(model):  # trained with the classes (ratings_loss) or fitted now
         model = with_fitted_ratings(model, split.train, config.train.batch_size)
     model.class_names = tuple(config.data.classes)  # the output order, for evaluation
     views = config.evaluate
@@ -252,6 +257,8 @@ def fit_member(config: Config, split: Split, run: Run, store: ActivationStore | 
     keras.utils.set_random_seed(config.seed)
     run.folder.mkdir(parents=True, exist_ok=True)
     model = build_model(config)
+    if config.train.ratings_loss > 0:  # a ratings output trained with the classes, where the photos are rated
+        model = joint_model(model, split.train)
     fine = config.train.fine_tune
     phases = [("phase1", config.train.epochs, config.train.learning_rate)]
     phases += [("phase2", fine.epochs, fine.learning_rate)] if fine.epochs > 0 else []
