@@ -216,7 +216,7 @@ def test_explain_command_skips_unusable_files_and_explains_the_rest(trained_cnn,
     outcomes = {Path(p).name: Refused(reason) for p, reason in skipped.items()}
     outcomes.update(zip(table["path"].map(lambda p: Path(p).name), table["label"]))
     check_outcomes(outcomes, reference, atol=0, labels_only=True)
-    assert len(list(out.glob("*_gradcam_overlay.jpg"))) == len(USABLE)
+    assert len(list(out.glob("*_finecam_overlay.jpg"))) == len(USABLE)  # the default method: finecam
 
 
 @pytest.fixture(scope="module")

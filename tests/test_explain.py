@@ -165,6 +165,8 @@ def test_curves_need_at_least_one_step(trained_cnn, batch):
 def test_the_fine_map_sharpens_grad_cam_with_the_feature_map_of_twice_its_resolution(trained_cnn, batch):
     from imagesentiment.explain.base import feature_layers
     from imagesentiment.explain.finecam import finer_layer
+    from imagesentiment.explain.methods import default_method
+    from imagesentiment.models.build import build_cnn
     from imagesentiment.models.build import build_transfer
 
     model, _ = trained_cnn
@@ -177,6 +179,8 @@ def test_the_fine_map_sharpens_grad_cam_with_the_feature_map_of_twice_its_resolu
     lite = build_transfer(3, "efficientnet_lite0", 224)  # random weights: only the graph is looked at
     layer = finer_layer(lite, "top_activation")
     assert (lite.get_layer("top_activation").output.shape[1], lite.get_layer(layer).output.shape[1]) == (7, 14)
+    assert default_method(model) == "finecam"
+    assert default_method(build_cnn(3, (16, 16, 3), [8])) == "gradcam"  # its one block: no finer map before it
     first = feature_layers(model)[0]
     with pytest.raises(ValueError, match=f"no feature map before '{first}' at twice its resolution to sharpen it with; use gradcam"):
         finer_layer(model, first)

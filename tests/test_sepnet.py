@@ -89,7 +89,7 @@ def test_a_sepnet_explains_and_evaluates_from_the_command_line(sepnet_run, synth
     run, _ = sepnet_run
     image = sorted(Path(synthetic_root).rglob("*.png"))[0]
     assert main(["explain", str(image), "--model", str(run), "--out", str(tmp_path / "explain")]) == 0
-    assert len(list((tmp_path / "explain").glob(f"{image.stem}-????????_gradcam_overlay.jpg"))) == 1
+    assert len(list((tmp_path / "explain").glob(f"{image.stem}-????????_finecam_overlay.jpg"))) == 1
     assert main(["evaluate", str(run), "--flip-tta", "--out", str(tmp_path / "evaluate")]) == 0
     again = json.loads((tmp_path / "evaluate" / "metrics.json").read_text())
     assert again["test_time_views"] == {"flip_tta": True, "crop_tta": False} and again["accuracy"] > 0.8

@@ -353,7 +353,7 @@ def test_cached_views_and_an_ensemble_train_and_predict_as_one_model(tmp_path, s
 
     image = next((synthetic_root / "positive").glob("*.png"))
     assert main(["explain", str(image), "--model", str(run), "--out", str(tmp_path / "maps"), "--filters"]) == 0
-    assert len(list((tmp_path / "maps").glob(f"{image.stem}-????????_gradcam_overlay.jpg"))) == 1
+    assert len(list((tmp_path / "maps").glob(f"{image.stem}-????????_finecam_overlay.jpg"))) == 1
     assert (tmp_path / "maps" / "filters.png").is_file()  # the first member's
     assert main(["export", str(run), "--out", str(tmp_path / "serving")]) == 0
     served = tf.saved_model.load(str(tmp_path / "serving" / "imagesentiment" / "1"))

@@ -8,7 +8,6 @@ from pathlib import Path
 from .shared import (COUNT, NON_NEGATIVE, UsageError, add_command, add_trust, bounded, collect_images, count, names,
                      parse_options, scoped)
 
-METHOD = "gradcam"  # without --method
 PICTURES_ONLY = {"cmap": "jet", "alpha": 0.4, "filters": False, "feature_maps": None}  # the options without --evaluate
 EVALUATE_ONLY = {"format": None, "option": [], "limit": 64, "steps": 20, "seed": 0}  # the options of --evaluate
 
@@ -16,6 +15,7 @@ EVALUATE_ONLY = {"format": None, "option": [], "limit": 64, "steps": 20, "seed":
 def _explain_images(model, args: argparse.Namespace) -> int:
     from ..data import check_images
     from ..explain import class_names, explain_files
+    from ..explain.methods import default_method
 
     checks = check_images(collect_images(args.images, args.out))
     for row in checks[checks.reason != ""].itertuples():
@@ -23,7 +23,7 @@ def _explain_images(model, args: argparse.Namespace) -> int:
     paths = checks.loc[checks.reason == "", "path"].tolist()
     if not paths:
         raise UsageError("no usable image to explain")
-    methods = args.method or [METHOD]
+    methods = args.method or [default_method(model)]
     explain_files(model, paths, args.out, class_names(model, args.classes), methods, args.target, args.batch_size,
                   args.cmap, args.alpha, args.filters, args.feature_maps or (), progress=len(paths) > args.batch_size)
     print(f"{count(len(paths), 'image')} explained with {', '.join(methods)}; pictures written to {args.out}")
@@ -67,9 +67,9 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="image files or folders of them (with --evaluate: one data set)")
     p.add_argument("--model", help="a run directory, a .keras file or an exported SavedModel version "
                    "(default: the shipped model)")
-    p.add_argument("--method", action="append", help=f"an explanation method ({METHOD} by default; a name it does not "
-                   "know is answered with the list of methods); repeat for several (--evaluate: all but the slow "
-                   "Score-CAM by default)")
+    p.add_argument("--method", action="append", help="an explanation method (default: finecam, or gradcam for a "
+                   "model with no finer feature map; a name it does not know is answered with the list of methods); "
+                   "repeat for several (--evaluate: all but the slow Score-CAM by default)")
     p.add_argument("--target", help="the class to explain, by name or index (default: the predicted class)")
     p.add_argument("--classes", type=names, help="the model's class names, comma-separated "
                    "(default: those stored with the model, else negative,neutral,positive for three outputs)")

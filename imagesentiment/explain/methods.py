@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from ..runtime import keras
-from ..models.build import class_names, ensemble_members
+from ..models.build import class_names, ensemble_members, find_target_layer
 from ..models.views import model_views
 from .base import Explainer, Target
 from .ensemble import EnsembleExplainer
-from .finecam import FineCam
+from .finecam import FineCam, finer_layer
 from .gradcam import GradCam
 from .gradcam_plus_plus import GradCamPlusPlus
 from .layercam import LayerCam
@@ -27,6 +27,18 @@ METHODS: dict[str, type[Explainer]] = {cls.name: cls for cls in (
     GradCam, GradCamPlusPlus, ScoreCam, FasterScoreCam, LayerCam, FineCam, Saliency, SmoothGrad)}
 
 _CACHE: "weakref.WeakKeyDictionary[keras.Model, dict[tuple, Explainer]]" = weakref.WeakKeyDictionary()
+
+
+def default_method(model: keras.Model) -> str:
+    """The method ``explain`` uses when none is named: Fine Grad-CAM (as faithful as Grad-CAM on the shipped model,
+    and finer: docs/explanations.md) where the model has a feature map of twice its target layer's resolution
+    (its first member's, for an ensemble), else Grad-CAM."""
+    member = ensemble_members(model)[0]
+    try:
+        finer_layer(member, find_target_layer(member))
+    except ValueError:
+        return GradCam.name
+    return FineCam.name
 
 
 def get_explainer(model: keras.Model, method: str = "gradcam", **options: Any) -> Explainer:
