@@ -31,8 +31,9 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-    os.environ.setdefault(_variable, "1")  # a shared 2-core machine: one thread unless told otherwise
+from results import cap_threads
+
+cap_threads()  # a shared 2-core machine: one thread unless told otherwise
 
 import cv2
 import keras

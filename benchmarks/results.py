@@ -9,6 +9,15 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("results.json")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                    "TF_NUM_INTEROP_THREADS")
+
+
+def cap_threads() -> None:
+    """One thread for each numerical library (NumPy's BLAS, TensorFlow) unless the environment sets another count:
+    a job beside others on a shared 2-core machine. Call it before NumPy or TensorFlow loads."""
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
 
 
 def machine() -> str:

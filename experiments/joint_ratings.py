@@ -35,19 +35,16 @@ import os
 import sys
 from pathlib import Path
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-              "TF_NUM_INTEROP_THREADS"):
-    os.environ.setdefault(_name, "1")  # a shared 2-core machine
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # results.record: benchmarks/results.json
 
+from results import cap_threads, record  # noqa: E402
+
+cap_threads()  # a shared 2-core machine
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-tf.config.threading.set_intra_op_parallelism_threads(1)
-tf.config.threading.set_inter_op_parallelism_threads(1)
 
 import keras  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
@@ -61,7 +58,6 @@ from imagesentiment.training.fit import fit_member  # noqa: E402
 from imagesentiment.training.prepare import inner_split, load_sources  # noqa: E402
 from imagesentiment.training.ratings import add_ratings, rated  # noqa: E402
 from imagesentiment.training.run import Run  # noqa: E402
-from results import record  # noqa: E402
 
 LOCKED = ROOT / "experiments" / "oasis_locked_test.csv"
 LAMBDAS = (0.0, 0.5, 1.0, 2.0)

@@ -49,19 +49,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-              "TF_NUM_INTEROP_THREADS"):
-    os.environ.setdefault(_name, "1")  # a shared 2-core machine
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # results.record: benchmarks/results.json
+
+from results import cap_threads, record  # noqa: E402
+
+cap_threads()  # a shared 2-core machine
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-tf.config.threading.set_intra_op_parallelism_threads(1)
-tf.config.threading.set_inter_op_parallelism_threads(1)
 
 import keras  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
@@ -76,7 +74,6 @@ from imagesentiment.evaluation.metrics import tempered as probabilities  # noqa:
 from imagesentiment.models.backbones import BACKBONES  # noqa: E402
 from imagesentiment.models.build import build_transfer  # noqa: E402
 from imagesentiment.models.views import test_time_views  # noqa: E402
-from results import record  # noqa: E402
 
 SEED = 2026
 DATA = ROOT.parent / "shared" / "data"

@@ -1,4 +1,5 @@
 """The HTML report, opened in a real headless Chromium (skipped where none is installed)."""
+import contextlib
 import os
 import re
 import shutil
@@ -184,24 +185,32 @@ def test_report_on_a_video_table_says_where_the_video_report_is(tmp_path):
         read_predictions(table)
 
 
+@contextlib.contextmanager
+def report_page(report: Path, width: int, height: int, name: str):
+    """The report open in headless Chromium at ``width`` x ``height`` px, its first screen kept as a test artefact
+    (``report-NAME.png``); the test skips where Chromium or Playwright is missing."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed (test extra)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(report.as_uri())
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"report-{name}.png"), full_page=False)
+        yield page
+        browser.close()
+
+
 def test_a_report_worth_sending_in_a_wide_browser(predictions, tmp_path):
     """At 1400 px the cards fill the width, the heat maps have a colour legend, the histogram its axes, no
     probability pair wraps, the header names the model's classes and the date, a card opens large, and the
     paths show what tells them apart. The screenshots are kept as the test's artefacts."""
-    if CHROMIUM is None:
-        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed (test extra)")
     frame = read_predictions(predictions)
     frame["heatmap"] = frame["path"]  # any picture stands in for an overlay here
     table = tmp_path / "scores.csv"
     frame.to_csv(table, index=False)
-    out = build_report(frame, tmp_path / "report.html", source=table)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(out.as_uri())
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "report-wide.png"), full_page=False)
+    with report_page(build_report(frame, tmp_path / "report.html", source=table), 1400, 1000, "wide") as page:
         gallery = page.query_selector("#gallery").bounding_box()
         boxes = [c.bounding_box() for c in page.query_selector_all(".card")]
         first_row = [b for b in boxes if abs(b["y"] - boxes[0]["y"]) < 1]
@@ -219,23 +228,13 @@ def test_a_report_worth_sending_in_a_wide_browser(predictions, tmp_path):
         shown = page.query_selector("#viewer img").bounding_box()
         assert page.is_visible("#viewer") and shown["width"] >= 400
         page.screenshot(path=str(ARTIFACTS / "report-viewer.png"))
-        browser.close()
 
 
 def test_a_report_read_on_a_phone(predictions, tmp_path):
     """At 390 px (a phone) nothing runs off the side, the thumbnails are square crops, and the card opened shows
     the whole image, as it is, not cropped."""
-    if CHROMIUM is None:
-        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed (test extra)")
-    frame = read_predictions(predictions)
-    out = build_report(frame, tmp_path / "report.html", source=predictions)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 390, "height": 844})
-        page.goto(out.as_uri())
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "report-phone.png"), full_page=False)
+    report = build_report(read_predictions(predictions), tmp_path / "report.html", source=predictions)
+    with report_page(report, 390, 844, "phone") as page:
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways"
         for selector in (".card", "#histogram", "#legend", ".controls"):
             for element in page.query_selector_all(selector):
@@ -249,7 +248,6 @@ def test_a_report_read_on_a_phone(predictions, tmp_path):
         box, natural = shown.bounding_box(), shown.evaluate("i => i.naturalWidth / i.naturalHeight")
         assert page.is_visible("#viewer") and box["x"] + box["width"] <= 390
         assert box["width"] / box["height"] == pytest.approx(natural, rel=0.02)  # the whole image
-        browser.close()
 
 
 def test_the_header_names_the_model_and_when_it_scored(tmp_path, trained_cnn):
