@@ -55,3 +55,10 @@ def test_a_run_with_a_linear_head_fine_tunes_from_it(tmp_path, synthetic_root, c
     if weights == SHARED_WEIGHTS:  # ImageNet features separate the generated classes; random ones need not
         assert metrics["accuracy"] > 0.8
     assert "a linear head and" in str(choices(Run(run)))
+
+
+def test_a_linear_head_is_refused_for_a_model_that_learns_its_features_in_its_first_phase(tmp_path, synthetic_root):
+    from imagesentiment.training.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.head: .*linear for a transfer model only"):
+        load_config(write_config(tmp_path, synthetic_root), {"train.head": "linear"})  # a cnn
