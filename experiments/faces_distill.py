@@ -10,8 +10,10 @@ softened by a temperature. The soft targets travel with each face through cachin
 (they ride in the pipeline's label element, as ratings do).
 
 Caveat: on training faces both teachers answer faces they were trained on (the shipped model trained on
-``train/`` less the validation side; fer on all of ``train/``, the validation side included), so their training
-outputs are over-confident, "seen" ones; on the validation side the shipped model's are unseen, fer's are not.
+``train/`` less the validation side; fer on all of ``train/``, the validation side included): their training
+outputs are "seen" ones; on the validation side the shipped model's are unseen, fer's are not. Measured: the shipped
+CNN 81.9 % right, mean top probability 0.79 on its training faces, 78.1 % and 0.78 on validation (its augmented
+training left it little over-confident); fer 86.3 % and 0.85 on both.
 
     python experiments/faces_distill.py teachers --which shipped   # then --which fer (they may run side by side)
     python experiments/faces_distill.py train --epochs 5 [--split-from /work/runs/faces-small]   # resumable
