@@ -23,10 +23,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     columns: dict[str, dict[str, Any]] = {}  # a CSV of inputs' other columns, carried into the table
     paths = collect_images(args.images, args.explain, columns)
     scoped(args, {"with --faces": (args.faces, FACES_ONLY)})
-    refused = {path: why for path in paths if (why := file_header_problem(path))}  # no model needed to tell
-    if len(refused) == len(paths):
-        for path, why in refused.items():
-            print(f"{path}: {unreadable(why)}", file=sys.stderr)
+    if all(map(file_header_problem, paths)):  # no model needed to tell; stops at the first image, whose run
+        for path in paths:                     # reads and words the rest itself
+            print(f"{path}: {unreadable(file_header_problem(path))}", file=sys.stderr)
         print(f"error: no input is an image: nothing was scored, and {args.out} was not written", file=sys.stderr)
         return 1
     args.start_tensorflow()  # the inputs are there: now the model

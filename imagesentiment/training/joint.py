@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..contract import RATINGS, RATINGS_OUTPUT
+from ..contract import RATINGS
 from ..data import ImageSet
-from ..models.build import pooled_features, with_ratings
+from ..models.build import pooled_features, rating_names, with_ratings
 from ..runtime import keras
+from .ratings import MIN_RATED  # fewer rated training photos: no ratings output, as no fitted head
 
-MIN_RATED = 10  # fewer rated training photos: no ratings output is trained (as for the fitted head)
 
 
 def rating_targets(images: ImageSet) -> np.ndarray:
@@ -97,5 +97,5 @@ def targets(images: ImageSet, with_rating: bool) -> np.ndarray | tuple[np.ndarra
 
 def has_ratings_output(model: keras.Model) -> bool:
     """Whether ``model``'s outputs are (classes, ratings)."""
-    return len(model.outputs) == 2 and any(layer.name == RATINGS_OUTPUT for layer in model.layers)
+    return len(model.outputs) == 2 and bool(rating_names(model))
 
