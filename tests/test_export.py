@@ -67,6 +67,20 @@ def test_each_weight_is_stored_once(trained_cnn, base):
     assert values == sum(int(np.prod(w.shape)) for w in model.weights)
 
 
+
+def test_each_computation_is_stored_once(base):
+    """The bytes and pixel endpoints call one traced prediction and one explanation, and the two bytes endpoints
+    one decoder: traced into each endpoint, the graph was stored four times, most of a small model's files."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((base / NAME / "1" / "saved_model.pb").read_bytes())
+    library = saved.meta_graphs[0].graph_def.library.function
+    convolving = [f.signature.name for f in library if any(node.op == "Conv2D" for node in f.node_def)]
+    decoding = [f.signature.name for f in library if any(node.op == "DecodeImage" for node in f.node_def)]
+    assert len(convolving) == 2, convolving  # predict and explain
+    assert len(decoding) == 1, decoding
+
 def test_half_precision_weights_take_half_the_space_and_answer_as_the_rounded_model(trained_cnn, sample, base,
                                                                                     tmp_path):
     model, _ = trained_cnn

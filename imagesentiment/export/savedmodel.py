@@ -23,6 +23,7 @@ place, so a server watching ``BASE/<name>`` never sees half a model.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -179,8 +180,14 @@ class Requests:
             return tf.identity(batch)
 
     def encoded(self, image_bytes: tf.Tensor, name: str) -> tf.Tensor:
-        """Encoded images ``(B,)`` decoded (:func:`decode_batch`) once they are counted."""
-        return decode_batch(self.counted(image_bytes, name), self.image_size)
+        """Encoded images ``(B,)`` decoded (:meth:`decode`) once they are counted."""
+        return self.decode(self.counted(image_bytes, name))
+
+    @functools.cached_property
+    def decode(self) -> Callable[[tf.Tensor], tf.Tensor]:
+        """:func:`decode_batch` at :attr:`image_size`, one traced function that every endpoint calls."""
+        spec = tf.TensorSpec([None], tf.string, name=BYTES_INPUT)
+        return tf.function(lambda image_bytes: decode_batch(image_bytes, self.image_size), input_signature=[spec])
 
     def pixels(self, images: tf.Tensor, name: str) -> tf.Tensor:
         """``images`` once every check holds: they are not resized or clipped."""
@@ -217,7 +224,10 @@ def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes
     names = check_classes(model, class_names)
     weights, reading = stored_weights(model, weight_precision)
     functions = PixelFunctions(model)
-    predict, explain = reading(functions.predict), reading(functions.explain)
+    # One traced function each, which the bytes and the pixel endpoints both call: traced inline into every
+    # endpoint, the model's graph was stored four times (the most of a small model's files).
+    predict, explain = (tf.function(reading(compute), input_signature=[functions.spec])
+                        for compute in (functions.predict, functions.explain))
     classes_file.write_text("\n".join(names) + "\n", encoding="utf-8")
     table = tf.lookup.StaticHashTable(
         tf.lookup.TextFileInitializer(tf.saved_model.Asset(str(classes_file)), tf.int64,
