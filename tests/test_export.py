@@ -67,7 +67,6 @@ def test_each_weight_is_stored_once(trained_cnn, base):
     assert values == sum(int(np.prod(w.shape)) for w in model.weights)
 
 
-
 def test_each_computation_is_stored_once(base):
     """The bytes and pixel endpoints call one traced prediction and one explanation, and the two bytes endpoints
     one decoder: traced into each endpoint, the graph was stored four times, most of a small model's files."""
@@ -80,6 +79,7 @@ def test_each_computation_is_stored_once(base):
     decoding = [f.signature.name for f in library if any(node.op == "DecodeImage" for node in f.node_def)]
     assert len(convolving) == 2, convolving  # predict and explain
     assert len(decoding) == 1, decoding
+
 
 def test_half_precision_weights_take_half_the_space_and_answer_as_the_rounded_model(trained_cnn, sample, base,
                                                                                     tmp_path):

@@ -1,4 +1,4 @@
-"""SavedModel versions for TensorFlow Serving: ``BASE/<name>/<version>/`` with three signatures.
+"""SavedModel versions for TensorFlow Serving: ``BASE/<name>/<version>/`` with four signatures.
 
 ``serving_default``  ``image_bytes`` (encoded JPEG, PNG, GIF, BMP, WebP; decoded and resized
                      in the graph exactly as in training) -> ``label``, ``class_id``,
