@@ -23,9 +23,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     columns: dict[str, dict[str, Any]] = {}  # a CSV of inputs' other columns, carried into the table
     paths = collect_images(args.images, args.explain, columns)
     scoped(args, {"with --faces": (args.faces, FACES_ONLY)})
-    if all(map(file_header_problem, paths)):  # no model needed to tell; stops at the first image, whose run
-        for path in paths:                     # reads and words the rest itself
-            print(f"{path}: {unreadable(file_header_problem(path))}", file=sys.stderr)
+    refusals = []
+    for path in paths:  # no model needed to tell; the first image stops it: the run reads and words the rest itself
+        if not (why := file_header_problem(path)):
+            break
+        refusals.append(f"{path}: {unreadable(why)}")
+    else:
+        print(*refusals, sep="\n", file=sys.stderr)
         print(f"error: no input is an image: nothing was scored, and {args.out} was not written", file=sys.stderr)
         return 1
     args.start_tensorflow()  # the inputs are there: now the model

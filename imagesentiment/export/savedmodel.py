@@ -44,6 +44,9 @@ from ..data.checks import file_in_the_way
 from ..models.build import class_names as carried_names, rating_names
 
 
+BYTES_SPEC = tf.TensorSpec([None], tf.string, name=BYTES_INPUT)  # what the bytes endpoints take
+
+
 class ExportError(ValueError):
     """A model that cannot be exported as asked; the message says why."""
 
@@ -186,8 +189,8 @@ class Requests:
     @functools.cached_property
     def decode(self) -> Callable[[tf.Tensor], tf.Tensor]:
         """:func:`decode_batch` at :attr:`image_size`, one traced function that every endpoint calls."""
-        spec = tf.TensorSpec([None], tf.string, name=BYTES_INPUT)
-        return tf.function(lambda image_bytes: decode_batch(image_bytes, self.image_size), input_signature=[spec])
+        return tf.function(lambda image_bytes: decode_batch(image_bytes, self.image_size),
+                           input_signature=[BYTES_SPEC])
 
     def pixels(self, images: tf.Tensor, name: str) -> tf.Tensor:
         """``images`` once every check holds: they are not resized or clipped."""
@@ -244,7 +247,6 @@ def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes
         return {**outputs, "label": table.lookup(tf.cast(outputs["class_id"], tf.int64))}
 
     requests = Requests(functions.image_size, int(max_batch), refuse_unit_scale)
-    bytes_spec = tf.TensorSpec([None], tf.string, name=BYTES_INPUT)
     archive = keras.export.ExportArchive()
     # The endpoints capture the model's variables themselves; archive.track(model) would store every
     # weight a second time (keras-team/keras#23553: twice the size on disk and in TF Serving's memory).
@@ -252,10 +254,10 @@ def build_archive(model: keras.Model, class_names: Sequence[str] | None, classes
     archive.add_variable_collection(KERAS_WEIGHTS, weights)
     archive.add_variable_collection(LIMITS, [tf.Variable(int(max_batch), trainable=False)])
     archive.add_endpoint(SERVING, lambda image_bytes: answer(predict, requests.encoded(image_bytes, SERVING)),
-                         [bytes_spec])
+                         [BYTES_SPEC])
     archive.add_endpoint(PIXELS, lambda images: answer(predict, requests.pixels(images, PIXELS)), [functions.spec])
     archive.add_endpoint(EXPLAIN, lambda image_bytes: answer(explain, requests.encoded(image_bytes, EXPLAIN)),
-                         [bytes_spec])
+                         [BYTES_SPEC])
     archive.add_endpoint(EXPLAIN_PIXELS, lambda images: answer(explain, requests.pixels(images, EXPLAIN_PIXELS)),
                          [functions.spec])
     return archive

@@ -92,11 +92,11 @@ def phase_datasets(model: keras.Model, split: Split, config: Config, batch: int,
         val_ds = cached_dataset(store.activations(bottom, split.validation, config, 1),
                                 targets(split.validation, rated), batch) if validate else None
     else:  # from the image files, or from their TFRecord shards (data.shards)
-        ratings = {"ratings": rating_targets(split.train)} if rated else {}
         train_ds = image_batches(split.train, size, batch, training=True, augment_images=t.augment and t.augmentation,
-                                 cache=t.cache, seed=config.seed, weights=weights, **ratings)
-        ratings = {"ratings": rating_targets(split.validation)} if rated else {}
-        val_ds = image_batches(split.validation, size, batch, cache=t.cache, **ratings) if validate else None
+                                 cache=t.cache, seed=config.seed, weights=weights,
+                                 ratings=rating_targets(split.train) if rated else None)
+        val_ds = image_batches(split.validation, size, batch, cache=t.cache,
+                               ratings=rating_targets(split.validation) if rated else None) if validate else None
     return model, train_ds, val_ds
 
 

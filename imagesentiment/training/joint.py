@@ -17,7 +17,6 @@ from ..runtime import keras
 from .ratings import MIN_RATED  # fewer rated training photos: no ratings output, as no fitted head
 
 
-
 def rating_targets(images: ImageSet) -> np.ndarray:
     """``(N, 2)`` float32 valence and arousal of each image; NaN where a photo lacks either (or the set has none)."""
     frame = images.frame
