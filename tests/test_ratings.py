@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -85,6 +86,20 @@ def test_every_model_form_and_the_table_carry_the_ratings(rated_model, tmp_path)
         explained = explain_files(rebuilt, paths[:3], tmp_path / "maps", CLASSES, progress=False)
     np.testing.assert_allclose(explained["valence"], keras_scores["valence"][:3], atol=2e-3)
 
+
+
+def test_a_face_row_carries_no_rating_of_its_photo(rated_model, trained_cnn, tmp_path):
+    from imagesentiment.faces.scorer import face_scorer
+
+    model, _, _ = rated_model
+    photo = KerasPredictor(model)
+    astronaut = str(Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg")
+    table = predict_files(photo, [astronaut], tmp_path / "scores.csv", progress=False,
+                          faces=face_scorer(photo, KerasPredictor(trained_cnn[0])))
+    face = table["face"].notna()
+    assert face.sum() == 1 and table.loc[~face, "valence"].notna().all()  # the photo's own row has its valence
+    assert table.loc[face, ["valence", "arousal"]].isna().all(axis=None)  # the faces model gives none
+    assert (table.loc[face, "path"] == astronaut).all()
 
 def test_a_model_without_ratings_writes_no_rating_columns(trained_cnn, tmp_path):
     model, images = trained_cnn

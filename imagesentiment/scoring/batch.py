@@ -148,7 +148,7 @@ def _score_into(journal: Journal, predictor: Predictor, todo: Sequence[str], car
                                    faces and _face_finder(faces, chunk, pool, bar, limits.max_bytes))
         for name, values in carry.items():
             rows[name] = values[first:first + batch_size]
-        journal.append(_with_face_rows(rows, chunk, found, pictures, pool) if found else rows)
+        journal.append(_with_face_rows(rows, chunk, found, pictures, pool, ["path", *carry]) if found else rows)
         bar.update(len(chunk))
         bar.set_postfix(images_per_s=f"{(first + len(chunk)) / (time.perf_counter() - start):.1f}")
 
@@ -248,15 +248,14 @@ def _face_finder(faces: FaceScorer, chunk: Sequence[str], pool: ThreadPoolExecut
 
 
 def _with_face_rows(rows: pd.DataFrame, chunk: Sequence[str], found: Found, pictures: Pictures | None,
-                    pool: ThreadPoolExecutor) -> pd.DataFrame:
-    """``rows`` (one per photo) with each photo's faces' rows after its own (:func:`with_face_rows`), their other
-    columns (path, the carried ones) the photo's; with ``pictures`` and heat maps, each face's pictures drawn in
-    ``pool``."""
+                    pool: ThreadPoolExecutor, copied: Sequence[str]) -> pd.DataFrame:
+    """``rows`` (one per photo) with each photo's faces' rows after its own (:func:`with_face_rows`), their
+    ``copied`` columns (path, the carried ones) the photo's, never its answers (its ratings are not the face's);
+    with ``pictures`` and heat maps, each face's pictures drawn in ``pool``."""
     for i, answered in found.items():
         faces = answered.table
         faces["error"] = ""
         faces["heatmap"] = np.nan if pictures is None or answered.heatmaps is None else list(pool.map(
             lambda k: pictures(chunk[i], answered.heatmaps[k], faces["label"].iloc[k], float(faces["confidence"].iloc[k]),
                                picture=answered.crops[k].astype(np.uint8), suffix=f"-face{k}"), range(len(faces))))
-    answered_columns = next(iter(found.values())).table.columns
-    return with_face_rows(rows, found, [c for c in rows if c not in answered_columns]).reset_index(drop=True)
+    return with_face_rows(rows, found, copied).reset_index(drop=True)
