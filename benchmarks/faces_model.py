@@ -1,6 +1,7 @@
 """The shipped faces model against its limits: its files (the SavedModel, its TFLite files and its card) at most
-3 MB, and at most 5 ms a face from the SavedModel; and what its test-time views cost: one face a call through the SavedModel's ``predict_images`` (the views
-in its graph), and the Keras graph with its views against the same weights with one view, measured in one run.
+3 MB, and at most 5 ms a face from the SavedModel; and what its test-time views cost: one face a call through the
+SavedModel's ``predict_images`` (the views in its graph), and the Keras graph with its views against the same
+weights with one view, measured in one run.
 
     python benchmarks/faces_model.py [--calls 200]
 
