@@ -87,7 +87,6 @@ def test_every_model_form_and_the_table_carry_the_ratings(rated_model, tmp_path)
     np.testing.assert_allclose(explained["valence"], keras_scores["valence"][:3], atol=2e-3)
 
 
-
 def test_a_face_row_carries_no_rating_of_its_photo(rated_model, trained_cnn, tmp_path):
     from imagesentiment.faces.scorer import face_scorer
 
@@ -100,6 +99,7 @@ def test_a_face_row_carries_no_rating_of_its_photo(rated_model, trained_cnn, tmp
     assert face.sum() == 1 and table.loc[~face, "valence"].notna().all()  # the photo's own row has its valence
     assert table.loc[face, ["valence", "arousal"]].isna().all(axis=None)  # the faces model gives none
     assert (table.loc[face, "path"] == astronaut).all()
+
 
 def test_a_model_without_ratings_writes_no_rating_columns(trained_cnn, tmp_path):
     model, images = trained_cnn
